@@ -1,0 +1,92 @@
+"""Activation functions, each with the derivative the backward pass needs.
+
+Every activation is a pair: ``f(x)`` and ``f.backward(x, y, dy)``, where ``y = f(x)`` was
+computed in the forward pass, and the result is ``dL/dx = f'(x) * dy``. Most derivatives
+are cheapest from the output (``tanh' = 1 - y**2``, ``sigmoid' = y (1 - y)``), so the
+cells keep ``y`` and never recompute it.
+
+Names follow ``keras.activations``: ``get("tanh")``, ``get(None)`` is ``linear``.
+"""
+import numpy as np
+
+
+class Activation:
+    """A named elementwise function ``fn`` with its derivative ``grad``."""
+
+    def __init__(self, name, fn, backward):
+        self.__name__ = name
+        self.name = name
+        self._fn = fn
+        self._backward = backward
+
+    def __call__(self, x):
+        return self._fn(x)
+
+    def backward(self, x, y, dy):
+        """dL/dx given dL/dy, the input x and the output y = f(x)."""
+        return self._backward(x, y, dy)
+
+    def __repr__(self):
+        return f"<activation {self.name}>"
+
+
+def _sigmoid(x):
+    # 1 / (1 + e^-x), written so that neither branch overflows.
+    x = np.asarray(x)
+    out = np.empty_like(x)
+    pos = x >= 0
+    e = np.exp(-np.abs(x))
+    np.divide(1, 1 + e, out=out, where=pos)
+    np.divide(e, 1 + e, out=out, where=~pos)
+    return out
+
+
+def _hard_sigmoid(x):
+    # Keras 3: clip(x / 6 + 1/2, 0, 1).
+    y = x / x.dtype.type(6) + x.dtype.type(0.5)
+    return np.clip(y, 0, 1).astype(x.dtype, copy=False)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _softmax_backward(x, y, dy):
+    # dL/dx_i = y_i (dy_i - sum_j dy_j y_j)
+    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+linear = Activation("linear", lambda x: x, lambda x, y, dy: dy)
+tanh = Activation("tanh", np.tanh, lambda x, y, dy: dy * (1 - y * y))
+sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
+relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (x > 0))
+hard_sigmoid = Activation(
+    "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
+)
+softmax = Activation("softmax", _softmax, _softmax_backward)
+
+_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, softmax)}
+
+
+def get(identifier):
+    """An activation from a Keras name, None (linear) or an Activation."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _ALL:
+            raise ValueError(
+                f"Unknown activation {identifier!r}. Expected one of {sorted(_ALL)}, or None "
+                "for linear."
+            )
+        return _ALL[identifier]
+    raise TypeError(
+        f"Could not interpret activation {identifier!r}: pass a name such as 'tanh', None, "
+        "or an unrolled.activations function. Arbitrary callables have no backward pass."
+    )
+
+
+def serialize(activation):
+    return activation.name

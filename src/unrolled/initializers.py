@@ -1,0 +1,209 @@
+"""Weight initializers with Keras's names, defaults and fan rules.
+
+Each initializer is called as ``init(shape, dtype)`` and draws from the package's seedable
+NumPy Generator (``unrolled.utils.set_random_seed``). Keras draws from its own backend
+RNG, so values can't match Keras bit for bit; the distributions (bounds, scales,
+orthogonality) do.
+"""
+import math
+
+import numpy as np
+
+from . import utils
+from .config import standardize_dtype
+
+
+def _fans(shape):
+    """Keras's fan_in and fan_out: 2-D ``(in, out)``; conv kernels scale by the receptive field."""
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+class Initializer:
+    def __call__(self, shape, dtype=None):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {}
+
+
+class Constant(Initializer):
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def __call__(self, shape, dtype=None):
+        return np.full(shape, self.value, dtype=standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class Zeros(Constant):
+    def __init__(self):
+        super().__init__(0.0)
+
+    def get_config(self):
+        return {}
+
+
+class Ones(Constant):
+    def __init__(self):
+        super().__init__(1.0)
+
+    def get_config(self):
+        return {}
+
+
+class _Random(Initializer):
+    def __init__(self, seed=None):
+        self.seed = seed
+
+    def _rng(self):
+        # A fixed seed gives the same draw on every call, as a seeded Keras initializer does.
+        return np.random.default_rng(self.seed) if self.seed is not None else utils.rng()
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class RandomNormal(_Random):
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype=None):
+        x = self._rng().normal(self.mean, self.stddev, size=shape)
+        return x.astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class RandomUniform(_Random):
+    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+        super().__init__(seed)
+        self.minval, self.maxval = minval, maxval
+
+    def __call__(self, shape, dtype=None):
+        x = self._rng().uniform(self.minval, self.maxval, size=shape)
+        return x.astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self.seed}
+
+
+class GlorotUniform(_Random):
+    """U(-limit, limit) with ``limit = sqrt(6 / (fan_in + fan_out))``.
+
+    A fused recurrent kernel such as LSTM's ``(M, 4M)`` is one matrix here, so its
+    fan_out is 4M, as in Keras.
+    """
+
+    def __call__(self, shape, dtype=None):
+        fan_in, fan_out = _fans(shape)
+        limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
+        return self._rng().uniform(-limit, limit, size=shape).astype(standardize_dtype(dtype))
+
+
+class GlorotNormal(_Random):
+    """Truncated normal with ``stddev = sqrt(2 / (fan_in + fan_out)) / .87962566``."""
+
+    def __call__(self, shape, dtype=None):
+        fan_in, fan_out = _fans(shape)
+        stddev = math.sqrt(1.0 / max(1.0, (fan_in + fan_out) / 2.0)) / 0.87962566103423978
+        return _truncated_normal(self._rng(), stddev, shape).astype(standardize_dtype(dtype))
+
+
+class HeUniform(_Random):
+    def __call__(self, shape, dtype=None):
+        fan_in, _ = _fans(shape)
+        limit = math.sqrt(6.0 / max(1.0, fan_in))
+        return self._rng().uniform(-limit, limit, size=shape).astype(standardize_dtype(dtype))
+
+
+def _truncated_normal(rng, stddev, shape):
+    # Values beyond two standard deviations are drawn again.
+    x = rng.normal(0.0, 1.0, size=shape)
+    bad = np.abs(x) > 2
+    while bad.any():
+        x[bad] = rng.normal(0.0, 1.0, size=int(bad.sum()))
+        bad = np.abs(x) > 2
+    return x * stddev
+
+
+class Orthogonal(_Random):
+    """A (semi-)orthogonal matrix, from the QR decomposition of a Gaussian draw.
+
+    The shape is flattened to ``(rows, cols) = (prod(shape[:-1]), shape[-1])``. With
+    ``rows < cols`` (LSTM's ``(M, 4M)``) the rows are orthonormal: the gate blocks
+    together, not each block alone, as Keras does it.
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        super().__init__(seed)
+        self.gain = gain
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) < 2:
+            raise ValueError(
+                f"The Orthogonal initializer needs a shape of rank >= 2; received {tuple(shape)}."
+            )
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = self._rng().normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))  # make the decomposition unique
+        if rows < cols:
+            q = q.T
+        return (self.gain * q).reshape(shape).astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+_NAMES = {
+    "zeros": Zeros,
+    "ones": Ones,
+    "constant": Constant,
+    "glorot_uniform": GlorotUniform,
+    "glorot_normal": GlorotNormal,
+    "he_uniform": HeUniform,
+    "orthogonal": Orthogonal,
+    "random_normal": RandomNormal,
+    "random_uniform": RandomUniform,
+}
+_CLASSES = {cls.__name__: cls for cls in _NAMES.values()}
+
+
+def get(identifier):
+    """An initializer from a Keras name ('glorot_uniform'), a class name or an instance."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _NAMES.get(identifier) or _CLASSES.get(identifier)
+        if cls is None:
+            raise ValueError(
+                f"Unknown initializer {identifier!r}. Expected one of {sorted(_NAMES)}."
+            )
+        return cls()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        cls = _CLASSES.get(identifier["class_name"])
+        if cls is None:
+            raise ValueError(
+                f"Unknown initializer class {identifier['class_name']!r}. "
+                f"Expected one of {sorted(_CLASSES)}."
+            )
+        return cls(**identifier.get("config", {}))
+    raise TypeError(
+        f"Could not interpret initializer {identifier!r}: pass a name such as "
+        "'glorot_uniform' or an unrolled.initializers.Initializer."
+    )
+
+
+def serialize(init):
+    return {"class_name": type(init).__name__, "config": init.get_config()}

@@ -1,0 +1,232 @@
+"""The Layer contract: weights, shapes, and a forward pass with its backward beside it.
+
+Every layer in ``unrolled`` implements two methods:
+
+``forward(inputs, *, training=False, mask=None, initial_state=None) -> (outputs, cache)``
+    computes the outputs and returns, next to them, whatever its backward pass needs.
+
+``backward(cache, doutputs) -> (dinputs, dweights)``
+    takes dLoss/d(outputs) (None where an output is unused) and returns dLoss/d(inputs),
+    a list with one entry per input tensor (main inputs, then initial states), and
+    dLoss/d(weights), a list aligned with ``layer.weights``.
+
+Nothing else is needed for training: the model runs the forward passes in graph order,
+then the backward passes in reverse order. There is no autograd engine.
+
+Calling a layer (``layer(x)``) does one of two things, as in Keras: on arrays it computes
+and returns arrays; on symbolic ``KerasTensor``s (from ``Input``) it records a node in
+the functional graph and returns symbolic outputs.
+"""
+import re
+
+import numpy as np
+
+from .. import initializers as initializers_mod
+from ..config import standardize_dtype
+from ..utils import to_list
+from ..variables import Variable
+
+_NAME_COUNTS = {}
+
+
+def _snake_case(name):
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
+
+
+def unique_name(base):
+    """Keras's automatic names: ``dense``, ``dense_1``, ``dense_2``, ..."""
+    n = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def check_array(x, what, dtype):
+    """``x`` as a float array of ``dtype``; a clear TypeError for strings and objects."""
+    if isinstance(x, np.ndarray) and x.dtype == dtype:
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} must be numeric (a float array); received an array of dtype {arr.dtype}. "
+            "Convert it with np.asarray(x, dtype='float32')."
+        )
+    return arr.astype(dtype, copy=False)
+
+
+class Layer:
+    """Base class. Subclasses define ``build``, ``compute_output_shape``, ``forward``
+    and ``backward``; ``input_ndim`` (exact) or ``min_ndim`` declare the accepted rank."""
+
+    input_ndim = None
+    min_ndim = None
+    supports_masking = False
+
+    def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
+        kwargs.pop("input_shape", None)  # accepted, as Keras accepts it with a warning
+        kwargs.pop("batch_input_shape", None)
+        if kwargs:
+            raise TypeError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
+            )
+        self.name = name or unique_name(_snake_case(type(self).__name__))
+        self.dtype = standardize_dtype(dtype).name
+        self.trainable = trainable
+        self.built = False
+        self._weights = []
+        self._inbound_nodes = []
+        self._feature_size = None
+
+    # --- weights -------------------------------------------------------------------------
+    def add_weight(self, name, shape, initializer="zeros", trainable=True):
+        init = initializers_mod.get(initializer)
+        value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
+        if value.shape != tuple(shape):
+            raise ValueError(
+                f"Initializer for weight '{name}' of layer '{self.name}' returned shape "
+                f"{value.shape}; expected {tuple(shape)}."
+            )
+        var = Variable(value, name, trainable=trainable, path=f"{self.name}/{name}")
+        self._weights.append(var)
+        return var
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [w for w in self.weights if w.trainable and self.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for w in self.weights if not (w.trainable and self.trainable)]
+
+    def get_weights(self):
+        """The weights as a list of NumPy arrays (copies), in Keras's order."""
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Set the weights from a list of arrays in ``get_weights()`` order and shapes."""
+        own = self.weights
+        weights = list(weights)
+        if len(weights) != len(own):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(own)} weights "
+                f"({', '.join(f'{w.name} {w.shape}' for w in own) or 'none'}), but "
+                f"set_weights received {len(weights)}. Pass a list in get_weights() order."
+            )
+        arrays = []
+        for var, value in zip(own, weights):
+            value = np.asarray(value)
+            if value.shape != var.shape:
+                raise ValueError(
+                    f"Weight '{var.path}' has shape {var.shape}, but set_weights received "
+                    f"an array of shape {value.shape}. Pass the arrays in get_weights() "
+                    "order; a Keras or PyTorch weight may need a transpose or gate reorder."
+                )
+            arrays.append(value)
+        for var, value in zip(own, arrays):
+            var.assign(value)
+
+    def count_params(self):
+        return int(sum(w.value.size for w in self.weights))
+
+    # --- shapes --------------------------------------------------------------------------
+    def build(self, input_shape):
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_mask(self, inputs, mask):
+        """The mask of the outputs: passed through if the layer supports masking."""
+        return mask if self.supports_masking else None
+
+    def _check_input_shape(self, shape, index=0):
+        """Raise a Keras-style ValueError when an input's rank or feature size is wrong."""
+        shape = tuple(shape)
+        if self.input_ndim is not None and len(shape) != self.input_ndim:
+            raise ValueError(
+                f"Input {index} of layer '{self.name}' is incompatible with the layer: "
+                f"expected ndim={self.input_ndim}, found ndim={len(shape)}. Full shape "
+                f"received: {shape}"
+                + (". Recurrent layers take (batch, timesteps, features)." if self.input_ndim == 3 else "")
+            )
+        if self.min_ndim is not None and len(shape) < self.min_ndim:
+            raise ValueError(
+                f"Input {index} of layer '{self.name}' is incompatible with the layer: "
+                f"expected min_ndim={self.min_ndim}, found ndim={len(shape)}. Full shape "
+                f"received: {shape}"
+            )
+        if index == 0 and self._feature_size is not None and shape[-1] != self._feature_size:
+            raise ValueError(
+                f"Input {index} of layer '{self.name}' is incompatible with the layer: "
+                f"expected axis -1 of input shape to have value {self._feature_size}, but "
+                f"received input with shape {shape}"
+            )
+
+    def _check_initial_state_shapes(self, state_shapes, input_shape):
+        raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+
+    # --- computation ---------------------------------------------------------------------
+    def forward(self, inputs, *, training=False, mask=None, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} has no forward pass.")
+
+    def backward(self, cache, doutputs):
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
+
+    def call(self, inputs, training=False, mask=None, **kwargs):
+        """The outputs alone (Keras's ``call``)."""
+        return self.forward(inputs, training=training, mask=mask, **kwargs)[0]
+
+    def __call__(self, inputs, *args, **kwargs):
+        from .symbolic import KerasTensor, symbolic_call
+
+        if args:
+            raise TypeError(
+                f"Layer '{self.name}' takes its inputs as one argument (an array or a list "
+                "of arrays); pass initial_state=, mask= and training= by keyword."
+            )
+        flat = to_list(inputs) + to_list(kwargs.get("initial_state"))
+        if any(isinstance(t, KerasTensor) for t in flat):
+            return symbolic_call(self, inputs, kwargs)
+        return self._eager_call(inputs, **kwargs)
+
+    def _prepare_eager(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            arrays = [check_array(x, f"Input {i} of layer '{self.name}'", self.dtype)
+                      for i, x in enumerate(inputs)]
+            shapes = [a.shape for a in arrays]
+            for i, s in enumerate(shapes):
+                self._check_input_shape(s, i)
+            self._maybe_build(shapes)
+            return arrays
+        x = check_array(inputs, f"Input 0 of layer '{self.name}'", self.dtype)
+        self._check_input_shape(x.shape)
+        self._maybe_build(x.shape)
+        return x
+
+    def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
+        inputs = self._prepare_eager(inputs)
+        kwargs = {}
+        if initial_state is not None:
+            kwargs["initial_state"] = initial_state
+        outputs, _ = self.forward(inputs, training=bool(training), mask=mask, **kwargs)
+        return outputs
+
+    # --- config --------------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"

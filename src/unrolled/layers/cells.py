@@ -1,0 +1,109 @@
+"""Recurrent cells: the math of one time step, forward and backward side by side.
+
+A cell knows nothing about sequences, masks or directions — ``recurrent.RNN`` owns the
+time loop. A cell provides:
+
+``project_inputs(x)``
+    the input part of every time step at once, ``x @ kernel (+ bias)``, one matrix product
+    over ``(T, B, F)``.
+``step(xp_t, states, rec_mask) -> (output, new_states, cache)``
+    one step from the projected input ``xp_t`` and the previous states.
+``step_backward(cache, doutput, dstates) -> (dxp_t, dstates_prev)``
+    the same step backwards: dLoss/d(xp_t) and dLoss/d(previous states), given
+    dLoss/d(output) and dLoss/d(new states).
+``weight_gradients(x, caches, dxp)``
+    dLoss/d(weights), each summed over all time steps as a single matrix product.
+
+Naming: ``d<name>`` is dLoss/d<name>, as in min-char-rnn.
+"""
+import numpy as np
+
+from .. import activations
+from .base import Layer
+
+
+def _check_units(units):
+    if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units <= 0:
+        raise ValueError(
+            f"Received an invalid value for argument `units`, expected a positive integer, "
+            f"got {units!r}."
+        )
+    return int(units)
+
+
+def _check_rate(name, rate):
+    if not 0 <= rate <= 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1]; received {rate!r}.")
+    return min(1.0, max(0.0, float(rate)))
+
+
+class SimpleRNNCell(Layer):
+    r"""The Elman cell of the seed notebook.
+
+    .. math::  h_t = \mathrm{activation}(x_t W_x + h_{t-1} W_h + b)
+
+    In code: ``a = xp_t + h_prev @ recurrent_kernel`` with ``xp_t = x_t @ kernel + bias``,
+    and ``h = activation(a)``. The output is ``h``; the state is ``[h]``.
+
+    Weights (Keras's layout): ``kernel (F, units)``, ``recurrent_kernel (units, units)``,
+    ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.units = _check_units(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.state_size = [self.units]
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        f, m = input_shape[-1], self.units
+        self.kernel = self.add_weight("kernel", (f, m), self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (m, m), self.recurrent_initializer)
+        self.bias = self.add_weight("bias", (m,), self.bias_initializer) if self.use_bias else None
+        self.built = True
+
+    def project_inputs(self, x):
+        xp = x @ self.kernel.value
+        if self.use_bias:
+            xp += self.bias.value
+        return xp
+
+    def step(self, xp_t, states, rec_mask=None):
+        (h_prev,) = states
+        h_in = h_prev if rec_mask is None else h_prev * rec_mask
+        a = xp_t + h_in @ self.recurrent_kernel.value       # a = x W_x + b + h_{t-1} W_h
+        h = self.activation(a)                               # h = activation(a)
+        return h, [h], (h_in, a, h, rec_mask)
+
+    def step_backward(self, cache, dout, dstates):
+        h_in, a, h, rec_mask = cache
+        dh = dout + dstates[0]                               # h is both output and state
+        da = self.activation.backward(a, h, dh)              # backprop through the activation
+        dh_prev = da @ self.recurrent_kernel.value.T         # a = ... + h_{t-1} W_h
+        if rec_mask is not None:
+            dh_prev *= rec_mask                              # through recurrent dropout
+        return da, [dh_prev]
+
+    def weight_gradients(self, x, caches, dxp):
+        h_in = np.stack([c[0] for c in caches])              # (T, B, units)
+        grads = [np.tensordot(x, dxp, axes=([0, 1], [0, 1])),      # dW_x = sum_t x_t^T da_t
+                 np.tensordot(h_in, dxp, axes=([0, 1], [0, 1]))]   # dW_h = sum_t h_{t-1}^T da_t
+        if self.use_bias:
+            grads.append(dxp.sum(axis=(0, 1)))                      # db   = sum_t da_t
+        return grads
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation.name,
+                "use_bias": self.use_bias, "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout}

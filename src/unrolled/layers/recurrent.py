@@ -1,0 +1,281 @@
+"""The one time loop that every recurrent layer shares, forward and backward.
+
+``RNN(cell)`` turns a cell's step math into a layer over sequences. It owns everything
+that is about time rather than about the cell:
+
+* batch-major ``(B, T, F)`` in and out, time-major ``(T, B, F)`` inside the loop;
+* the input projection of all steps as one product (``cell.project_inputs``);
+* ``go_backwards`` (process ``t = T-1 ... 0``; a returned sequence stays in processing
+  order, as Keras returns it), ``return_sequences``, ``return_state``;
+* ``initial_state``, ``stateful`` with ``reset_state()``;
+* masks: at a masked step the states are carried over unchanged and the output is the
+  previous output (zeros before the first step), or zeros with ``zero_output_for_mask``;
+* dropout masks drawn once per call and kept for every step, as Keras does;
+* backpropagation through time, the same loop run in reverse.
+
+The loop is the notebook's loop::
+
+    for t in range(T):
+        h = tanh(x[t] @ Wx + h @ Wh + b)
+"""
+import numpy as np
+
+from .. import utils
+from ..utils import to_list
+from .base import Layer, check_array
+from .cells import SimpleRNNCell
+
+
+def _dropout_mask(shape, rate, dtype):
+    """Keras's inverted dropout: keep with probability 1-rate, scaled by 1/(1-rate)."""
+    keep = utils.rng().random(shape) >= rate
+    return (keep / (1.0 - rate)).astype(dtype)
+
+
+class RNN(Layer):
+    """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
+
+    Input ``(batch, timesteps, features)``. Output ``(batch, units)``, or
+    ``(batch, timesteps, units)`` with ``return_sequences``; with ``return_state`` the
+    final states follow the output in a list.
+    """
+
+    input_ndim = 3
+    supports_masking = True
+
+    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        kwargs.pop("implementation", None)  # accepted for compatibility; one code path here
+        super().__init__(**kwargs)
+        for attr in ("step", "step_backward", "project_inputs", "state_size"):
+            if not hasattr(cell, attr):
+                raise TypeError(
+                    f"RNN cell {cell!r} has no `{attr}`: a cell must provide project_inputs, "
+                    "step, step_backward, weight_gradients and state_size (see unrolled.layers.cells)."
+                )
+        self.cell = cell
+        self.return_sequences = return_sequences
+        self.return_state = return_state
+        self.go_backwards = go_backwards
+        self.stateful = stateful
+        self.unroll = unroll
+        self.zero_output_for_mask = zero_output_for_mask
+        self.states = None
+
+    # --- weights live in the cell ----------------------------------------------------------
+    @property
+    def weights(self):
+        return self.cell.weights
+
+    def build(self, input_shape):
+        self._feature_size = input_shape[-1]
+        if not self.cell.built:
+            self.cell.dtype = self.dtype
+            self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
+            self.cell.built = True
+            for w in self.cell.weights:
+                w.path = f"{self.name}/{self.cell.name}/{w.name}"
+        if self.stateful and input_shape[0] is not None and self.states is None:
+            self._create_states(input_shape[0])
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        b, t = input_shape[0], input_shape[1]
+        m = self.cell.output_size
+        out = (b, t, m) if self.return_sequences else (b, m)
+        if self.return_state:
+            return [out] + [(b, s) for s in self.cell.state_size]
+        return out
+
+    def compute_mask(self, inputs, mask):
+        out_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [out_mask] + [None] * len(self.cell.state_size)
+        return out_mask
+
+    # --- states ------------------------------------------------------------------------------
+    def _create_states(self, batch_size):
+        self.states = [np.zeros((batch_size, s), self.dtype) for s in self.cell.state_size]
+
+    def reset_state(self):
+        """Zero the states of a stateful layer (Keras's ``reset_state``)."""
+        if self.states is not None:
+            for s in self.states:
+                s[...] = 0
+
+    reset_states = reset_state
+
+    def _check_initial_state_shapes(self, state_shapes, input_shape):
+        sizes = self.cell.state_size
+        if len(state_shapes) != len(sizes):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(sizes)} initial state(s) of shapes "
+                f"{[(input_shape[0], s) for s in sizes]}, but received {len(state_shapes)}: "
+                f"{[tuple(s) for s in state_shapes]}."
+            )
+        for i, (shape, size) in enumerate(zip(state_shapes, sizes)):
+            shape = tuple(shape)
+            if len(shape) != 2 or shape[1] != size or (
+                    shape[0] is not None and input_shape[0] is not None and shape[0] != input_shape[0]):
+                raise ValueError(
+                    f"Initial state {i} of layer '{self.name}' must have shape "
+                    f"(batch_size, {size}) = {(input_shape[0], size)}; received {shape}."
+                )
+
+    def _initial_states(self, x, initial_state):
+        batch = x.shape[0]
+        if initial_state is not None:
+            states = [check_array(s, f"initial_state of layer '{self.name}'", self.dtype)
+                      for s in to_list(initial_state)]
+            self._check_initial_state_shapes([s.shape for s in states], x.shape)
+            return states
+        if self.stateful:
+            if self.states is None:
+                self._create_states(batch)
+            if self.states[0].shape[0] != batch:
+                raise ValueError(
+                    f"If an RNN is stateful, the batch size of the input sequences must be the "
+                    f"same as the batch size of the initial state.\n- Expected batch size: "
+                    f"{self.states[0].shape[0]}\n- Received batch size: {batch}"
+                )
+            return [s.copy() for s in self.states]
+        return [np.zeros((batch, s), self.dtype) for s in self.cell.state_size]
+
+    def _check_mask(self, mask, x):
+        mask = np.asarray(mask)
+        if mask.shape != x.shape[:2]:
+            raise ValueError(
+                f"The mask of layer '{self.name}' must have shape (batch, timesteps) = "
+                f"{x.shape[:2]}; received {mask.shape}."
+            )
+        return mask.astype(bool, copy=False)
+
+    # --- the loop ----------------------------------------------------------------------------
+    def forward(self, x, *, training=False, mask=None, initial_state=None):
+        cell = self.cell
+        states = self._initial_states(x, initial_state)
+        xs = x.transpose(1, 0, 2)                            # time-major (T, B, F)
+        if self.go_backwards:
+            xs = xs[::-1]
+        m = None
+        if mask is not None:
+            m = self._check_mask(mask, x).T                  # (T, B)
+            if self.go_backwards:
+                m = m[::-1]
+        dp_mask = rec_mask = None
+        if training and getattr(cell, "dropout", 0) > 0:
+            dp_mask = _dropout_mask(x.shape[::2], cell.dropout, self.dtype)        # (B, F)
+            xs = xs * dp_mask
+        if training and getattr(cell, "recurrent_dropout", 0) > 0:
+            rec_mask = _dropout_mask((x.shape[0], cell.units), cell.recurrent_dropout, self.dtype)
+        xs = np.ascontiguousarray(xs)
+        xp = cell.project_inputs(xs)                         # one product for all steps
+        T = xs.shape[0]
+        outputs, caches = [], []
+        prev_out = None
+        for t in range(T):
+            out, new_states, cache = cell.step(xp[t], states, rec_mask)
+            if m is not None:                                # carry states over masked steps
+                keep = m[t][:, None]
+                if prev_out is None:
+                    prev_out = np.zeros_like(out)
+                out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
+                new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
+            outputs.append(out)
+            caches.append(cache)
+            states = new_states
+            prev_out = out
+        if self.stateful:
+            self.states = [s.copy() for s in states]
+        if self.return_sequences:
+            y = np.stack(outputs, axis=1)                    # (B, T, units), processing order
+        else:
+            y = outputs[-1]
+        result = [y] + list(states) if self.return_state else y
+        n_states = len(to_list(initial_state))
+        return result, (xs, m, dp_mask, caches, n_states, x.shape)
+
+    def backward(self, cache, doutputs):
+        """Backpropagation through time: the forward loop run from the last step to the first."""
+        cell = self.cell
+        xs, m, dp_mask, caches, n_states, x_shape = cache
+        if self.return_state:
+            dy, *dfinal = doutputs
+        else:
+            dy, dfinal = doutputs, [None] * len(cell.state_size)
+        T, B = xs.shape[:2]
+        dtype = xs.dtype
+        dstates = [np.zeros((B, s), dtype) if d is None else d
+                   for d, s in zip(dfinal, cell.state_size)]
+        dxp_steps = [None] * T
+        dcarry = None                                        # dLoss/d(previous output), masks only
+        for t in range(T - 1, -1, -1):
+            if dy is None:
+                dout = np.zeros((B, cell.output_size), dtype)
+            elif self.return_sequences:
+                dout = dy[:, t]
+            elif t == T - 1:
+                dout = dy
+            else:
+                dout = np.zeros_like(dy)
+            if dcarry is not None:
+                dout = dout + dcarry
+            if m is not None:                                # a masked step passed states through
+                keep = m[t][:, None]
+                dcarry = None if self.zero_output_for_mask else np.where(keep, 0, dout)
+                dout = np.where(keep, dout, 0)
+                dpass = [np.where(keep, 0, d) for d in dstates]
+                dstates = [np.where(keep, d, 0) for d in dstates]
+            dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
+            if m is not None:
+                dstates = [a + b for a, b in zip(dstates, dpass)]
+            dxp_steps[t] = dxp_t
+        dxp = np.stack(dxp_steps)                            # (T, B, gates*units)
+        dweights = cell.weight_gradients(xs, caches, dxp)
+        dxs = dxp @ cell.kernel.value.T                      # xp = x @ kernel + ...
+        if dp_mask is not None:
+            dxs = dxs * dp_mask
+        if self.go_backwards:
+            dxs = dxs[::-1]
+        dx = np.ascontiguousarray(dxs.transpose(1, 0, 2))
+        dinit = dstates if n_states else []
+        return [dx] + list(dinit), dweights
+
+    def get_config(self):
+        return {**super().get_config(), "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards,
+                "stateful": self.stateful, "unroll": self.unroll,
+                "zero_output_for_mask": self.zero_output_for_mask}
+
+
+class SimpleRNN(RNN):
+    """Fully-connected RNN whose output is fed back as the next step's state.
+
+    ``SimpleRNN(units)`` is ``RNN(SimpleRNNCell(units))`` with Keras's arguments::
+
+        h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, seed=None, **kwargs):
+        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask", "implementation")
+                      if k in kwargs}
+        cell = SimpleRNNCell(units, activation=activation, use_bias=use_bias,
+                             kernel_initializer=kernel_initializer,
+                             recurrent_initializer=recurrent_initializer,
+                             bias_initializer=bias_initializer, dropout=dropout,
+                             recurrent_dropout=recurrent_dropout, seed=seed,
+                             dtype=kwargs.get("dtype"), name="simple_rnn_cell")
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         **rnn_kwargs, **kwargs)
+
+    units = property(lambda self: self.cell.units)
+    activation = property(lambda self: self.cell.activation)
+    use_bias = property(lambda self: self.cell.use_bias)
+
+    def get_config(self):
+        return {**super().get_config(), **self.cell.get_config()}

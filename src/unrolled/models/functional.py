@@ -1,0 +1,244 @@
+"""``Model(inputs, outputs)``: a graph of layer calls, run forward and backward.
+
+The graph is the list of ``Node``s between the inputs and the outputs, in an order where
+every node comes after the nodes it reads from. ``forward`` runs them in that order and
+keeps each layer's cache on a *tape*; ``backward`` walks the tape in reverse, handing
+each layer dLoss/d(its outputs) and summing what it returns into dLoss/d(its inputs).
+"""
+import math
+
+import numpy as np
+
+from ..layers.base import Layer, check_array, unique_name
+from ..layers.symbolic import InputLayer, KerasTensor
+from ..progbar import Progbar
+from ..utils import to_list
+from . import summary as summary_mod
+from .training import Trainer
+
+
+def _topological_nodes(outputs):
+    """The nodes that the outputs depend on, each after all of its parents."""
+    order, state = [], {}
+
+    def visit(node):
+        if state.get(id(node)) == "done":
+            return
+        if state.get(id(node)) == "active":
+            raise ValueError("The layer graph has a cycle.")
+        state[id(node)] = "active"
+        for parent in node.parents:
+            visit(parent)
+        state[id(node)] = "done"
+        order.append(node)
+
+    for t in outputs:
+        visit(t.node)
+    return order
+
+
+class Model(Trainer, Layer):
+    """A functional model: ``Model(inputs, outputs)`` as in Keras.
+
+    ``inputs`` are tensors from ``Input``, ``outputs`` tensors computed from them. The
+    model is itself a layer: it has weights (those of its layers, in layer order),
+    ``forward`` and ``backward``, and can be called on arrays.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        Layer.__init__(self, name=name or unique_name("functional"), **kwargs)
+        Trainer.__init__(self)
+        if inputs is None or outputs is None:
+            raise TypeError(
+                "Model needs inputs and outputs: Model(inputs=Input(...), outputs=layer(...)). "
+                "Use Sequential([...]) for a stack of layers."
+            )
+        self._init_graph(inputs, outputs)
+
+    def _init_graph(self, inputs, outputs):
+        self._multi_input = isinstance(inputs, (list, tuple))
+        self._multi_output = isinstance(outputs, (list, tuple))
+        self.inputs, self.outputs = to_list(inputs), to_list(outputs)
+        for t in self.inputs + self.outputs:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(
+                    f"Model inputs and outputs must be symbolic tensors from Input(...) and "
+                    f"layer calls; received {type(t).__name__}."
+                )
+        for i, t in enumerate(self.inputs):
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(f"Model input {i} is not an Input(...) tensor: {t}.")
+        nodes = _topological_nodes(self.outputs)
+        input_nodes = {id(t.node) for t in self.inputs}
+        for node in nodes:
+            if isinstance(node.layer, InputLayer) and id(node) not in input_nodes:
+                raise ValueError(
+                    f"Graph disconnected: the output depends on Input '{node.layer.name}', "
+                    "which is not among the model's inputs."
+                )
+        self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
+        layers = [t.node.layer for t in self.inputs]
+        for node in self._nodes:
+            if all(node.layer is not l for l in layers):
+                layers.append(node.layer)
+        self._layers = layers
+        self.built = True
+
+    # --- layers and weights -----------------------------------------------------------------
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def _summary_layers(self):
+        return self.layers
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+
+    @property
+    def weights(self):
+        seen, out = set(), []
+        for layer in self.layers:
+            for w in layer.weights:
+                if id(w) not in seen:
+                    seen.add(id(w))
+                    out.append(w)
+        return out
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        own = self.weights
+        if len(weights) != len(own):
+            raise ValueError(
+                f"Model '{self.name}' has {len(own)} weight arrays, but set_weights received "
+                f"{len(weights)}. Expected shapes, in order: {[w.shape for w in own]}."
+            )
+        Layer.set_weights(self, weights)
+
+    def summary(self, print_fn=None):
+        """Print Keras's summary table: layers, output shapes, parameter counts."""
+        for line in summary_mod.summary_lines(self):
+            (print_fn or print)(line)
+
+    # --- running the graph -------------------------------------------------------------------
+    def _standardize_inputs(self, x):
+        arrays = to_list(x) if self._multi_input else [x]
+        if isinstance(x, dict):
+            arrays = [x[t.node.layer.name] for t in self.inputs]
+        if len(arrays) != len(self.inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(self.inputs)} input(s), but received "
+                f"{len(arrays)} array(s)."
+            )
+        out = []
+        for i, (a, t) in enumerate(zip(arrays, self.inputs)):
+            a = check_array(a, f"Input {i} of model '{self.name}'", t.dtype)
+            expected = t.shape
+            if a.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, a.shape)):
+                raise ValueError(
+                    f"Input {i} of layer \"{self.name}\" is incompatible with the layer: "
+                    f"expected shape={expected}, found shape={a.shape}"
+                )
+            out.append(a)
+        return out
+
+    def forward(self, inputs, *, training=False, mask=None):
+        """Run the graph; return the outputs and the tape that ``backward`` needs."""
+        values, masks = {}, {}
+        for t, a in zip(self.inputs, to_list(inputs) if self._multi_input else [inputs]):
+            values[id(t)] = a
+            masks[id(t)] = None
+        tape = []
+        for node in self._nodes:
+            layer = node.layer
+            args = [values[id(t)] for t in to_list(node.inputs)]
+            in_masks = [masks[id(t)] for t in to_list(node.inputs)]
+            main = args if isinstance(node.inputs, list) else args[0]
+            mask_arg = in_masks if isinstance(node.inputs, list) else in_masks[0]
+            if isinstance(node.inputs, list) and all(m is None for m in in_masks):
+                mask_arg = None
+            kwargs = {}
+            if node.states:
+                kwargs["initial_state"] = [values[id(t)] for t in node.states]
+            train = training if node.kwargs.get("training") is None else node.kwargs["training"]
+            out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
+            out_masks = layer.compute_mask(main, mask_arg)
+            outs = to_list(out) if node.multi_output else [out]
+            out_masks = to_list(out_masks) if node.multi_output else [out_masks]
+            for t, a, m in zip(node.outputs, outs, out_masks):
+                values[id(t)] = a
+                masks[id(t)] = m
+            tape.append((node, cache))
+        outputs = [values[id(t)] for t in self.outputs]
+        return (outputs if self._multi_output else outputs[0]), tape
+
+    def backward(self, tape, doutputs):
+        """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs)."""
+        grads = {}
+
+        def add(t, g):
+            if g is None:
+                return
+            grads[id(t)] = g if id(t) not in grads else grads[id(t)] + g
+
+        for t, g in zip(self.outputs, to_list(doutputs) if self._multi_output else [doutputs]):
+            add(t, g)
+        wgrads = {}
+        for node, cache in reversed(tape):
+            douts = [grads.get(id(t)) for t in node.outputs]
+            if all(g is None for g in douts):
+                continue
+            if node.multi_output:
+                dy = douts
+            else:
+                dy = douts[0]
+            dinputs, dweights = node.layer.backward(cache, dy)
+            for t, g in zip(node.flat_inputs, dinputs):
+                add(t, g)
+            for w, g in zip(node.layer.weights, dweights):
+                wgrads[id(w)] = g if id(w) not in wgrads else wgrads[id(w)] + g
+        dweights = [wgrads.get(id(w), np.zeros_like(w.value)) for w in self.weights]
+        dinputs = [grads.get(id(t)) for t in self.inputs]
+        return dinputs, dweights
+
+    def compute_output_shape(self, input_shape):
+        shapes = [t.shape for t in self.outputs]
+        return shapes if self._multi_output else shapes[0]
+
+    def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
+        return self.forward(self._standardize_inputs(inputs), training=bool(training))[0]
+
+    # --- inference ---------------------------------------------------------------------------
+    def predict_on_batch(self, x):
+        """The outputs for one batch, as NumPy arrays of the model's dtype."""
+        return self.forward(self._standardize_inputs(x), training=False)[0]
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Outputs for ``x`` computed in batches of ``batch_size`` (default 32)."""
+        arrays = self._standardize_inputs(x)
+        n = arrays[0].shape[0]
+        for a in arrays[1:]:
+            if a.shape[0] != n:
+                raise ValueError(f"All inputs must have the same number of samples; received {[a.shape[0] for a in arrays]}.")
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+        verbose = 1 if verbose == "auto" else verbose
+        steps_total = max(1, math.ceil(n / batch_size))
+        bar = Progbar(steps_total, verbose=verbose)
+        chunks = []
+        for step in range(steps_total):
+            batch = [a[step * batch_size:(step + 1) * batch_size] for a in arrays]
+            out, _ = self.forward(batch if self._multi_input else batch[0], training=False)
+            chunks.append(to_list(out) if self._multi_output else [out])
+            bar.update(step + 1)
+        outs = [np.concatenate([c[k] for c in chunks], axis=0) for k in range(len(self.outputs))]
+        return outs if self._multi_output else outs[0]
+
+    def get_config(self):
+        return {"name": self.name}

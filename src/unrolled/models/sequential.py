@@ -1,0 +1,90 @@
+"""``Sequential([...])``: a plain stack of layers, each feeding the next."""
+from ..layers.base import Layer, unique_name
+from ..layers.symbolic import Input, InputLayer, KerasTensor
+from .functional import Model
+from .training import Trainer
+
+
+class Sequential(Model):
+    """A stack of layers. ``Sequential([Input((T, D)), SimpleRNN(5), Dense(2)])``.
+
+    It is a functional model built as soon as the input shape is known: from an ``Input``
+    first in the list, or from the first array it is called on. ``layers`` excludes the
+    InputLayer, as in Keras.
+    """
+
+    def __init__(self, layers=None, name=None, **kwargs):
+        Layer.__init__(self, name=name or unique_name("sequential"), **kwargs)
+        Trainer.__init__(self)
+        self._stack = []
+        self._input = None
+        self.built = False
+        self._nodes, self._layers = [], []
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        """Append a layer (or an ``Input`` tensor, which fixes the input shape)."""
+        if isinstance(layer, KerasTensor) and isinstance(layer.node.layer, InputLayer):
+            if self._stack or self._input is not None:
+                raise ValueError("An Input can only be the first element of a Sequential model.")
+            self._input = layer
+            return
+        if isinstance(layer, InputLayer):
+            self._input = layer.output
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential only accepts layers; received {layer!r} of type {type(layer).__name__}."
+            )
+        self._stack.append(layer)
+        self.built = False
+        if self._input is not None:
+            self._build_graph(self._input)
+
+    def pop(self):
+        layer = self._stack.pop()
+        if self._input is not None and self._stack:
+            self._build_graph(self._input)
+        return layer
+
+    def _build_graph(self, input_tensor):
+        t = input_tensor
+        for layer in self._stack:
+            t = layer(t)
+        self._init_graph(input_tensor, t)
+
+    def build(self, input_shape):
+        if self._input is None:
+            self._input = Input(batch_shape=(None,) + tuple(input_shape[1:]))
+        self._build_graph(self._input)
+
+    def _ensure_built(self, x):
+        if not self.built:
+            import numpy as np
+            shape = np.shape(x)
+            if len(shape) < 2:
+                raise ValueError(
+                    f"Sequential model '{self.name}' got input of shape {shape}; expected "
+                    "(batch, ...) with at least 2 dimensions."
+                )
+            self.build(shape)
+
+    @property
+    def layers(self):
+        return list(self._stack)
+
+    def _standardize_inputs(self, x):
+        if not self.built:
+            if not self._stack:
+                raise ValueError(f"Sequential model '{self.name}' has no layers.")
+            self._ensure_built(x)
+        return super()._standardize_inputs(x)
+
+    def summary(self, print_fn=None):
+        if not self.built:
+            raise ValueError(
+                "This model has not yet been built. Build the model first by calling "
+                "`build()` or by calling the model on a batch of data."
+            )
+        super().summary(print_fn)

@@ -1,0 +1,258 @@
+"""Training: ``compile``, ``fit``, ``evaluate``, ``train_on_batch`` and ``gradients``.
+
+One training step is three visible lines::
+
+    y_pred, tape = model.forward(x, training=True)         # forward, keeping caches
+    _, grads = model.backward(tape, loss.gradient(y, y_pred))  # backpropagation
+    optimizer.apply(grads, model.trainable_weights)          # the update rule
+
+The epoch's ``loss`` in the History is the mean of the batch losses weighted by batch
+size, as Keras's loss tracker computes it.
+"""
+import math
+
+import numpy as np
+
+from .. import utils
+from ..progbar import Progbar
+from ..utils import to_list
+
+
+def _check_xy(model, x, y, what="x"):
+    xs = model._standardize_inputs(x)
+    n = xs[0].shape[0]
+    if n == 0:
+        raise ValueError(f"Received an empty batch: {what} has 0 samples.")
+    ys = None
+    if y is not None:
+        if model._multi_output:
+            raise ValueError(
+                "Training a model with several outputs is not supported yet; build one "
+                "model per output or concatenate the outputs."
+            )
+        y_arr = np.asarray(y)
+        if y_arr.dtype.kind not in "biuf":
+            raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
+        if y_arr.shape[0] != n:
+            raise ValueError(
+                f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
+                "Make sure all arrays contain the same number of samples."
+            )
+        if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+            raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
+        out_shape = model.outputs[0].shape
+        if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
+                e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
+            raise ValueError(
+                f"Targets y have shape {y_arr.shape}, but the model's output has shape "
+                f"{out_shape}: the target width must match the output (one column per output unit)."
+            )
+        ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
+    return xs, ys
+
+
+class Trainer:
+    """The training half of ``Model`` (a mixin)."""
+
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._metrics = []
+        self._loss_sparse = False
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None, run_eagerly=False, jit_compile="auto", **kwargs):
+        """Choose the optimizer, the loss and the metrics, as ``keras.Model.compile``."""
+        from .. import losses as losses_mod
+        from .. import metrics as metrics_mod
+        from .. import optimizers as optimizers_mod
+
+        if kwargs:
+            raise TypeError(f"Invalid keyword arguments to compile: {sorted(kwargs)}.")
+        self.optimizer = optimizers_mod.get(optimizer)
+        self.loss = losses_mod.get(loss) if loss is not None else None
+        self._loss_sparse = "sparse" in type(self.loss).__name__.lower() if self.loss is not None else False
+        self._metrics = [metrics_mod.get(m, loss=self.loss, output_shape=self.outputs[0].shape)
+                         for m in to_list(metrics)]
+        self.compiled = True
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self._metrics]
+
+    def _require_compiled(self, what):
+        if not self.compiled or self.loss is None:
+            raise ValueError(
+                f"You must call `compile()` with a loss before calling `{what}()`, e.g. "
+                "model.compile(optimizer='adam', loss='mse')."
+            )
+
+    # --- the training step ------------------------------------------------------------------
+    def gradients(self, x, y, sample_weight=None):
+        """``(loss, grads)``: the loss on ``(x, y)`` and dLoss/dW for each weight in
+        ``get_weights()`` order. Nothing is updated."""
+        self._require_compiled("gradients")
+        xs, ys = _check_xy(self, x, y)
+        loss, grads, _ = self._loss_and_grads(xs, ys, sample_weight, training=False)
+        return loss, grads
+
+    def _loss_and_grads(self, xs, ys, sample_weight, training):
+        y_pred, tape = self.forward(xs if self._multi_input else xs[0], training=training)
+        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
+        dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight)   # dLoss/dy_pred
+        _, grads = self.backward(tape, dy)                                 # BPTT and back
+        return loss, grads, y_pred
+
+    def _train_step(self, xs, ys, sample_weight):
+        loss, grads, y_pred = self._loss_and_grads(xs, ys, sample_weight, training=True)
+        trainable = self.trainable_weights
+        ids = {id(w) for w in trainable}
+        pairs = [(g, w) for g, w in zip(grads, self.weights) if id(w) in ids]
+        self.optimizer.apply([g for g, _ in pairs], [w for _, w in pairs])
+        return loss, y_pred
+
+    def _update_metrics(self, ys, y_pred, sample_weight):
+        for m in self._metrics:
+            m.update_state(ys, y_pred, sample_weight=sample_weight)
+
+    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the loss (and metrics)."""
+        self._require_compiled("train_on_batch")
+        xs, ys = _check_xy(self, x, y)
+        for m in self._metrics:
+            m.reset_state()
+        loss, y_pred = self._train_step(xs, ys, sample_weight)
+        self._update_metrics(ys, y_pred, sample_weight)
+        return self._result(loss, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        xs, ys = _check_xy(self, x, y)
+        for m in self._metrics:
+            m.reset_state()
+        y_pred, _ = self.forward(xs if self._multi_input else xs[0], training=False)
+        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
+        self._update_metrics(ys, y_pred, sample_weight)
+        return self._result(loss, return_dict)
+
+    def _result(self, loss, return_dict):
+        logs = {"loss": loss, **{m.name: float(m.result()) for m in self._metrics}}
+        if return_dict:
+            return logs
+        return loss if not self._metrics else list(logs.values())
+
+    # --- loops -----------------------------------------------------------------------------
+    def _run_epoch(self, xs, ys, sw, batch_size, train, callbacks=None, order=None, bar=None):
+        n = xs[0].shape[0]
+        idx = np.arange(n) if order is None else order
+        for m in self._metrics:
+            m.reset_state()
+        total, count = 0.0, 0
+        steps = math.ceil(n / batch_size)
+        logs = {}
+        for step in range(steps):
+            b = idx[step * batch_size:(step + 1) * batch_size]
+            bx = [a[b] for a in xs]
+            by = ys[b]
+            bsw = None if sw is None else sw[b]
+            if callbacks is not None:
+                callbacks.on_train_batch_begin(step)
+            if train:
+                loss, y_pred = self._train_step(bx, by, bsw)
+            else:
+                y_pred, _ = self.forward(bx if self._multi_input else bx[0], training=False)
+                loss = float(self.loss(by, y_pred, sample_weight=bsw))
+            total += loss * len(b)                     # Keras's loss tracker: weighted by batch size
+            count += len(b)
+            self._update_metrics(by, y_pred, bsw)
+            logs = {"loss": total / count, **{m.name: float(m.result()) for m in self._metrics}}
+            if callbacks is not None:
+                callbacks.on_train_batch_end(step, logs)
+            if bar is not None:
+                bar.update(step + 1, logs)
+            if self.stop_training and train:
+                break
+        return logs
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a ``History`` whose ``history`` dict has
+        Keras's keys (``loss``, metric names, ``val_`` versions)."""
+        from ..callbacks import CallbackList, History
+
+        self._require_compiled("fit")
+        xs, ys = _check_xy(self, x, y)
+        batch_size = 32 if batch_size is None else batch_size
+        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        if not 0 <= validation_split < 1:
+            raise ValueError(f"validation_split must be in [0, 1); received {validation_split}.")
+        val = None
+        if validation_data is not None:
+            vx, vy = validation_data[:2]
+            vxs, vys = _check_xy(self, vx, vy, "validation_data")
+            vsw = None if len(validation_data) < 3 else np.asarray(validation_data[2])
+            val = (vxs, vys, vsw)
+        elif validation_split:
+            n = xs[0].shape[0]
+            split = int(n * (1 - validation_split))
+            if split == 0 or split == n:
+                raise ValueError(
+                    f"validation_split={validation_split} leaves no training or no validation "
+                    f"samples out of {n}."
+                )
+            val = ([a[split:] for a in xs], ys[split:], None if sw is None else sw[split:])
+            xs, ys = [a[:split] for a in xs], ys[:split]
+            sw = None if sw is None else sw[:split]
+        verbose = 1 if verbose == "auto" else verbose
+        history = History()
+        cbs = CallbackList(to_list(callbacks) + [history], model=self,
+                           params={"epochs": epochs, "verbose": verbose,
+                                   "steps": math.ceil(xs[0].shape[0] / batch_size)})
+        self.stop_training = False
+        cbs.on_train_begin()
+        n = xs[0].shape[0]
+        steps = math.ceil(n / batch_size)
+        for epoch in range(initial_epoch, epochs):
+            cbs.on_epoch_begin(epoch)
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}")
+            order = utils.rng().permutation(n) if shuffle else None
+            bar = Progbar(steps, verbose=verbose) if verbose else None
+            logs = self._run_epoch(xs, ys, sw, batch_size, True, cbs, order,
+                                   bar if verbose == 1 else None)
+            if val is not None and (epoch + 1) % validation_freq == 0:
+                vlogs = self._run_epoch(val[0], val[1], val[2],
+                                        validation_batch_size or batch_size, False)
+                logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            if bar is not None:
+                bar.update(steps, logs, finalize=True)
+            cbs.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        cbs.on_train_end()
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 return_dict=False, callbacks=None, steps=None):
+        """The loss (and metrics) on ``(x, y)``, averaged over batches as Keras does."""
+        self._require_compiled("evaluate")
+        xs, ys = _check_xy(self, x, y)
+        batch_size = 32 if batch_size is None else batch_size
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        verbose = 1 if verbose == "auto" else verbose
+        bar = Progbar(math.ceil(xs[0].shape[0] / batch_size), verbose=verbose) if verbose else None
+        logs = self._run_epoch(xs, ys, sw, batch_size, False, bar=bar)
+        return self._result_from_logs(logs, return_dict)
+
+    def _result_from_logs(self, logs, return_dict):
+        if return_dict:
+            return logs
+        return logs["loss"] if not self._metrics else list(logs.values())

@@ -1,0 +1,26 @@
+"""Random seeds and small helpers shared across the package."""
+import numpy as np
+
+_RNG = np.random.default_rng()
+
+
+def set_random_seed(seed):
+    """Make weight initialization and dropout repeatable, as ``keras.utils.set_random_seed``."""
+    global _RNG
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"set_random_seed expects a non-negative integer; received {seed!r}.")
+    _RNG = np.random.default_rng(int(seed))
+
+
+def rng():
+    """The package's NumPy Generator: every random draw in ``unrolled`` comes from it."""
+    return _RNG
+
+
+def to_list(x):
+    """``x`` as a list: a list or tuple as is, None as [], anything else as [x]."""
+    if x is None:
+        return []
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x]

@@ -1,0 +1,42 @@
+"""A weight: a named NumPy array that layers own and optimizers update in place."""
+import numpy as np
+
+
+class Variable:
+    """A named, mutable array.
+
+    ``value`` is the array itself (optimizers update it in place); ``numpy()`` returns a
+    copy, as Keras's ``Variable.numpy()`` does. ``path`` is ``"<layer name>/<name>"``.
+    """
+
+    def __init__(self, value, name, trainable=True, path=None):
+        self.value = np.array(value)
+        self.name = name
+        self.trainable = bool(trainable)
+        self.path = path or name
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        return self.value.copy()
+
+    def assign(self, value):
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(
+                f"Cannot assign a value of shape {value.shape} to variable '{self.path}' "
+                f"of shape {self.value.shape}."
+            )
+        self.value[...] = value
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
