@@ -18,7 +18,7 @@ Naming: ``d<name>`` is dLoss/d<name>, as in min-char-rnn.
 """
 import numpy as np
 
-from .. import activations
+from .. import activations, initializers
 from .base import Layer
 
 
@@ -57,9 +57,9 @@ class SimpleRNNCell(Layer):
         self.units = _check_units(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
         self.dropout = _check_rate("dropout", dropout)
         self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
         self.seed = seed

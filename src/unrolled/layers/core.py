@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import activations
+from .. import activations, initializers
 from .base import Layer
 
 
@@ -28,8 +28,8 @@ class Dense(Layer):
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
 
     def build(self, input_shape):
         self._feature_size = input_shape[-1]

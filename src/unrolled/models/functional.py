@@ -240,5 +240,27 @@ class Model(Trainer, Layer):
         outs = [np.concatenate([c[k] for c in chunks], axis=0) for k in range(len(self.outputs))]
         return outs if self._multi_output else outs[0]
 
+    # --- saving --------------------------------------------------------------------------------
+    def save_weights(self, filepath):
+        """Write the weights to ``filepath`` (``.weights.npz`` or ``.npz``), atomically."""
+        from ..io import native
+        native.save_weights(self, _check_suffix(filepath, (".npz",), "save_weights"))
+
+    def load_weights(self, filepath):
+        """Load weights written by ``save_weights``; names, count and shapes are checked."""
+        from ..io import native
+        native.load_weights(self, _check_suffix(filepath, (".npz",), "load_weights"))
+
     def get_config(self):
         return {"name": self.name}
+
+
+def _check_suffix(filepath, suffixes, what):
+    import os
+    path = os.fspath(filepath)
+    if not path.endswith(suffixes):
+        raise ValueError(
+            f"{what}: unsupported file name {path!r}; expected a name ending in "
+            f"{' or '.join(suffixes)} (e.g. 'model.weights.npz')."
+        )
+    return path

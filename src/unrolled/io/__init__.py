@@ -1,0 +1,1 @@
+"""Reading and writing models: atomic saves, the native ``.npz`` format."""
