@@ -5,7 +5,8 @@
 tensors went in, which came out — and returns new KerasTensors. ``Model(inputs,
 outputs)`` walks these nodes back from the outputs to find the graph it runs.
 """
-from ..config import standardize_dtype
+import numpy as np
+
 from ..utils import to_list
 from .base import Layer
 
@@ -104,7 +105,9 @@ class InputLayer(Layer):
     """The graph's entry point. It has no weights; ``Model.layers[0]`` is one."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
-        super().__init__(name=name, dtype=dtype)
+        super().__init__(name=name)
+        if dtype is not None:                    # integer inputs (token ids) are allowed here
+            self.dtype = np.dtype(dtype).name
         if batch_shape is None:
             if shape is None:
                 raise ValueError("Input needs a shape, e.g. Input(shape=(timesteps, features)).")
@@ -133,8 +136,6 @@ class InputLayer(Layer):
 
 def Input(shape=None, batch_size=None, dtype=None, name=None, batch_shape=None):
     """A symbolic input of the given shape (without the batch axis), as ``keras.Input``."""
-    if dtype is not None:
-        dtype = standardize_dtype(dtype).name
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name,
                        batch_shape=batch_shape)
     return layer.output

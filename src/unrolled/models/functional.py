@@ -147,6 +147,10 @@ class Model(Trainer, Layer):
             out.append(a)
         return out
 
+    def _pack(self, arrays):
+        """A list of input arrays as ``forward`` takes them: the list, or its only array."""
+        return arrays if self._multi_input else arrays[0]
+
     def forward(self, inputs, *, training=False, mask=None):
         """Run the graph; return the outputs and the tape that ``backward`` needs."""
         values, masks = {}, {}
@@ -211,12 +215,12 @@ class Model(Trainer, Layer):
         return shapes if self._multi_output else shapes[0]
 
     def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
-        return self.forward(self._standardize_inputs(inputs), training=bool(training))[0]
+        return self.forward(self._pack(self._standardize_inputs(inputs)), training=bool(training))[0]
 
     # --- inference ---------------------------------------------------------------------------
     def predict_on_batch(self, x):
         """The outputs for one batch, as NumPy arrays of the model's dtype."""
-        return self.forward(self._standardize_inputs(x), training=False)[0]
+        return self.forward(self._pack(self._standardize_inputs(x)), training=False)[0]
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` computed in batches of ``batch_size`` (default 32)."""
@@ -234,7 +238,7 @@ class Model(Trainer, Layer):
         chunks = []
         for step in range(steps_total):
             batch = [a[step * batch_size:(step + 1) * batch_size] for a in arrays]
-            out, _ = self.forward(batch if self._multi_input else batch[0], training=False)
+            out, _ = self.forward(self._pack(batch), training=False)
             chunks.append(to_list(out) if self._multi_output else [out])
             bar.update(step + 1)
         outs = [np.concatenate([c[k] for c in chunks], axis=0) for k in range(len(self.outputs))]

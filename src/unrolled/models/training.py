@@ -100,7 +100,7 @@ class Trainer:
         return loss, grads
 
     def _loss_and_grads(self, xs, ys, sample_weight, training):
-        y_pred, tape = self.forward(xs if self._multi_input else xs[0], training=training)
+        y_pred, tape = self.forward(self._pack(xs), training=training)
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight)   # dLoss/dy_pred
         _, grads = self.backward(tape, dy)                                 # BPTT and back
@@ -133,7 +133,7 @@ class Trainer:
         xs, ys = _check_xy(self, x, y)
         for m in self._metrics:
             m.reset_state()
-        y_pred, _ = self.forward(xs if self._multi_input else xs[0], training=False)
+        y_pred, _ = self.forward(self._pack(xs), training=False)
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
@@ -163,7 +163,7 @@ class Trainer:
             if train:
                 loss, y_pred = self._train_step(bx, by, bsw)
             else:
-                y_pred, _ = self.forward(bx if self._multi_input else bx[0], training=False)
+                y_pred, _ = self.forward(self._pack(bx), training=False)
                 loss = float(self.loss(by, y_pred, sample_weight=bsw))
             total += loss * len(b)                     # Keras's loss tracker: weighted by batch size
             count += len(b)

@@ -1,0 +1,91 @@
+"""``make bench``: unrolled, PyTorch and Keras side by side, each in its own process.
+
+``python -m benchmarks`` prints the tables; ``--smoke`` runs a seconds-long subset (what
+CI runs); ``--write`` also saves them to benchmarks/RESULTS.md.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .workloads import all_workloads, name
+
+FRAMEWORKS = ["unrolled", "torch", "keras"]
+
+
+def gemm_gflops(size=1024, repeats=5):
+    a = np.random.default_rng(0).standard_normal((size, size)).astype("float32")
+    a @ a
+    best = min(_timed(lambda: a @ a) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def run_framework(framework, workloads, min_seconds):
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.runner", framework, str(min_seconds)],
+        input=json.dumps(workloads), capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if proc.returncode != 0:
+        raise RuntimeError(f"{framework} benchmark failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def _fmt(seconds):
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def table(workloads, results):
+    lines = ["| workload | unrolled | PyTorch | Keras | unrolled / fastest other |",
+             "|---|---:|---:|---:|---:|"]
+    for i, w in enumerate(workloads):
+        ours = results["unrolled"][i]
+        others = [results[f][i] for f in ("torch", "keras") if f in results]
+        ratio = ours / min(others) if others else float("nan")
+        cells = [_fmt(results[f][i]) if f in results else "-" for f in FRAMEWORKS]
+        lines.append(f"| {name(w)} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long subset")
+    parser.add_argument("--write", action="store_true", help="save benchmarks/RESULTS.md")
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    args = parser.parse_args(argv)
+    workloads = all_workloads(smoke=args.smoke)
+    min_seconds = 0.01 if args.smoke else 0.3
+    results = {}
+    for fw in args.frameworks.split(","):
+        print(f"timing {fw} ...", file=sys.stderr, flush=True)
+        results[fw] = run_framework(fw, workloads, min_seconds)
+    gflops = gemm_gflops()
+    header = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
+              f"NumPy {np.__version__}; float32 GEMM (1024^3): {gflops:.1f} GFLOP/s",
+              f"Date: {time.strftime('%Y-%m-%d')}", ""]
+    lines = header + table(workloads, results)
+    print("\n".join(lines))
+    if args.write:
+        path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+        with open(path, "w") as f:
+            f.write("# Benchmark results\n\nTimes per call (median of 5); ratio < 1 means unrolled "
+                    "is faster than both PyTorch and Keras.\n\n" + "\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
