@@ -1,0 +1,265 @@
+"""Stateful metrics, as Keras 3 keeps them: a weighted running mean in float32.
+
+How Keras 3.15.1 logs ``"loss"`` (what ``fit``/``evaluate`` must reproduce)
+------------------------------------------------------------------------------
+``Trainer`` owns ``Mean(name="loss")``. After each batch's forward pass it calls
+``tracker.update_state(loss, sample_weight=batch_size)``, where ``loss`` is the scalar that
+is differentiated (compiled loss, already reduced with "sum_over_batch_size", plus any
+regularization losses) and ``batch_size`` is ``x.shape[0]`` of that batch. So the logged
+value is ``sum_b(n_b * loss_b) / sum_b(n_b)``, accumulated in float32 (``total`` and
+``count`` are float32 scalars), the last, smaller batch weighing less. The metrics are
+reset when an epoch starts, so History holds one whole-epoch mean per epoch, and
+``val_loss`` is the same mean over the validation batches. ``loss_tracker()`` builds it.
+
+``compile(metrics=[...])`` are updated **without** ``sample_weight``; only
+``compile(weighted_metrics=[...])`` receive it. A weighted metric whose name is already
+taken by an unweighted one logs as ``"weighted_<name>"``; a repeated name gets ``_1``,
+``_2``. History's order: ``loss``, then ``metrics``, then ``weighted_metrics``.
+
+``compile(metrics=["accuracy"])`` ("acc" too) picks the variant from the first batch's
+shapes (``for_compile``): ``BinaryAccuracy`` if ``y_pred`` ends in 1, else
+``SparseCategoricalAccuracy`` if ``y_true`` has fewer axes than ``y_pred`` (or ends in 1),
+else ``CategoricalAccuracy``. Whatever the variant, it logs under the string the user
+wrote ("accuracy", "acc", "mse"), with "val_" in front for validation.
+"""
+import numpy as np
+
+from unrolled.config import floatx
+from unrolled.losses import binary_or_sparse
+from unrolled.losses.base import same_rank
+
+
+class Metric:
+    """Base class: ``update_state``, ``result`` (a Python float), ``reset_state``, ``name``."""
+
+    def __init__(self, name, dtype=None):
+        self.name = name
+        self.dtype = np.dtype(dtype or floatx())
+
+    def update_state(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def result(self):
+        raise NotImplementedError
+
+    def reset_state(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r}>"
+
+
+class Mean(Metric):
+    """The weighted mean of every value seen: ``total / count``.
+
+    ``update_state(values, sample_weight)``: a weight of lower rank than the values first
+    averages the values' extra axes; then ``total += sum(values * weight)`` and
+    ``count += sum(weight)`` (each row's weight averaged over its other axes), or
+    ``count += len(values)`` (1 for a scalar) without weights.
+    """
+
+    def __init__(self, name="mean", dtype=None):
+        super().__init__(name, dtype)
+        self.reset_state()
+
+    def reset_state(self):
+        self.total = self.dtype.type(0)
+        self.count = self.dtype.type(0)
+
+    def update_state(self, values, sample_weight=None):
+        dt = self.dtype
+        values = np.asarray(values).astype(dt)
+        if sample_weight is not None:
+            weight = np.asarray(sample_weight).astype(dt)
+            values, weight = same_rank(values, weight)
+            if values.ndim > weight.ndim:
+                # average the axes the weight does not cover, e.g. time steps
+                values = values.mean(axis=tuple(range(weight.ndim, values.ndim)), dtype=dt)
+            weight = np.broadcast_to(weight, values.shape)
+            values = values * weight
+            if weight.ndim > 1:
+                weight = weight.mean(axis=tuple(range(1, weight.ndim)), dtype=dt)
+            count = weight.sum(dtype=dt)
+        else:
+            count = dt.type(values.shape[0] if values.ndim else 1)
+        if values.ndim > 1:
+            values = values.mean(axis=tuple(range(1, values.ndim)), dtype=dt)
+        self.total = dt.type(self.total + values.sum(dtype=dt))
+        self.count = dt.type(self.count + count)
+
+    def result(self):
+        # divide_no_nan: an empty mean is 0
+        return float(self.total / self.count) if self.count != 0 else 0.0
+
+
+class MeanMetricWrapper(Mean):
+    """The running mean of ``fn(y_true, y_pred)``, a per-sample array.
+
+    ``mask`` (Keras's ``y_pred._keras_mask``) multiplies the weights: masked entries count
+    for nothing, in the total or in the count.
+    """
+
+    def __init__(self, fn, name=None, dtype=None, **fn_kwargs):
+        super().__init__(name or fn.__name__, dtype)
+        self.fn, self.fn_kwargs = fn, fn_kwargs
+
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
+        values = self.fn(np.asarray(y_true), np.asarray(y_pred), **self.fn_kwargs)
+        if mask is not None:
+            mask = np.asarray(mask).astype(self.dtype)
+            if sample_weight is None:
+                sample_weight = mask
+            else:
+                mask, weight = same_rank(mask, np.asarray(sample_weight).astype(self.dtype))
+                sample_weight = weight * mask
+        super().update_state(values, sample_weight)
+
+
+# ---- per-sample functions, as keras.metrics.<name>(y_true, y_pred) ----
+
+def _float_pred(y_pred):
+    y_pred = np.asarray(y_pred)
+    return y_pred if y_pred.dtype.kind == "f" else y_pred.astype(floatx())
+
+
+def mean_squared_error(y_true, y_pred):
+    """``mean((y_true - y_pred)**2, axis=-1)``."""
+    y_pred = _float_pred(y_pred)
+    y_true, y_pred = same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return np.mean(np.square(y_true - y_pred), axis=-1)
+
+
+def mean_absolute_error(y_true, y_pred):
+    """``mean(|y_true - y_pred|, axis=-1)``."""
+    y_pred = _float_pred(y_pred)
+    y_true, y_pred = same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return np.mean(np.abs(y_true - y_pred), axis=-1)
+
+
+def accuracy(y_true, y_pred):
+    """1 where ``y_true == y_pred`` exactly, element by element."""
+    y_pred = _float_pred(y_pred)
+    y_true, y_pred = same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return (y_true == y_pred).astype(floatx())
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    """1 where ``(y_pred > threshold) == y_true``; the labels are compared as given."""
+    y_true, y_pred = same_rank(np.asarray(y_true), _float_pred(y_pred))
+    predicted = (y_pred > y_pred.dtype.type(threshold)).astype(y_true.dtype)
+    return (y_true == predicted).astype(floatx())
+
+
+def categorical_accuracy(y_true, y_pred):
+    """1 where ``argmax(y_true) == argmax(y_pred)`` (first maximum on ties)."""
+    return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(floatx())
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    """1 where the label equals ``argmax(y_pred)``; labels may end in an axis of 1."""
+    y_pred = _float_pred(y_pred)
+    y_true = np.asarray(y_true).astype(y_pred.dtype)
+    if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
+        y_true = y_true[..., 0]
+    matches = (y_true == np.argmax(y_pred, axis=-1).astype(y_pred.dtype)).astype(floatx())
+    if matches.ndim > 1 and matches.shape[-1] == 1:
+        matches = matches[..., 0]
+    return matches
+
+
+# ---- the metric classes ----
+
+class MeanSquaredError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_error", dtype=None):
+        super().__init__(mean_squared_error, name, dtype)
+
+
+class MeanAbsoluteError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_error", dtype=None):
+        super().__init__(mean_absolute_error, name, dtype)
+
+
+class Accuracy(MeanMetricWrapper):
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name, dtype)
+
+
+class BinaryAccuracy(MeanMetricWrapper):
+    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+        super().__init__(binary_accuracy, name, dtype, threshold=threshold)
+        self.threshold = threshold
+
+
+class CategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name="categorical_accuracy", dtype=None):
+        super().__init__(categorical_accuracy, name, dtype)
+
+
+class SparseCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+        super().__init__(sparse_categorical_accuracy, name, dtype)
+
+
+def loss_tracker():
+    """Keras's ``Mean(name="loss")``; update it with ``(batch_loss, sample_weight=batch_size)``."""
+    return Mean(name="loss")
+
+
+# Keras's names (keras.metrics.ALL_OBJECTS_DICT, case-sensitive) for the metrics we have.
+_BY_NAME = {
+    "mean": Mean, "Mean": Mean,
+    "mean_squared_error": MeanSquaredError, "MeanSquaredError": MeanSquaredError,
+    "mse": MeanSquaredError, "MSE": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "MeanAbsoluteError": MeanAbsoluteError,
+    "mae": MeanAbsoluteError, "MAE": MeanAbsoluteError,
+    "accuracy": Accuracy, "Accuracy": Accuracy,
+    "binary_accuracy": BinaryAccuracy, "BinaryAccuracy": BinaryAccuracy,
+    "categorical_accuracy": CategoricalAccuracy, "CategoricalAccuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "SparseCategoricalAccuracy": SparseCategoricalAccuracy,
+}
+
+
+def get(identifier):
+    """A Metric from a name (as ``keras.metrics.get``: "accuracy" is exact ``Accuracy``,
+    "acc" is unknown; use ``for_compile`` for compile's meaning), a Metric, a Metric class,
+    or a function ``(y_true, y_pred) -> per-sample values`` (wrapped in a running mean)."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if isinstance(identifier, str):
+        if identifier not in _BY_NAME:
+            raise ValueError(
+                f"Unknown metric {identifier!r}. Known names: {', '.join(sorted(_BY_NAME))}"
+                " (and, in compile, 'acc')."
+            )
+        return _BY_NAME[identifier]()
+    if isinstance(identifier, type) and issubclass(identifier, Metric):
+        return identifier()
+    if callable(identifier):
+        return MeanMetricWrapper(identifier)
+    raise TypeError(
+        f"Could not interpret metric identifier {identifier!r}: expected a name, a Metric "
+        "or a function (y_true, y_pred) -> per-sample values."
+    )
+
+
+def for_compile(identifier, y_true_shape, y_pred_shape):
+    """The metric ``compile(metrics=[identifier])`` builds, named as History will log it.
+
+    "accuracy"/"acc" (any case) become Binary/Sparse/CategoricalAccuracy by the shapes
+    of the first batch; a string identifier names the metric ("mse" logs "mse"); a Metric
+    keeps its own name.
+    """
+    if identifier is None:
+        raise ValueError("Expected a metric, received None.")
+    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
+        is_binary, is_sparse = binary_or_sparse(y_true_shape, y_pred_shape)
+        if is_binary:
+            return BinaryAccuracy(name=identifier)
+        if is_sparse:
+            return SparseCategoricalAccuracy(name=identifier)
+        return CategoricalAccuracy(name=identifier)
+    metric = get(identifier)
+    if isinstance(identifier, str):
+        metric.name = identifier
+    return metric

@@ -1,0 +1,34 @@
+"""Adagrad (Duchi et al.): per-coordinate steps shrinking with the gradients' history."""
+import numpy as np
+
+from unrolled.optimizers.base import Optimizer
+
+
+class Adagrad(Optimizer):
+    """Accumulate squared gradients (from ``initial_accumulator_value``, 0.1)::
+
+        accumulator += g**2
+        var -= (lr * g) / sqrt(accumulator + epsilon)
+    """
+
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
+                         name, **kwargs)
+        self.initial_accumulator_value = initial_accumulator_value
+        self.epsilon = epsilon
+
+    def slot_groups(self):
+        return [[("accumulator", self.initial_accumulator_value)]]
+
+    def update_step(self, gradient, variable, learning_rate):
+        g, lr, var = gradient, learning_rate, variable.value
+        accumulator = self.slot(variable, "accumulator")
+        accumulator += np.square(g)
+        var -= (lr * g) / np.sqrt(accumulator + var.dtype.type(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(),
+                "initial_accumulator_value": self.initial_accumulator_value,
+                "epsilon": self.epsilon}

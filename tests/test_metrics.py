@@ -1,0 +1,176 @@
+"""Metrics against keras.metrics, and the loss/accuracy logging of Keras's fit."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras.src.trainers import compile_utils  # noqa: E402
+
+from unrolled import metrics  # noqa: E402
+
+CASES = [
+    ("mse", metrics.MeanSquaredError, keras.metrics.MeanSquaredError, "real"),
+    ("mae", metrics.MeanAbsoluteError, keras.metrics.MeanAbsoluteError, "real"),
+    ("accuracy", metrics.Accuracy, keras.metrics.Accuracy, "int"),
+    ("binary_accuracy", metrics.BinaryAccuracy, keras.metrics.BinaryAccuracy, "binary"),
+    ("categorical_accuracy", metrics.CategoricalAccuracy, keras.metrics.CategoricalAccuracy,
+     "onehot"),
+    ("sparse_categorical_accuracy", metrics.SparseCategoricalAccuracy,
+     keras.metrics.SparseCategoricalAccuracy, "sparse"),
+]
+
+
+def batch(kind, shape, rng):
+    y_pred = rng.uniform(size=shape).astype("float32")
+    if kind == "real":
+        y_true = rng.normal(size=shape).astype("float32")
+    elif kind == "int":
+        y_true = rng.integers(0, 2, shape).astype("float32")
+        y_pred = rng.integers(0, 2, shape).astype("float32")
+    elif kind == "binary":
+        y_true = rng.integers(0, 2, shape).astype("float32")
+    elif kind == "onehot":
+        y_true = np.eye(shape[-1], dtype="float32")[rng.integers(0, shape[-1], shape[:-1])]
+    else:
+        y_true = rng.integers(0, shape[-1], shape[:-1])
+    return y_true, y_pred
+
+
+def weights(shape, rng, which):
+    n = shape[0]
+    return {"none": None,
+            "per_sample": rng.uniform(0, 2, n).astype("float32"),
+            "per_sample_col": rng.uniform(0, 2, (n, 1)).astype("float32"),
+            "per_value": rng.uniform(0, 2, shape[:-1]).astype("float32")}[which]
+
+
+WEIGHTINGS = [((7, 3), w) for w in ("none", "per_sample", "per_value")] + [
+    ((4, 5, 3), w) for w in ("none", "per_sample", "per_sample_col", "per_value")]
+
+
+@pytest.mark.parametrize("shape, which", WEIGHTINGS, ids=[f"{len(s)}d-{w}" for s, w in WEIGHTINGS])
+@pytest.mark.parametrize("name, ours, theirs, kind", CASES, ids=[c[0] for c in CASES])
+def test_matches_keras_over_batches(name, ours, theirs, kind, shape, which):
+    rng = np.random.default_rng(0)
+    mine, keras_metric = ours(), theirs()
+    assert mine.name == keras_metric.name
+    for _ in range(3):
+        y_true, y_pred = batch(kind, shape, rng)
+        sw = weights(shape, rng, which)
+        mine.update_state(y_true, y_pred, sample_weight=sw)
+        keras_metric.update_state(y_true, y_pred, sample_weight=sw)
+        np.testing.assert_allclose(mine.result(), float(keras_metric.result()), rtol=1e-6)
+    mine.reset_state()
+    assert mine.result() == 0.0
+
+
+def test_mean_with_weights_matches_keras():
+    rng = np.random.default_rng(1)
+    mine, theirs = metrics.Mean(), keras.metrics.Mean()
+    for shape, sw_shape in [((5,), (5,)), ((4, 3), (4,)), ((4, 3), (4, 3)), ((), ())]:
+        values = rng.normal(size=shape).astype("float32")
+        sw = rng.uniform(size=sw_shape).astype("float32")
+        mine.update_state(values, sample_weight=sw)
+        theirs.update_state(values, sample_weight=sw)
+        mine.update_state(values)
+        theirs.update_state(values)
+        np.testing.assert_allclose(mine.result(), float(theirs.result()), rtol=1e-6)
+
+
+def test_binary_accuracy_threshold():
+    y_true = np.array([[1.0], [0.0], [1.0]], "float32")
+    y_pred = np.array([[0.8], [0.75], [0.6]], "float32")
+    mine, theirs = metrics.BinaryAccuracy(threshold=0.7), keras.metrics.BinaryAccuracy(
+        threshold=0.7)
+    mine.update_state(y_true, y_pred)
+    theirs.update_state(y_true, y_pred)
+    assert mine.result() == float(theirs.result()) == pytest.approx(1 / 3)
+
+
+def test_masked_update_matches_keras():
+    rng = np.random.default_rng(2)
+    y_true, y_pred = batch("real", (3, 4, 2), rng)
+    mask = rng.uniform(size=(3, 4)) > 0.3
+    sw = rng.uniform(size=3).astype("float32")
+    import tensorflow as tf
+    from keras.src.backend import set_keras_mask
+
+    pred = tf.constant(y_pred)
+    set_keras_mask(pred, tf.constant(mask))
+    theirs = keras.metrics.MeanSquaredError()
+    theirs.update_state(y_true, pred, sample_weight=sw[:, None])
+    mine = metrics.MeanSquaredError()
+    mine.update_state(y_true, y_pred, sample_weight=sw[:, None], mask=mask)
+    np.testing.assert_allclose(mine.result(), float(theirs.result()), rtol=1e-6)
+
+
+@pytest.mark.parametrize("identifier", ["accuracy", "acc", "Accuracy", "mse", "mae"])
+@pytest.mark.parametrize("y_true_shape, y_pred_shape", [
+    ((8, 1), (8, 1)), ((8,), (8, 1)), ((8,), (8, 4)), ((8, 1), (8, 4)), ((8, 4), (8, 4)),
+    ((8, 5), (8, 5, 4)), ((8, 5, 4), (8, 5, 4)), ((8, 5, 1), (8, 5, 1)),
+])
+def test_for_compile_resolves_like_keras(identifier, y_true_shape, y_pred_shape):
+    keras_metric = compile_utils.get_metric(identifier, np.zeros(y_true_shape),
+                                            np.zeros(y_pred_shape))
+    mine = metrics.for_compile(identifier, y_true_shape, y_pred_shape)
+    assert type(mine).__name__ == type(keras_metric).__name__
+    assert mine.name == keras_metric.name == identifier
+
+
+def test_metric_instance_keeps_its_name():
+    m = metrics.MeanAbsoluteError(name="my_mae")
+    assert metrics.for_compile(m, (4, 1), (4, 1)) is m and m.name == "my_mae"
+
+
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_loss_tracker_and_accuracy_reproduce_keras_history(with_weights):
+    """With a zero learning rate every batch sees the same weights, so the History of a
+    real Keras fit can be rebuilt from per-batch losses, weighted by batch size.
+    ``metrics`` ignore sample_weight; ``weighted_metrics`` use it."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(23, 4)).astype("float32")
+    y = rng.integers(0, 3, (23,))
+    sw = rng.uniform(0, 2, 23).astype("float32") if with_weights else None
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"], weighted_metrics=["accuracy"])
+    history = model.fit(x, y, sample_weight=sw, batch_size=5, epochs=2, shuffle=False,
+                        verbose=0).history
+    assert set(history) == {"loss", "accuracy", "weighted_accuracy"}
+
+    from unrolled.losses import SparseCategoricalCrossentropy
+    logits = model.predict(x, verbose=0)
+    tracker = metrics.loss_tracker()
+    accuracy = metrics.for_compile("accuracy", y.shape, logits.shape)
+    weighted = metrics.for_compile("accuracy", y.shape, logits.shape)
+    loss = SparseCategoricalCrossentropy(from_logits=True)
+    for start in range(0, 23, 5):
+        part = slice(start, start + 5)
+        w = None if sw is None else sw[part]
+        tracker.update_state(loss(y[part], logits[part], sample_weight=w),
+                             sample_weight=len(x[part]))
+        accuracy.update_state(y[part], logits[part])
+        weighted.update_state(y[part], logits[part], sample_weight=w)
+    assert tracker.name == "loss" and accuracy.name == "accuracy"
+    np.testing.assert_allclose(history["loss"][-1], tracker.result(), rtol=1e-6)
+    np.testing.assert_allclose(history["accuracy"][-1], accuracy.result(), rtol=1e-6)
+    np.testing.assert_allclose(history["weighted_accuracy"][-1], weighted.result(), rtol=1e-6)
+
+
+def test_get():
+    assert isinstance(metrics.get("mse"), metrics.MeanSquaredError)
+    assert isinstance(metrics.get("accuracy"), metrics.Accuracy)
+    assert isinstance(metrics.get("SparseCategoricalAccuracy"), metrics.SparseCategoricalAccuracy)
+    m = metrics.BinaryAccuracy()
+    assert metrics.get(m) is m
+    wrapped = metrics.get(lambda t, p: np.abs(t - p).max(axis=-1))
+    wrapped.update_state(np.zeros((2, 2)), np.ones((2, 2)))
+    assert wrapped.result() == 1.0
+    with pytest.raises(ValueError, match="binary_accuracy") as info:
+        metrics.get("acc")
+    assert "mean_absolute_error" in str(info.value)
+    with pytest.raises(TypeError):
+        metrics.get(3.5)
