@@ -127,7 +127,12 @@ class Model(Trainer, Layer):
 
     # --- running the graph -------------------------------------------------------------------
     def _standardize_inputs(self, x):
-        arrays = to_list(x) if self._multi_input else [x]
+        if self._multi_input:
+            arrays = to_list(x)
+        elif isinstance(x, (list, tuple)) and x and all(isinstance(a, np.ndarray) for a in x):
+            arrays = list(x)                 # a list of arrays: one per model input
+        else:
+            arrays = [x]                     # one array (or nested lists of numbers)
         if isinstance(x, dict):
             arrays = [x[t.node.layer.name] for t in self.inputs]
         if len(arrays) != len(self.inputs):

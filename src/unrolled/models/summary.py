@@ -88,8 +88,8 @@ def summary_lines(model):
     n_count = sum(w.value.size for w in non_trainable)
     opt = getattr(model, "optimizer", None)
     opt_vars = list(getattr(opt, "variables", []) or []) if opt is not None and getattr(opt, "built", False) else []
-    o_count = sum(int(math.prod(getattr(v, "shape", ()) or ())) for v in opt_vars)
-    o_bytes = sum(getattr(v, "nbytes", 0) for v in opt_vars)
+    o_count = sum(int(math.prod(v.shape)) for v in opt_vars)
+    o_bytes = sum(v.value.nbytes for v in opt_vars)
     total_bytes = _weights_bytes(trainable) + _weights_bytes(non_trainable) + o_bytes
     lines.append(f" Total params: {t_count + n_count + o_count:,} ({readable_size(total_bytes)})")
     lines.append(f" Trainable params: {t_count:,} ({readable_size(_weights_bytes(trainable))})")

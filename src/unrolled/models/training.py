@@ -75,13 +75,22 @@ class Trainer:
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss) if loss is not None else None
         self._loss_sparse = "sparse" in type(self.loss).__name__.lower() if self.loss is not None else False
-        self._metrics = [metrics_mod.get(m, loss=self.loss, output_shape=self.outputs[0].shape)
-                         for m in to_list(metrics)]
+        self._metric_ids = to_list(metrics)
+        for m in self._metric_ids:              # unknown names fail here, not mid-fit
+            if not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
+                metrics_mod.get(m)
+        self._metrics = []                      # built from the first batch's shapes, as Keras
         self.compiled = True
+
+    def _build_metrics(self, y_true, y_pred):
+        from .. import metrics as metrics_mod
+        if len(self._metrics) != len(self._metric_ids):
+            self._metrics = [metrics_mod.for_compile(m, np.shape(y_true), np.shape(y_pred))
+                             for m in self._metric_ids]
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in self._metrics]
+        return ["loss"] + [m.name if hasattr(m, "name") else str(m) for m in self._metric_ids]
 
     def _require_compiled(self, what):
         if not self.compiled or self.loss is None:
@@ -115,8 +124,10 @@ class Trainer:
         return loss, y_pred
 
     def _update_metrics(self, ys, y_pred, sample_weight):
+        # Keras's compile(metrics=...) metrics are unweighted; sample_weight goes to the loss.
+        self._build_metrics(ys, y_pred)
         for m in self._metrics:
-            m.update_state(ys, y_pred, sample_weight=sample_weight)
+            m.update_state(ys, y_pred)
 
     def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics)."""
