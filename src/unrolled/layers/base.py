@@ -181,6 +181,18 @@ class Layer:
     def backward(self, cache, doutputs):
         raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
 
+    def gradients(self, inputs, doutputs, training=False, mask=None, initial_state=None):
+        """Backpropagate an upstream gradient through this layer alone.
+
+        Runs ``forward`` on ``inputs`` and ``backward`` with ``doutputs`` (dLoss/d(outputs),
+        shaped like the outputs) and returns ``(dinputs, dweights)``: a list with one array
+        per input (initial states last) and a list in ``get_weights()`` order.
+        """
+        inputs = self._prepare_eager(inputs)
+        kwargs = {} if initial_state is None else {"initial_state": initial_state}
+        _, cache = self.forward(inputs, training=training, mask=mask, **kwargs)
+        return self.backward(cache, doutputs)
+
     def call(self, inputs, training=False, mask=None, **kwargs):
         """The outputs alone (Keras's ``call``)."""
         return self.forward(inputs, training=training, mask=mask, **kwargs)[0]
