@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import activations, initializers
 from .base import Layer
+from .gates import apply_mask, gate_kernel_gradient, gate_product
 
 
 def _check_units(units):
@@ -74,14 +75,14 @@ class SimpleRNNCell(Layer):
         self.built = True
 
     def project_inputs(self, x):
-        xp = x @ self.kernel.value
+        xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
         if self.use_bias:
             xp += self.bias.value
         return xp
 
     def step(self, xp_t, states, rec_mask=None):
         (h_prev,) = states
-        h_in = h_prev if rec_mask is None else h_prev * rec_mask
+        h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t + h_in @ self.recurrent_kernel.value       # a = x W_x + b + h_{t-1} W_h
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
@@ -97,7 +98,7 @@ class SimpleRNNCell(Layer):
 
     def weight_gradients(self, x, caches, dxp):
         h_in = np.stack([c[0] for c in caches])              # (T, B, units)
-        grads = [np.tensordot(x, dxp, axes=([0, 1], [0, 1])),      # dW_x = sum_t x_t^T da_t
+        grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T da_t
                  np.tensordot(h_in, dxp, axes=([0, 1], [0, 1]))]   # dW_h = sum_t h_{t-1}^T da_t
         if self.use_bias:
             grads.append(dxp.sum(axis=(0, 1)))                      # db   = sum_t da_t

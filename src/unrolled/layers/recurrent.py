@@ -20,16 +20,10 @@ The loop is the notebook's loop::
 """
 import numpy as np
 
-from .. import utils
 from ..utils import to_list
 from .base import Layer, check_array
 from .cells import SimpleRNNCell
-
-
-def _dropout_mask(shape, rate, dtype):
-    """Keras's inverted dropout: keep with probability 1-rate, scaled by 1/(1-rate)."""
-    keep = utils.rng().random(shape) >= rate
-    return (keep / (1.0 - rate)).astype(dtype)
+from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
 
 
 class RNN(Layer):
@@ -162,15 +156,10 @@ class RNN(Layer):
             m = self._check_mask(mask, x).T                  # (T, B)
             if self.go_backwards:
                 m = m[::-1]
-        dp_mask = rec_mask = None
-        if training and getattr(cell, "dropout", 0) > 0:
-            dp_mask = _dropout_mask(x.shape[::2], cell.dropout, self.dtype)        # (B, F)
-            xs = xs * dp_mask
-        if training and getattr(cell, "recurrent_dropout", 0) > 0:
-            rec_mask = _dropout_mask((x.shape[0], cell.units), cell.recurrent_dropout, self.dtype)
-        xs = np.ascontiguousarray(xs)
+        dp_mask, rec_mask = draw_dropout_masks(cell, x.shape[0], x.shape[2], self.dtype, training)
+        xs = apply_mask(np.ascontiguousarray(xs), dp_mask, time_axis=True)   # input dropout
         xp = cell.project_inputs(xs)                         # one product for all steps
-        T = xs.shape[0]
+        T = xp.shape[0]
         outputs, caches = [], []
         prev_out = None
         for t in range(T):
@@ -203,7 +192,7 @@ class RNN(Layer):
             dy, *dfinal = doutputs
         else:
             dy, dfinal = doutputs, [None] * len(cell.state_size)
-        T, B = xs.shape[:2]
+        T, B = len(caches), x_shape[0]
         dtype = xs.dtype
         dstates = [np.zeros((B, s), dtype) if d is None else d
                    for d, s in zip(dfinal, cell.state_size)]
@@ -232,9 +221,8 @@ class RNN(Layer):
             dxp_steps[t] = dxp_t
         dxp = np.stack(dxp_steps)                            # (T, B, gates*units)
         dweights = cell.weight_gradients(xs, caches, dxp)
-        dxs = dxp @ cell.kernel.value.T                      # xp = x @ kernel + ...
-        if dp_mask is not None:
-            dxs = dxs * dp_mask
+        # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
+        dxs = unmask(gate_product_backward(dxp, xs, cell.kernel.value, xs.ndim == 4), dp_mask)
         if self.go_backwards:
             dxs = dxs[::-1]
         dx = np.ascontiguousarray(dxs.transpose(1, 0, 2))

@@ -1,0 +1,104 @@
+"""Fused gate products and dropout masks, shared by every cell and the time loop.
+
+A cell with G gates multiplies its input by one fused ``(F, G*N)`` kernel and its state
+by one fused ``(M, G*N)`` recurrent kernel: one matrix product gives every gate, columns
+gate-major (``[gate 0 | gate 1 | ...]``).
+
+Keras's LSTM and GRU with ``recurrent_dropout > 0`` (its "implementation 1") draw an
+independent dropout mask *per gate*, for the inputs and for the state. Then each gate
+sees its own masked copy of the operand: ``a`` has a leading gate axis ``(G, ..., K)``
+and gate g's columns of the kernel multiply ``a[g]``. ``per_gate`` says which form
+an operand has; a single mask (``(B, K)``) is shared by all gates.
+"""
+import numpy as np
+
+from .. import utils
+
+
+def dropout_mask(shape, rate, dtype):
+    """Keras's inverted dropout mask: 0 with probability ``rate``, else ``1/(1-rate)``."""
+    keep = utils.rng().random(shape) >= rate
+    return (keep / (1.0 - rate)).astype(dtype)
+
+
+def draw_dropout_masks(cell, batch, features, dtype, training):
+    """The input mask ``(B, F)`` and recurrent mask ``(B, M)`` of one call — or, for a cell
+    with ``dropout_mask_count = G > 1``, ``(G, B, F)`` and ``(G, B, M)``. None where the rate
+    is not in (0, 1) or outside training, as Keras applies dropout only for 0 < rate < 1."""
+    count = getattr(cell, "dropout_mask_count", 1)
+
+    def draw(rate, width):
+        if not (training and 0 < rate < 1):
+            return None
+        return dropout_mask((batch, width) if count == 1 else (count, batch, width), rate, dtype)
+
+    return draw(getattr(cell, "dropout", 0), features), draw(getattr(cell, "recurrent_dropout", 0), cell.units)
+
+
+def is_per_gate(mask):
+    return mask is not None and mask.ndim == 3
+
+
+def apply_mask(a, mask, time_axis=False):
+    """What the kernel sees: ``a``, ``a * mask``, or one masked copy per gate (gate axis first).
+
+    With ``time_axis`` ``a`` is a whole sequence ``(T, B, K)`` and the mask, drawn per
+    sequence, is the same at every step."""
+    if mask is None:
+        return a
+    if mask.ndim == 2:
+        return a * mask
+    return a[None] * (mask[:, None] if time_axis else mask)
+
+
+def unmask(da, mask):
+    """dLoss/da from dLoss/d(apply_mask(a, mask)): per-gate copies add up."""
+    if mask is None:
+        return da
+    if mask.ndim == 2:
+        return da * mask
+    shaped = mask[:, None] if da.ndim == 4 else mask
+    return (da * shaped).sum(axis=0)
+
+
+def _kernel_per_gate(kernel, gates):
+    k = kernel.shape[0]
+    return kernel.reshape(k, gates, -1).transpose(1, 0, 2)        # (K, G*N) -> (G, K, N)
+
+
+def gate_product(a, kernel, per_gate=False):
+    """``a @ kernel``; with ``per_gate``, gate g's columns use ``a[g]``. Result ``(..., G*N)``."""
+    if not per_gate:
+        return a @ kernel
+    g = a.shape[0]
+    kg = _kernel_per_gate(kernel, g)
+    kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])   # broadcast over time
+    out = np.matmul(a, kg)                                         # (G, ..., B, N)
+    return np.moveaxis(out, 0, -2).reshape(a.shape[1:-1] + (-1,))
+
+
+def gate_product_backward(dz, a, kernel, per_gate=False):
+    """dLoss/da for ``z = gate_product(a, kernel)``, shaped like ``a``."""
+    if not per_gate:
+        return dz @ kernel.T                                       # z = a W  =>  da = dz W^T
+    g = a.shape[0]
+    dz_g = np.moveaxis(dz.reshape(dz.shape[:-1] + (g, -1)), -2, 0)  # (G, ..., B, N)
+    kg = _kernel_per_gate(kernel, g).transpose(0, 2, 1)
+    kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])
+    return np.matmul(dz_g, kg)
+
+
+def gate_kernel_gradient(a, dz, per_gate=False):
+    """dLoss/d(kernel) = sum over steps and batch of ``a^T dz`` — one product.
+
+    ``a`` is ``(T, B, K)`` (or ``(G, T, B, K)`` per gate) and ``dz`` is ``(T, B, G*N)``."""
+    if not per_gate:
+        return np.tensordot(a, dz, axes=([0, 1], [0, 1]))
+    g, k = a.shape[0], a.shape[-1]
+    dz_g = dz.reshape(dz.shape[:-1] + (g, -1))
+    return np.einsum("gtbk,tbgn->kgn", a, dz_g).reshape(k, -1)
+
+
+def stack_steps(items, per_gate=False):
+    """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate."""
+    return np.stack(items, axis=1 if per_gate else 0)

@@ -1,0 +1,184 @@
+"""LSTM: the cell's step math, forward and backward beside it, and the ``LSTM`` layer."""
+import numpy as np
+
+from .. import activations, initializers
+from .base import Layer
+from .cells import _check_rate, _check_units
+from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
+                    is_per_gate, stack_steps, unmask)
+from .recurrent import RNN
+
+
+class _UnitForgetBias(initializers.Initializer):
+    """Keras's LSTM bias with ``unit_forget_bias``: ``[init(M), ones(M), init(2M)]``."""
+
+    def __init__(self, base, units):
+        self.base, self.units = initializers.get(base), units
+
+    def __call__(self, shape, dtype=None):
+        m = self.units
+        return np.concatenate([self.base((m,), dtype), np.ones((m,), dtype),
+                               self.base((2 * m,), dtype)])
+
+
+class LSTMCell(Layer):
+    r"""Long short-term memory (Hochreiter & Schmidhuber, 1997), Keras's gate order i, f, c, o.
+
+    With ``xp_t = x_t @ kernel + bias`` (``project_inputs``, every step at once)::
+
+        z = xp_t + h_prev @ recurrent_kernel          # one product for all four gates
+        zi, zf, zc, zo = split(z, 4)
+        i = recurrent_activation(zi)                  # input gate
+        f = recurrent_activation(zf)                  # forget gate
+        g = activation(zc)                            # candidate cell value
+        o = recurrent_activation(zo)                  # output gate
+        c = f * c_prev + i * g
+        tc = activation(c)
+        h = o * tc
+
+    The output is ``h``; the states are ``[h, c]``. Weights: ``kernel (F, 4M)``,
+    ``recurrent_kernel (M, 4M)``, ``bias (4M,)``, columns split ``[i | f | c | o]``.
+    With ``unit_forget_bias`` (the default) the bias starts as ``[init(M), ones(M), init(2M)]``.
+
+    Recurrent dropout: Keras multiplies ``h_prev`` by an independent mask for each gate
+    (``rec_mask`` of shape ``(4, B, M)``, see ``gates.py``).
+    """
+
+    gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, implementation=2, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _check_units(units)
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.unit_forget_bias = unit_forget_bias
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        # Keras draws one dropout mask per gate (inputs and state) in its "implementation 1",
+        # which recurrent_dropout > 0 forces; otherwise one input mask shared by all gates.
+        per_gate = implementation == 1 or self.recurrent_dropout > 0
+        self.dropout_mask_count = self.gates if per_gate else 1
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        f, m = input_shape[-1], self.units
+        self.kernel = self.add_weight("kernel", (f, 4 * m), self.kernel_initializer)
+        self.recurrent_kernel = self.add_weight("recurrent_kernel", (m, 4 * m),
+                                                self.recurrent_initializer)
+        self.bias = None
+        if self.use_bias:
+            init = (_UnitForgetBias(self.bias_initializer, m) if self.unit_forget_bias
+                    else self.bias_initializer)
+            self.bias = self.add_weight("bias", (4 * m,), init)
+        self.built = True
+
+    def project_inputs(self, x):
+        xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
+        if self.use_bias:
+            xp += self.bias.value
+        return xp
+
+    def step(self, xp_t, states, rec_mask=None):
+        h_prev, c_prev = states
+        m = self.units
+        h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
+        z = xp_t + gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
+        i = self.recurrent_activation(z[:, :m])
+        f = self.recurrent_activation(z[:, m:2 * m])
+        g = self.activation(z[:, 2 * m:3 * m])
+        o = self.recurrent_activation(z[:, 3 * m:])
+        c = f * c_prev + i * g
+        tc = self.activation(c)
+        h = o * tc
+        return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc)
+
+    def step_backward(self, cache, dout, dstates):
+        h_in, rec_mask, c_prev, z, i, f, g, o, c, tc = cache
+        m = self.units
+        ract = self.recurrent_activation
+        dh = dout + dstates[0]                          # h is both the output and a state
+        do = dh * tc                                    # h = o*tc  =>  do = dh*tc
+        dtc = dh * o                                    # h = o*tc  =>  dtc = dh*o
+        dc = dstates[1] + self.activation.backward(c, tc, dtc)  # tc = act(c); c is a state too
+        di = dc * g                                     # c = f*c_prev + i*g  =>  di = dc*g
+        df = dc * c_prev                                # c = f*c_prev + i*g  =>  df = dc*c_prev
+        dg = dc * i                                     # c = f*c_prev + i*g  =>  dg = dc*i
+        dc_prev = dc * f                                # c = f*c_prev + i*g  =>  dc_prev = dc*f
+        dz = np.concatenate([
+            ract.backward(z[:, :m], i, di),             # i = ract(zi)
+            ract.backward(z[:, m:2 * m], f, df),        # f = ract(zf)
+            self.activation.backward(z[:, 2 * m:3 * m], g, dg),  # g = act(zc)
+            ract.backward(z[:, 3 * m:], o, do),         # o = ract(zo)
+        ], axis=1)
+        rk = self.recurrent_kernel.value
+        dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
+        dh_prev = unmask(dh_in, rec_mask)               # h_in = h_prev * rec_mask
+        return dz, [dh_prev, dc_prev]                   # z = xp_t + ...  =>  dxp_t = dz
+
+    def weight_gradients(self, x, caches, dxp):
+        per_gate = is_per_gate(caches[0][1])
+        h_ins = stack_steps([c[0] for c in caches], per_gate)     # ([4,] T, B, M)
+        grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T dz_t
+                 gate_kernel_gradient(h_ins, dxp, per_gate)]       # dW_h = sum_t h_in^T dz_t
+        if self.use_bias:
+            grads.append(dxp.sum(axis=(0, 1)))                     # db   = sum_t dz_t
+        return grads
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation.name,
+                "recurrent_activation": self.recurrent_activation.name,
+                "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias,
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+                "seed": self.seed}
+
+
+class LSTM(RNN):
+    """The LSTM layer: ``LSTM(units)`` is ``RNN(LSTMCell(units))`` with Keras's arguments.
+
+    Input ``(batch, timesteps, features)``; output ``(batch, units)`` or, with
+    ``return_sequences``, ``(batch, timesteps, units)``; ``return_state`` adds ``h`` and ``c``.
+    ``initial_state`` is ``[h0, c0]``. ``implementation`` and ``use_cudnn`` are accepted for
+    compatibility: there is one NumPy code path.
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
+                 go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(f"Invalid value for argument `use_cudnn`: expected one of "
+                             f"'auto', True, False; received {use_cudnn!r}.")
+        self.use_cudnn = use_cudnn
+        implementation = kwargs.pop("implementation", 2)
+        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask",) if k in kwargs}
+        cell = LSTMCell(units, activation=activation, recurrent_activation=recurrent_activation,
+                        use_bias=use_bias, kernel_initializer=kernel_initializer,
+                        recurrent_initializer=recurrent_initializer,
+                        bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
+                        dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+                        implementation=implementation, dtype=kwargs.get("dtype"),
+                        name="lstm_cell")
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         **rnn_kwargs, **kwargs)
+
+    units = property(lambda self: self.cell.units)
+    activation = property(lambda self: self.cell.activation)
+    recurrent_activation = property(lambda self: self.cell.recurrent_activation)
+    use_bias = property(lambda self: self.cell.use_bias)
+    unit_forget_bias = property(lambda self: self.cell.unit_forget_bias)
+    dropout = property(lambda self: self.cell.dropout)
+    recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
+
+    def get_config(self):
+        return {**super().get_config(), **self.cell.get_config()}
