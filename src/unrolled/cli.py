@@ -86,9 +86,17 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command")
     p_demo = sub.add_parser("demo", help="the seed notebook's story, step by step")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_ex = sub.add_parser("example", help="run a worked example: sine, co2 or dante")
+    p_ex.add_argument("name")
+    p_ex.add_argument("--quick", action="store_true", help="a reduced, seconds-long run")
+    p_ex.add_argument("--out-dir", default="docs/examples", help="where plots are saved")
+    p_ex.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(seed=args.seed)
+    if args.command == "example":
+        from .examples import example_main
+        return example_main(args.name, quick=args.quick, out_dir=args.out_dir, seed=args.seed)
     parser.print_help()
     return 0
 

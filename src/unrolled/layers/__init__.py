@@ -2,10 +2,19 @@
 from .base import Layer
 from .cells import SimpleRNNCell
 from .core import Activation, Dense, Flatten
+from .embedding import Embedding, Masking
+from .gru import GRU, GRUCell
+from .lstm import LSTM, LSTMCell
+from .merge import Add, Concatenate
 from .recurrent import RNN, SimpleRNN
+from .reshaping import Dropout, RepeatVector, Reshape
+from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "Activation", "Dense", "Flatten", "Input", "InputLayer", "KerasTensor", "Layer", "RNN",
-    "SimpleRNN", "SimpleRNNCell",
+    "Activation", "Add", "Bidirectional", "Concatenate", "Dense", "Dropout", "Embedding",
+    "Flatten", "GRU", "GRUCell", "Input", "InputLayer", "KerasTensor", "Layer", "LSTM",
+    "LSTMCell", "Masking", "RepeatVector", "Reshape", "RNN", "SimpleRNN", "SimpleRNNCell",
+    "StackedRNNCells", "TimeDistributed",
 ]

@@ -229,8 +229,7 @@ class Layer:
         kwargs = {}
         if initial_state is not None:
             kwargs["initial_state"] = initial_state
-        outputs, _ = self.forward(inputs, training=bool(training), mask=mask, **kwargs)
-        return outputs
+        return self.call(inputs, training=bool(training), mask=mask, **kwargs)
 
     # --- config --------------------------------------------------------------------------
     def get_config(self):

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import activations, initializers
 from .base import Layer
+from .gates import matmul_last
 
 
 class Dense(Layer):
@@ -41,7 +42,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def forward(self, x, *, training=False, mask=None):
-        z = x @ self.kernel.value
+        z = matmul_last(x, self.kernel.value)
         if self.use_bias:
             z += self.bias.value
         y = self.activation(z)
@@ -52,7 +53,7 @@ class Dense(Layer):
         dz = self.activation.backward(z, y, dy)            # through the activation
         x2, dz2 = x.reshape(-1, x.shape[-1]), dz.reshape(-1, self.units)
         dkernel = x2.T @ dz2                                 # z = x W + b  =>  dW = x^T dz
-        dx = dz @ self.kernel.value.T                        #               dx = dz W^T
+        dx = matmul_last(dz, self.kernel.value.T)            #               dx = dz W^T
         grads = [dkernel]
         if self.use_bias:
             grads.append(dz2.sum(axis=0))                    #               db = sum dz

@@ -32,7 +32,9 @@ def draw_dropout_masks(cell, batch, features, dtype, training):
             return None
         return dropout_mask((batch, width) if count == 1 else (count, batch, width), rate, dtype)
 
-    return draw(getattr(cell, "dropout", 0), features), draw(getattr(cell, "recurrent_dropout", 0), cell.units)
+    dp = draw(getattr(cell, "dropout", 0), features)
+    rec_rate = getattr(cell, "recurrent_dropout", 0)
+    return dp, (draw(rec_rate, cell.units) if rec_rate else None)
 
 
 def is_per_gate(mask):
@@ -61,6 +63,16 @@ def unmask(da, mask):
     return (da * shaped).sum(axis=0)
 
 
+def matmul_last(a, b):
+    """``a @ b`` over the last axis of ``a`` of any rank, as one 2-D BLAS product.
+
+    NumPy runs ``(T, B, F) @ (F, N)`` as T separate small products, several times slower
+    than the same work folded into one ``(T*B, F) @ (F, N)`` product."""
+    if a.ndim == 2:
+        return a @ b
+    return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+
+
 def _kernel_per_gate(kernel, gates):
     k = kernel.shape[0]
     return kernel.reshape(k, gates, -1).transpose(1, 0, 2)        # (K, G*N) -> (G, K, N)
@@ -69,7 +81,7 @@ def _kernel_per_gate(kernel, gates):
 def gate_product(a, kernel, per_gate=False):
     """``a @ kernel``; with ``per_gate``, gate g's columns use ``a[g]``. Result ``(..., G*N)``."""
     if not per_gate:
-        return a @ kernel
+        return matmul_last(a, kernel)
     g = a.shape[0]
     kg = _kernel_per_gate(kernel, g)
     kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])   # broadcast over time
@@ -80,7 +92,7 @@ def gate_product(a, kernel, per_gate=False):
 def gate_product_backward(dz, a, kernel, per_gate=False):
     """dLoss/da for ``z = gate_product(a, kernel)``, shaped like ``a``."""
     if not per_gate:
-        return dz @ kernel.T                                       # z = a W  =>  da = dz W^T
+        return matmul_last(dz, kernel.T)                           # z = a W  =>  da = dz W^T
     g = a.shape[0]
     dz_g = np.moveaxis(dz.reshape(dz.shape[:-1] + (g, -1)), -2, 0)  # (G, ..., B, N)
     kg = _kernel_per_gate(kernel, g).transpose(0, 2, 1)

@@ -146,8 +146,16 @@ class RNN(Layer):
 
     # --- the loop ----------------------------------------------------------------------------
     def forward(self, x, *, training=False, mask=None, initial_state=None):
+        return self._run(x, training, mask, initial_state, keep_cache=True)
+
+    def call(self, x, training=False, mask=None, initial_state=None):
+        """The outputs alone. No step caches are kept, so inference holds one step in memory."""
+        return self._run(x, training, mask, initial_state, keep_cache=False)[0]
+
+    def _run(self, x, training, mask, initial_state, keep_cache):
         cell = self.cell
         states = self._initial_states(x, initial_state)
+        B, T = x.shape[:2]
         xs = x.transpose(1, 0, 2)                            # time-major (T, B, F)
         if self.go_backwards:
             xs = xs[::-1]
@@ -156,12 +164,12 @@ class RNN(Layer):
             m = self._check_mask(mask, x).T                  # (T, B)
             if self.go_backwards:
                 m = m[::-1]
-        dp_mask, rec_mask = draw_dropout_masks(cell, x.shape[0], x.shape[2], self.dtype, training)
+        dp_mask, rec_mask = draw_dropout_masks(cell, B, x.shape[2], self.dtype, training)
         xs = apply_mask(np.ascontiguousarray(xs), dp_mask, time_axis=True)   # input dropout
         xp = cell.project_inputs(xs)                         # one product for all steps
-        T = xp.shape[0]
-        outputs, caches = [], []
-        prev_out = None
+        ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
+        caches = []
+        out = prev_out = None
         for t in range(T):
             out, new_states, cache = cell.step(xp[t], states, rec_mask)
             if m is not None:                                # carry states over masked steps
@@ -170,16 +178,15 @@ class RNN(Layer):
                     prev_out = np.zeros_like(out)
                 out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
                 new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
-            outputs.append(out)
-            caches.append(cache)
+            if ys is not None:
+                ys[:, t] = out                               # processing order, batch-major
+            if keep_cache:
+                caches.append(cache)
             states = new_states
             prev_out = out
         if self.stateful:
             self.states = [s.copy() for s in states]
-        if self.return_sequences:
-            y = np.stack(outputs, axis=1)                    # (B, T, units), processing order
-        else:
-            y = outputs[-1]
+        y = ys if self.return_sequences else out
         result = [y] + list(states) if self.return_state else y
         n_states = len(to_list(initial_state))
         return result, (xs, m, dp_mask, caches, n_states, x.shape)

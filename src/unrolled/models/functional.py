@@ -158,6 +158,13 @@ class Model(Trainer, Layer):
 
     def forward(self, inputs, *, training=False, mask=None):
         """Run the graph; return the outputs and the tape that ``backward`` needs."""
+        return self._run_graph(inputs, training, keep_tape=True)
+
+    def call(self, inputs, training=False, mask=None):
+        """Run the graph for its outputs alone: layers keep no caches (inference)."""
+        return self._run_graph(inputs, training, keep_tape=False)[0]
+
+    def _run_graph(self, inputs, training, keep_tape):
         values, masks = {}, {}
         for t, a in zip(self.inputs, to_list(inputs) if self._multi_input else [inputs]):
             values[id(t)] = a
@@ -175,14 +182,17 @@ class Model(Trainer, Layer):
             if node.states:
                 kwargs["initial_state"] = [values[id(t)] for t in node.states]
             train = training if node.kwargs.get("training") is None else node.kwargs["training"]
-            out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
+            if keep_tape:
+                out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
+                tape.append((node, cache))
+            else:
+                out = layer.call(main, training=train, mask=mask_arg, **kwargs)
             out_masks = layer.compute_mask(main, mask_arg)
             outs = to_list(out) if node.multi_output else [out]
             out_masks = to_list(out_masks) if node.multi_output else [out_masks]
             for t, a, m in zip(node.outputs, outs, out_masks):
                 values[id(t)] = a
                 masks[id(t)] = m
-            tape.append((node, cache))
         outputs = [values[id(t)] for t in self.outputs]
         return (outputs if self._multi_output else outputs[0]), tape
 
@@ -220,12 +230,12 @@ class Model(Trainer, Layer):
         return shapes if self._multi_output else shapes[0]
 
     def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
-        return self.forward(self._pack(self._standardize_inputs(inputs)), training=bool(training))[0]
+        return self.call(self._pack(self._standardize_inputs(inputs)), training=bool(training))
 
     # --- inference ---------------------------------------------------------------------------
     def predict_on_batch(self, x):
         """The outputs for one batch, as NumPy arrays of the model's dtype."""
-        return self.forward(self._pack(self._standardize_inputs(x)), training=False)[0]
+        return self.call(self._pack(self._standardize_inputs(x)), training=False)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` computed in batches of ``batch_size`` (default 32)."""
@@ -243,7 +253,7 @@ class Model(Trainer, Layer):
         chunks = []
         for step in range(steps_total):
             batch = [a[step * batch_size:(step + 1) * batch_size] for a in arrays]
-            out, _ = self.forward(self._pack(batch), training=False)
+            out = self.call(self._pack(batch), training=False)
             chunks.append(to_list(out) if self._multi_output else [out])
             bar.update(step + 1)
         outs = [np.concatenate([c[k] for c in chunks], axis=0) for k in range(len(self.outputs))]

@@ -144,7 +144,7 @@ class Trainer:
         xs, ys = _check_xy(self, x, y)
         for m in self._metrics:
             m.reset_state()
-        y_pred, _ = self.forward(self._pack(xs), training=False)
+        y_pred = self.call(self._pack(xs), training=False)
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
@@ -174,7 +174,7 @@ class Trainer:
             if train:
                 loss, y_pred = self._train_step(bx, by, bsw)
             else:
-                y_pred, _ = self.forward(self._pack(bx), training=False)
+                y_pred = self.call(self._pack(bx), training=False)
                 loss = float(self.loss(by, y_pred, sample_weight=bsw))
             total += loss * len(b)                     # Keras's loss tracker: weighted by batch size
             count += len(b)
