@@ -1,0 +1,75 @@
+"""The three examples in quick mode: each runs in seconds and must show a real outcome."""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from unrolled.data import Vocabulary, load_inferno
+from unrolled.examples import EXAMPLES, co2, dante, example_main, sine
+
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+
+
+def check_plots(result, out_dir, names):
+    """With matplotlib: the PNG files exist; without: none are claimed."""
+    if not HAVE_MATPLOTLIB:
+        assert result["plots"] == []
+        return
+    assert [p.split("/")[-1] for p in result["plots"]] == names
+    for name in names:
+        assert (out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sine_forecasters_learn_and_beat_naive(tmp_path):
+    r = sine.run(quick=True, out_dir=str(tmp_path), verbose=False)
+    for name in ("SimpleRNN", "LSTM"):
+        m = r[name]
+        assert m["final_loss"] < m["first_loss"]
+        assert m["one_step_mse"] < r["naive_one_step_mse"]
+        assert np.isfinite(m["multi_step_mse"]) and np.isfinite(m["multi_step_mse_100"])
+    check_plots(r, tmp_path, ["sine_forecasts.png"])
+
+
+def test_co2_model_beats_the_naive_forecast_on_the_test_part(tmp_path):
+    r = co2.run(quick=True, out_dir=str(tmp_path), verbose=False)
+    assert r["model_mae"] < 0.6 * r["naive_mae"]
+    assert r["model_rmse"] < r["naive_rmse"]
+    assert r["naive_mae"] == pytest.approx(1.130, abs=1e-3)    # the data's own property
+    assert r["train_loss"][-1] < r["train_loss"][0]
+    assert np.isfinite(r["recursive_mae"])
+    check_plots(r, tmp_path, ["co2_forecast.png"])
+
+
+def test_dante_loss_falls_and_samples_decode(tmp_path):
+    r = dante.run(quick=True, out_dir=str(tmp_path), verbose=False)
+    losses = r["train_loss"]
+    assert losses[-1] < losses[0] and losses[-1] < r["uniform_loss"]
+    assert r["val_loss"][-1] < r["uniform_loss"] and np.isfinite(r["test_loss"])
+    vocab = Vocabulary(load_inferno())
+    assert set(r["samples"]) == {0.5, 1.0}
+    for text in r["samples"].values():
+        assert isinstance(text, str) and len(text) == 120
+        assert vocab.decode(vocab.encode(text)) == text        # only known characters
+    assert np.isfinite(r["verse_loss"])
+    check_plots(r, tmp_path, ["dante_training.png"])
+
+
+def test_sampling_temperature_sharpens_the_distribution():
+    logits = np.array([2.0, 1.0, 0.0])
+    cold, hot = dante.softmax(logits / 0.1), dante.softmax(logits / 10.0)
+    assert cold[0] > 0.99 and np.ptp(hot) < 0.1
+    np.testing.assert_allclose(dante.softmax(logits).sum(), 1.0)
+
+
+def test_no_out_dir_saves_no_plots(tmp_path):
+    r = co2.run(quick=True, out_dir=None, verbose=False)
+    assert r["plots"] == []
+
+
+def test_example_main(tmp_path, capsys):
+    assert example_main("nope", quick=True, out_dir=str(tmp_path)) == 2
+    out = capsys.readouterr().out
+    assert "Unknown example 'nope'" in out and all(name in out for name in EXAMPLES)
+    assert example_main("co2", quick=True, out_dir=str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "naive: last value" in out and "Example 'co2' finished in" in out
