@@ -50,6 +50,9 @@ class SimpleRNNCell(Layer):
     ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
     """
 
+    # The names of the values ``step`` returns in its cache, in order (for explain.trace).
+    cache_names = ("h_in", "a", "h", "rec_mask")
+
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,

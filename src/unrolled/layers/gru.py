@@ -47,6 +47,8 @@ class GRUCell(Layer):
     """
 
     gates = 3
+    # The names of the values ``step`` returns in its cache, in order (for explain.trace).
+    cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",

@@ -45,6 +45,8 @@ class LSTMCell(Layer):
     """
 
     gates = 4
+    # The names of the values ``step`` returns in its cache, in order (for explain.trace).
+    cache_names = ("h_in", "rec_mask", "c_prev", "z", "i", "f", "g", "o", "c", "tc")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
