@@ -5,7 +5,7 @@ from .. import activations, initializers
 from .base import Layer
 from .cells import _check_rate, _check_units
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    is_per_gate, stack_steps, unmask)
+                    GateActivations, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 
@@ -46,7 +46,7 @@ class LSTMCell(Layer):
 
     gates = 4
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
-    cache_names = ("h_in", "rec_mask", "c_prev", "z", "i", "f", "g", "o", "c", "tc")
+    cache_names = ("h_in", "rec_mask", "c_prev", "z", "i", "f", "g", "o", "c", "tc", "a")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -69,6 +69,8 @@ class LSTMCell(Layer):
         per_gate = implementation == 1 or self.recurrent_dropout > 0
         self.dropout_mask_count = self.gates if per_gate else 1
         self.state_size = [self.units, self.units]
+        ract = self.recurrent_activation
+        self._gates = GateActivations([ract, ract, self.activation, ract], self.units)
         self.output_size = self.units
 
     def build(self, input_shape):
@@ -93,20 +95,18 @@ class LSTMCell(Layer):
         h_prev, c_prev = states
         m = self.units
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
-        z = xp_t + gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
-        i = self.recurrent_activation(z[:, :m])
-        f = self.recurrent_activation(z[:, m:2 * m])
-        g = self.activation(z[:, 2 * m:3 * m])
-        o = self.recurrent_activation(z[:, 3 * m:])
-        c = f * c_prev + i * g
+        z = gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
+        z += xp_t                                         # z = xp_t + h_in @ W_h
+        a = self._gates(z)                                # [i | f | g | o], all gates at once
+        i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
+        c = f * c_prev
+        c += i * g                                        # c = f*c_prev + i*g
         tc = self.activation(c)
-        h = o * tc
-        return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc)
+        h = o * tc                                        # h = o*tanh(c)
+        return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a)
 
     def step_backward(self, cache, dout, dstates):
-        h_in, rec_mask, c_prev, z, i, f, g, o, c, tc = cache
-        m = self.units
-        ract = self.recurrent_activation
+        h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a = cache
         dh = dout + dstates[0]                          # h is both the output and a state
         do = dh * tc                                    # h = o*tc  =>  do = dh*tc
         dtc = dh * o                                    # h = o*tc  =>  dtc = dh*o
@@ -115,12 +115,8 @@ class LSTMCell(Layer):
         df = dc * c_prev                                # c = f*c_prev + i*g  =>  df = dc*c_prev
         dg = dc * i                                     # c = f*c_prev + i*g  =>  dg = dc*i
         dc_prev = dc * f                                # c = f*c_prev + i*g  =>  dc_prev = dc*f
-        dz = np.concatenate([
-            ract.backward(z[:, :m], i, di),             # i = ract(zi)
-            ract.backward(z[:, m:2 * m], f, df),        # f = ract(zf)
-            self.activation.backward(z[:, 2 * m:3 * m], g, dg),  # g = act(zc)
-            ract.backward(z[:, 3 * m:], o, do),         # o = ract(zo)
-        ], axis=1)
+        da = np.concatenate([di, df, dg, do], axis=1)
+        dz = self._gates.backward(z, a, da)             # [i|f|g|o] = [ract|ract|act|ract](z)
         rk = self.recurrent_kernel.value
         dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
         dh_prev = unmask(dh_in, rec_mask)               # h_in = h_prev * rec_mask
