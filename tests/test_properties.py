@@ -62,3 +62,23 @@ def test_a_row_alone_equals_the_row_in_a_batch(shape, seed):
     full = layer(x)
     for r in range(b):
         np.testing.assert_allclose(layer(x[r:r + 1])[0], full[r], atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(shapes, seeds, st.sampled_from(["SimpleRNN", "LSTM", "GRU"]), st.booleans())
+def test_bidirectional_concat_is_the_two_directions_side_by_side(shape, seed, kind, seqs):
+    from unrolled import layers
+    b, t, d, m = shape
+    rng = np.random.default_rng(seed)
+    bi = layers.Bidirectional(getattr(layers, kind)(m, return_sequences=seqs, dtype="float64"))
+    x = rng.standard_normal((b, t, d))
+    bi(x)
+    bi.set_weights([rng.standard_normal(w.shape) * 0.5 for w in bi.weights])
+    fwd = getattr(layers, kind)(m, return_sequences=seqs, dtype="float64")
+    bwd = getattr(layers, kind)(m, return_sequences=seqs, go_backwards=True, dtype="float64")
+    fwd(x), bwd(x)
+    n = len(fwd.weights)
+    fwd.set_weights(bi.get_weights()[:n])
+    bwd.set_weights(bi.get_weights()[n:])
+    back = bwd(x)[:, ::-1] if seqs else bwd(x)
+    np.testing.assert_allclose(bi(x), np.concatenate([fwd(x), back], axis=-1), atol=1e-12)

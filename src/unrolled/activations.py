@@ -63,7 +63,36 @@ hard_sigmoid = Activation(
 )
 softmax = Activation("softmax", _softmax, _softmax_backward)
 
-_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, softmax)}
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _softplus(x):
+    return np.logaddexp(x, 0).astype(x.dtype, copy=False)      # log(1 + e^x), stable
+
+
+def _swish(x):
+    return x * _sigmoid(x)
+
+
+elu = Activation("elu", _elu, lambda x, y, dy: dy * np.where(x > 0, 1, y + 1))
+selu = Activation(
+    "selu", lambda x: (_SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))).astype(x.dtype),
+    lambda x, y, dy: dy * np.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA).astype(x.dtype))
+softplus = Activation("softplus", _softplus, lambda x, y, dy: dy * _sigmoid(x))
+softsign = Activation("softsign", lambda x: x / (1 + np.abs(x)),
+                      lambda x, y, dy: dy / np.square(1 + np.abs(x)))
+swish = Activation("swish", _swish,
+                   lambda x, y, dy: dy * (lambda s: s + x * s * (1 - s))(_sigmoid(x)))
+exponential = Activation("exponential", np.exp, lambda x, y, dy: dy * y)
+relu6 = Activation("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, dy: dy * ((x > 0) & (x < 6)))
+
+_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, softmax, elu, selu,
+                            softplus, softsign, swish, exponential, relu6)}
+_ALL["silu"] = swish
 
 
 def get(identifier):

@@ -244,6 +244,8 @@ class Model(Trainer, Layer):
         for a in arrays[1:]:
             if a.shape[0] != n:
                 raise ValueError(f"All inputs must have the same number of samples; received {[a.shape[0] for a in arrays]}.")
+        if n == 0:
+            raise ValueError(f"Received an empty batch: the input to model '{self.name}' has 0 samples.")
         batch_size = 32 if batch_size is None else batch_size
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
