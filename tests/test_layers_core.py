@@ -9,8 +9,8 @@ from keras_ref import keras
 from unrolled.layers import Activation, Dense, Flatten, SimpleRNN
 
 
-@pytest.mark.parametrize("activation,ndim", itertools.product(
-    ["linear", "tanh", "sigmoid", "relu", "softmax", "hard_sigmoid"], [2, 3]))
+@pytest.mark.parametrize("activation,ndim", list(itertools.product(
+    ["linear", "tanh", "sigmoid", "relu", "softmax", "hard_sigmoid"], [2, 3])))
 def test_dense_matches_keras(rng, activation, ndim):
     shape = (4, 3, 6) if ndim == 3 else (4, 6)
     x = rng.standard_normal(shape).astype("float32") * 3

@@ -40,7 +40,7 @@ def _check_list_gradients(layer, xs, rng, tol=1e-6):
 
 # --- Embedding and Masking ------------------------------------------------------------------------
 @pytest.mark.parametrize("shape,mask_zero",
-                         itertools.product([(6,), (3, 7), (2, 3, 4)], [False, True]))
+                         list(itertools.product([(6,), (3, 7), (2, 3, 4)], [False, True])))
 def test_embedding_matches_keras(rng, shape, mask_zero):
     ids = rng.integers(0, 10, size=shape)
     ours = Embedding(10, 4, mask_zero=mask_zero, input_length=7)

@@ -110,3 +110,13 @@ def test_gradient_clipping_tames_exploding_gradients(rng):
     assert all(np.isfinite(losses_clip)) and all(np.all(np.isfinite(w)) for w in w_clip)
     assert losses_clip[-1] < losses_clip[0]
     assert not all(np.isfinite(losses_plain)) or max(np.abs(w).max() for w in w_plain) > 1e3
+
+
+def test_a_mask_on_a_layer_that_cannot_use_it():
+    from unrolled.layers import Flatten, Masking
+    with pytest.raises(TypeError, match="does not use a mask"):
+        Flatten()(np.zeros((2, 3, 4)), mask=np.ones((2, 3), bool))
+    i = Input((3, 4))
+    model = Model(i, Dense(1)(Flatten()(Masking()(i))))
+    with pytest.warns(UserWarning, match="does not support masking"):
+        model.predict(np.ones((2, 3, 4)), verbose=0)

@@ -188,8 +188,8 @@ def test_bidirectional_bad_arguments():
 
 
 # --- TimeDistributed ----------------------------------------------------------------------------
-@pytest.mark.parametrize("activation,shape", itertools.product(
-    ["linear", "tanh", "softmax"], [(3, 5, 4), (2, 3, 4, 6)]))
+@pytest.mark.parametrize("activation,shape", list(itertools.product(
+    ["linear", "tanh", "softmax"], [(3, 5, 4), (2, 3, 4, 6)])))
 def test_time_distributed_dense_matches_keras(rng, activation, shape):
     ours = TimeDistributed(Dense(5, activation=activation))
     ours.build(shape)

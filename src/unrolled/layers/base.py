@@ -225,6 +225,12 @@ class Layer:
         return x
 
     def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
+        if mask is not None and not self.supports_masking:
+            raise TypeError(
+                f"Layer '{self.name}' ({type(self).__name__}) does not use a mask, but mask= was "
+                "passed. Masks go to recurrent layers (SimpleRNN, LSTM, GRU, Bidirectional) and "
+                "to layers that pass them on (Dense, TimeDistributed, ...)."
+            )
         inputs = self._prepare_eager(inputs)
         kwargs = {}
         if initial_state is not None:

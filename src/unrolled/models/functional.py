@@ -17,6 +17,15 @@ from . import summary as summary_mod
 from .training import Trainer
 
 
+def _warn_mask_dropped(layer):
+    """Keras's behaviour: a layer that cannot use a mask drops it, with a warning."""
+    import warnings
+    warnings.warn(
+        f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a "
+        "mask attached to it, but it does not support masking: the mask stops here and "
+        "downstream layers will not see it.", stacklevel=3)
+
+
 def _topological_nodes(outputs):
     """The nodes that the outputs depend on, each after all of its parents."""
     order, state = [], {}
@@ -177,6 +186,9 @@ class Model(Trainer, Layer):
             main = args if isinstance(node.inputs, list) else args[0]
             mask_arg = in_masks if isinstance(node.inputs, list) else in_masks[0]
             if isinstance(node.inputs, list) and all(m is None for m in in_masks):
+                mask_arg = None
+            if mask_arg is not None and not layer.supports_masking:
+                _warn_mask_dropped(layer)
                 mask_arg = None
             kwargs = {}
             if node.states:
