@@ -82,3 +82,22 @@ def test_bidirectional_concat_is_the_two_directions_side_by_side(shape, seed, ki
     bwd.set_weights(bi.get_weights()[n:])
     back = bwd(x)[:, ::-1] if seqs else bwd(x)
     np.testing.assert_allclose(bi(x), np.concatenate([fwd(x), back], axis=-1), atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(shapes, seeds, st.sampled_from(["LSTM", "GRU"]))
+def test_streaming_one_step_at_a_time_equals_one_call(shape, seed, kind):
+    from unrolled import layers
+    b, t, d, m = shape
+    rng = np.random.default_rng(seed)
+    whole = getattr(layers, kind)(m, return_sequences=True, dtype="float64")
+    stream = getattr(layers, kind)(m, return_sequences=True, stateful=True, dtype="float64")
+    x = rng.standard_normal((b, t, d))
+    whole(x)
+    stream.build((b, None, d))
+    stream.set_weights([rng.standard_normal(w.shape) * 0.5 for w in whole.weights])
+    whole.set_weights(stream.get_weights())
+    steps = [stream(x[:, k:k + 1]) for k in range(t)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), whole(x), atol=1e-12)
+    stream.reset_state()
+    np.testing.assert_allclose(stream(x[:, :1]), whole(x)[:, :1], atol=1e-12)

@@ -86,7 +86,8 @@ class SimpleRNNCell(Layer):
     def step(self, xp_t, states, rec_mask=None):
         (h_prev,) = states
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
-        a = xp_t + h_in @ self.recurrent_kernel.value       # a = x W_x + b + h_{t-1} W_h
+        a = xp_t                                             # (the loop's buffer, reused in place)
+        a += h_in @ self.recurrent_kernel.value             # a = x W_x + b + h_{t-1} W_h
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
 

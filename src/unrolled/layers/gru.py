@@ -99,21 +99,24 @@ class GRUCell(Layer):
         if self.reset_after:
             rec = gate_product(h_in, rk, pg)
             if self.use_bias:
-                rec = rec + self.bias.value[1]
+                rec += self.bias.value[1]
         else:
             h_zr, h_h = _split_gate_inputs(h_in)
             rec = gate_product(h_zr, rk[:, :2 * m], pg)
-        az = xz + rec[:, :m]
-        ar = xr + rec[:, m:2 * m]
-        z = self.recurrent_activation(az)
-        r = self.recurrent_activation(ar)
+        # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
+        azr = xp_t[:, :2 * m]
+        azr += rec[:, :2 * m]                                # [az | ar] = [xz + rz | xr + rr]
+        az, ar = azr[:, :m], azr[:, m:]
+        zr = self.recurrent_activation(azr)                  # both sigmoid gates in one call
+        z, r = zr[:, :m], zr[:, m:]
+        ah = xh
         if self.reset_after:
-            rh = rec[:, 2 * m:]
-            ah = xh + r * rh
+            rh = rec[:, 2 * m:].copy()                       # (a copy frees rec's z, r blocks)
+            ah += r * rh                                     # ah = xh + r * rh
         else:
             rh = None                                        # there is no recurrent rh here
             rh_in = r * h_h
-            ah = xh + rh_in @ rk[:, 2 * m:]
+            ah += rh_in @ rk[:, 2 * m:]                      # ah = xh + (r * h_h) W_hh
         hh = self.activation(ah)
         h = z * h_prev + (1 - z) * hh
         return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh)

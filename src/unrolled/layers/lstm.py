@@ -95,8 +95,8 @@ class LSTMCell(Layer):
         h_prev, c_prev = states
         m = self.units
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
-        z = gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
-        z += xp_t                                         # z = xp_t + h_in @ W_h
+        z = xp_t                                          # (the loop's buffer, reused in place)
+        z += gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
         a = self._gates(z)                                # [i | f | g | o], all gates at once
         i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
         c = f * c_prev

@@ -203,7 +203,7 @@ class RNN(Layer):
         dtype = xs.dtype
         dstates = [np.zeros((B, s), dtype) if d is None else d
                    for d, s in zip(dfinal, cell.state_size)]
-        dxp_steps = [None] * T
+        dxp = None                                           # (T, B, gates*units), filled below
         dcarry = None                                        # dLoss/d(previous output), masks only
         for t in range(T - 1, -1, -1):
             if dy is None:
@@ -225,8 +225,9 @@ class RNN(Layer):
             dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
             if m is not None:
                 dstates = [a + b for a, b in zip(dstates, dpass)]
-            dxp_steps[t] = dxp_t
-        dxp = np.stack(dxp_steps)                            # (T, B, gates*units)
+            if dxp is None:
+                dxp = np.empty((T,) + dxp_t.shape, dtype)
+            dxp[t] = dxp_t
         dweights = cell.weight_gradients(xs, caches, dxp)
         # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
         dxs = unmask(gate_product_backward(dxp, xs, cell.kernel.value, xs.ndim == 4), dp_mask)
