@@ -133,3 +133,18 @@ def test_model_bad_input(rng):
         Sequential([np.zeros(3)])
     with pytest.raises(ValueError, match="not yet been built"):
         Sequential([Dense(2)]).summary()
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5", ".unrolled.npz"])
+def test_model_save_and_load_model_roundtrip(rng, tmp_path, suffix):
+    from unrolled.layers import LSTM
+    from unrolled.models import load_model
+    i = Input((5, 2))
+    model = Model(i, Dense(3, activation="softmax")(LSTM(4, return_sequences=True)(i)))
+    model.set_weights([rng.standard_normal(w.shape) for w in model.weights])
+    path = tmp_path / f"m{suffix}"
+    model.save(path)
+    again = load_model(path)
+    x = rng.standard_normal((3, 5, 2))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]   # no temp file left behind

@@ -29,6 +29,10 @@ class Activation:
     def __repr__(self):
         return f"<activation {self.name}>"
 
+    def __reduce__(self):
+        # Pickled by name (a model sent to a worker process), never by its functions.
+        return (get, (self.name,))
+
 
 def _sigmoid(x):
     # 1 / (1 + e^-x) = (1 + tanh(x/2)) / 2: one vectorized tanh, no overflow for any x.

@@ -274,26 +274,24 @@ class Model(Trainer, Layer):
         return outs if self._multi_output else outs[0]
 
     # --- saving --------------------------------------------------------------------------------
+    def save(self, filepath):
+        """Save config and weights: ``.keras`` (Keras 3), ``.h5`` (legacy) or ``.unrolled.npz``
+        (NumPy only, no h5py), atomically."""
+        from .saving import save_model
+        save_model(self, filepath)
+
     def save_weights(self, filepath):
-        """Write the weights to ``filepath`` (``.weights.npz`` or ``.npz``), atomically."""
-        from ..io import native
-        native.save_weights(self, _check_suffix(filepath, (".npz",), "save_weights"))
+        """Write the weights: ``.weights.h5`` (Keras 3 layout) or ``.weights.npz``/``.npz``
+        (native), atomically."""
+        from . import saving
+        saving.save_weights(self, filepath)
 
     def load_weights(self, filepath):
-        """Load weights written by ``save_weights``; names, count and shapes are checked."""
-        from ..io import native
-        native.load_weights(self, _check_suffix(filepath, (".npz",), "load_weights"))
+        """Load ``.weights.h5``, a legacy ``.h5`` or ``.weights.npz``; names, count and shapes
+        are checked."""
+        from . import saving
+        saving.load_weights(self, filepath)
 
     def get_config(self):
         return {"name": self.name}
 
-
-def _check_suffix(filepath, suffixes, what):
-    import os
-    path = os.fspath(filepath)
-    if not path.endswith(suffixes):
-        raise ValueError(
-            f"{what}: unsupported file name {path!r}; expected a name ending in "
-            f"{' or '.join(suffixes)} (e.g. 'model.weights.npz')."
-        )
-    return path

@@ -1,0 +1,193 @@
+"""The file subcommands of the ``unrolled`` CLI: ``inspect``, ``convert`` and ``predict``.
+
+Formats by file name (``convert IN OUT``):
+
+============================  =====  ======  =================================================
+file                          IN     OUT     notes
+============================  =====  ======  =================================================
+``.keras``                    yes    yes     Keras 3 archive (config + weights)
+``.h5`` / ``.hdf5``           yes    yes     legacy Keras model (config + weights)
+``.unrolled.npz``             yes    yes     native, NumPy only
+``.weights.h5``               yes    yes     weights only: IN needs ``--model`` for the architecture
+``.weights.npz``              yes    yes     native weights only: IN needs ``--model``
+``.pt`` / ``.pth``            yes    yes     PyTorch ``state_dict`` of ONE module (RNN, LSTM, GRU,
+                                             Linear, Embedding); needs torch. IN: ``--kind`` and
+                                             ``--nonlinearity`` where the keys can't tell; OUT:
+                                             the state of ``to_torch(model)``
+``.onnx``                     no     yes     needs onnx
+============================  =====  ======  =================================================
+"""
+import io
+import os
+
+import numpy as np
+
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".unrolled.npz")
+WEIGHT_SUFFIXES = (".weights.h5", ".weights.npz")
+TORCH_SUFFIXES = (".pt", ".pth")
+
+
+def _is(path, suffixes):
+    return os.fspath(path).lower().endswith(suffixes)
+
+
+def load_any(path, model_path=None, kind=None, nonlinearity="tanh"):
+    """A model from any input format of the table above."""
+    from ..layers import Input
+    from ..models import Sequential, load_model
+    from ..models.saving import load_weights
+
+    if _is(path, WEIGHT_SUFFIXES):
+        if model_path is None:
+            raise SystemExit(f"{path} holds weights only: pass --model FILE (a .keras, .h5 or "
+                             ".unrolled.npz with the same architecture).")
+        model = load_model(model_path)
+        load_weights(model, path)
+        return model
+    if _is(path, TORCH_SUFFIXES):
+        from .torch import from_torch_state, load_torch_state, recurrent_spec, strip_prefix
+
+        state = strip_prefix(load_torch_state(path))
+        obj = from_torch_state(state, kind=kind, nonlinearity=nonlinearity)
+        if hasattr(obj, "_nodes"):
+            return obj
+        spec = recurrent_spec(state)
+        if spec is not None:
+            shape, dtype = (None, spec[1]), None
+        elif type(obj).__name__ == "Embedding":
+            shape, dtype = (None,), "int64"
+        else:
+            shape, dtype = (obj.kernel.value.shape[0],), None
+        return Sequential([Input(shape=shape, dtype=dtype), obj])
+    if _is(path, MODEL_SUFFIXES):
+        return load_model(path)
+    raise SystemExit(f"Cannot read {path}: expected one of {MODEL_SUFFIXES + WEIGHT_SUFFIXES + TORCH_SUFFIXES}.")
+
+
+def save_any(model, path):
+    """Write ``model`` in the output format named by ``path``'s suffix."""
+    from ..io.atomic import atomic_write
+    from ..models import save_model
+    from ..models.saving import save_weights
+
+    if _is(path, WEIGHT_SUFFIXES):
+        save_weights(model, path)
+    elif _is(path, MODEL_SUFFIXES):
+        save_model(model, path)
+    elif _is(path, (".onnx",)):
+        from .onnx_export import to_onnx
+        to_onnx(model, path)
+    elif _is(path, TORCH_SUFFIXES):
+        import torch
+
+        from .torch import to_torch
+        buf = io.BytesIO()
+        torch.save(to_torch(model).state_dict(), buf)
+        with atomic_write(path) as f:
+            f.write(buf.getvalue())
+    else:
+        raise SystemExit(f"Cannot write {path}: expected a name ending in .keras, .h5, "
+                         ".unrolled.npz, .weights.h5, .weights.npz, .pt or .onnx.")
+
+
+def convert(src, dst, model_path=None, kind=None, nonlinearity="tanh"):
+    model = load_any(src, model_path, kind, nonlinearity)
+    save_any(model, dst)
+    print(f"{src} -> {dst}: {type(model).__name__} '{model.name}', "
+          f"{model.count_params():,} parameters")
+    return 0
+
+
+def _stats_row(name, a):
+    a = np.asarray(a)
+    if a.size == 0:
+        return f"{name:<48} {str(a.shape):<14} {str(a.dtype):<8} (empty)"
+    a64 = a.astype(np.float64)
+    return (f"{name:<48} {str(a.shape):<14} {str(a.dtype):<8} {a64.min():>11.4g} "
+            f"{a64.max():>11.4g} {a64.mean():>11.4g}")
+
+
+def _raw_arrays(path):
+    """(name, array) of a weights-only file, read with the same safety checks."""
+    from ..io.safety import SafeZip, import_h5py, open_h5, read_dataset, read_file, read_npy
+
+    if _is(path, TORCH_SUFFIXES):
+        from .torch import load_torch_state
+        return list(load_torch_state(path).items())
+    data = read_file(path)
+    if _is(path, (".npz",)):
+        archive = SafeZip(data, path)
+        return [(n[:-4], read_npy(archive.read(n), n, path)) for n in archive.names()
+                if n.endswith(".npy")]
+    h5py = import_h5py()
+
+    out = []
+    with open_h5(data, path) as f:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out.append((name, read_dataset(obj, None, name, path, len(data))))
+        f.visititems(visit)
+    return out
+
+
+def inspect(path):
+    header = f"{'weight':<48} {'shape':<14} {'dtype':<8} {'min':>11} {'max':>11} {'mean':>11}"
+    if _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES):
+        from ..io.graph import keras_layer_order, weight_groups
+        from ..models import load_model
+
+        model = load_model(path)
+        print(f"{path}: {type(model).__name__} '{model.name}'")
+        model.summary()
+        print(header)
+        for group, variables in weight_groups(model, keras_layer_order(model)):
+            for var in variables:
+                print(_stats_row(f"{var.path}", var.value))
+        return 0
+    arrays = _raw_arrays(path)
+    print(f"{path}: {len(arrays)} arrays (weights only)")
+    print(header)
+    for name, a in arrays:
+        print(_stats_row(name, a))
+    return 0
+
+
+def read_data(path):
+    """Input data from ``.npy`` (no pickle) or ``.csv`` (comma-separated numbers)."""
+    from ..io.safety import read_file
+
+    if _is(path, (".npy",)):
+        from ..io.safety import read_npy
+        return read_npy(read_file(path), os.path.basename(path), path)
+    if _is(path, (".csv",)):
+        return np.loadtxt(path, delimiter=",", ndmin=2)
+    raise SystemExit(f"DATA must be a .npy or .csv file; received {path}.")
+
+
+def predict(model_path, data_path, out=None, batch_size=32):
+    model = load_any(model_path)
+    x = read_data(data_path)
+    shape = model.inputs[0].shape
+    if x.ndim == 2 and len(shape) == 3 and None not in shape[1:]:
+        x = x.reshape((x.shape[0],) + tuple(shape[1:]))     # CSV rows of T*F values
+    if "int" in str(model.inputs[0].dtype):
+        x = x.astype(model.inputs[0].dtype)
+    y = model.predict(x, batch_size=batch_size, verbose=0)
+    if isinstance(y, list):
+        raise SystemExit("predict writes models with one output; this one has several.")
+    if out is None:
+        with np.printoptions(precision=6, suppress=True, threshold=np.inf):
+            print(y)
+    elif _is(out, (".npy",)):
+        from ..io.atomic import atomic_write
+        buf = io.BytesIO()
+        np.save(buf, y, allow_pickle=False)
+        with atomic_write(out) as f:
+            f.write(buf.getvalue())
+    else:
+        from ..io.atomic import atomic_write
+        buf = io.StringIO()
+        np.savetxt(buf, y.reshape(y.shape[0], -1), delimiter=",", fmt="%.9g")
+        with atomic_write(out, "w") as f:
+            f.write(buf.getvalue())
+    return 0

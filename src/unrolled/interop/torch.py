@@ -1,0 +1,270 @@
+"""PyTorch ↔ unrolled: ``from_torch``, ``to_torch``, ``load_torch_state``, ``from_torch_state``.
+
+The conversion table (PyTorch names on the left; ``H`` units, ``F`` input features; one row
+per direction ``d`` — ``l{k}`` forward, ``l{k}_reverse`` backward — of layer ``k``)::
+
+    Keras weight               PyTorch parameter(s)                  how
+    kernel (F, G*H)            weight_ih_l{k} (G*H, F)               gate blocks reordered, transposed
+    recurrent_kernel (H, G*H)  weight_hh_l{k} (G*H, H)               gate blocks reordered, transposed
+    bias (G*H,)  RNN, LSTM     bias_ih_l{k} + bias_hh_l{k}           summed (to torch: b_ih = bias, b_hh = 0)
+    bias (2, 3H) GRU           [bias_ih_l{k}; bias_hh_l{k}]          rows stacked, gate blocks reordered
+    Dense kernel (F, U)        Linear weight (U, F)                  transposed
+    Dense bias (U,)            Linear bias (U,)                      as is
+    Embedding embeddings       Embedding weight                      as is
+
+Gate blocks (``GATE_ORDER``): LSTM PyTorch i,f,g,o = Keras i,f,c,o (no reorder); GRU
+PyTorch r,z,n → Keras z,r,h (blocks 1, 0, 2). PyTorch's GRU is Keras's ``reset_after=True``
+(``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``); ``reset_after=False`` has no PyTorch
+equivalent and is refused. ``h' = (1 - z) * n + z * h`` in both.
+
+Shapes and outputs: unrolled is batch-major, ``(batch, time, features)``. A recurrent module
+converts to layers with ``return_sequences=True`` whose output equals PyTorch's ``output``
+(the first element of its tuple); with ``batch_first=False`` transpose the input
+(``x.transpose(1, 0, 2)``). ``num_layers > 1`` becomes a stack of layers, ``bidirectional``
+a ``Bidirectional`` (``merge_mode="concat"``). Inside ``nn.Sequential`` a recurrent module
+hands its ``output`` to the next module. ``dropout > 0`` acts in training only and is
+dropped with a warning; ``proj_size > 0`` is refused.
+
+``to_torch`` returns modules whose ``forward`` takes batch-major input and returns what the
+unrolled layer returns (last step or sequence, ``go_backwards`` order, merge mode applied).
+"""
+import warnings
+
+import numpy as np
+
+from ..layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding, Flatten,
+                      Input, SimpleRNN)
+from ..models import Sequential
+
+GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+GATE_ORDER = {"RNN": [0], "LSTM": [0, 1, 2, 3], "GRU": [1, 0, 2]}   # Keras block j = torch block
+KERAS_CLASS = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "Identity": "linear",
+                     "Hardsigmoid": "hard_sigmoid", "Softmax": "softmax"}
+
+
+def _copy(dst, src, what):
+    """One weight copy, shapes asserted."""
+    src = np.asarray(src, dtype=np.float32)
+    assert dst.shape == src.shape, f"{what}: expected {dst.shape}, got {src.shape}"
+    return src
+
+
+def _blocks(a, kind, order):
+    """Reorder the gate blocks of ``a`` along axis 0 (``order[j]`` = source block of block j)."""
+    h = a.shape[0] // GATES[kind]
+    return np.concatenate([a[i * h:(i + 1) * h] for i in order], axis=0)
+
+
+# --- PyTorch → unrolled ----------------------------------------------------------------------
+def _keras_weights(kind, p, sfx, use_bias):
+    """Keras [kernel, recurrent_kernel, (bias)] from PyTorch arrays ``p`` for one direction."""
+    order = GATE_ORDER[kind]
+    out = [_blocks(p[f"weight_ih{sfx}"], kind, order).T,            # kernel = W_ih^T, reordered
+           _blocks(p[f"weight_hh{sfx}"], kind, order).T]            # recurrent_kernel = W_hh^T
+    if use_bias:
+        b_ih = _blocks(p[f"bias_ih{sfx}"], kind, order)
+        b_hh = _blocks(p[f"bias_hh{sfx}"], kind, order)
+        out.append(np.stack([b_ih, b_hh]) if kind == "GRU" else b_ih + b_hh)
+    return out
+
+
+def recurrent_from_arrays(kind, p, num_layers, bidirectional, use_bias, nonlinearity="tanh",
+                          last=None):
+    """The unrolled layers for a PyTorch RNN/LSTM/GRU given its parameters as NumPy arrays.
+
+    ``last`` (``return_sequences``, ``go_backwards``, ``merge_mode``) sets the last layer's
+    options, for modules made by ``to_torch``; by default PyTorch's ``output`` is returned.
+    """
+    layers = []
+    for k in range(num_layers):
+        seq, backwards, merge = last if last and k == num_layers - 1 else (True, False, "concat")
+        kw = {"return_sequences": seq, "use_bias": use_bias, "go_backwards": backwards}
+        if kind == "RNN":
+            kw["activation"] = nonlinearity
+        units = p[f"weight_hh_l{k}"].shape[1]
+        layer = KERAS_CLASS[kind](units, **kw)
+        if bidirectional:
+            layer = Bidirectional(layer, merge_mode=merge)
+        f_in = p[f"weight_ih_l{k}"].shape[1]
+        layer.build((None, None, f_in))
+        weights = _keras_weights(kind, p, f"_l{k}", use_bias)
+        if bidirectional:
+            weights += _keras_weights(kind, p, f"_l{k}_reverse", use_bias)
+        layer.set_weights([_copy(w, v, f"{kind} layer {k}") for w, v in
+                           zip(layer.get_weights(), weights)])
+        layers.append(layer)
+    return layers
+
+
+def _module_arrays(module):
+    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+
+
+def _convert_module(module):
+    """A list of unrolled layers for one torch module."""
+    kind = type(module).__name__
+    if kind in GATES:
+        if getattr(module, "proj_size", 0):
+            raise ValueError("nn.LSTM with proj_size > 0 has no Keras equivalent (Keras LSTMs "
+                             "have no projection); it cannot be converted.")
+        if module.dropout:
+            warnings.warn(f"nn.{kind}(dropout={module.dropout}): dropout between layers acts in "
+                          "training only and is not carried over; inference is unchanged.")
+        nonlin = getattr(module, "nonlinearity", "tanh")
+        return recurrent_from_arrays(kind, _module_arrays(module), module.num_layers,
+                                     module.bidirectional, module.bias, nonlin)
+    if kind == "KerasRecurrent":                             # made by to_torch
+        rnn = module.rnn
+        return recurrent_from_arrays(
+            type(rnn).__name__, _module_arrays(rnn), 1, rnn.bidirectional, rnn.bias,
+            getattr(rnn, "nonlinearity", "tanh"),
+            (module.return_sequences, module.go_backwards, module.merge_mode))
+    if kind == "Linear":
+        layer = Dense(module.out_features, use_bias=module.bias is not None)
+        layer.build((None, module.in_features))
+        w = _module_arrays(module)
+        values = [w["weight"].T] + ([w["bias"]] if module.bias is not None else [])
+        layer.set_weights([_copy(a, b, "Linear") for a, b in zip(layer.get_weights(), values)])
+        return [layer]
+    if kind == "Embedding":
+        if module.max_norm is not None:
+            raise ValueError("nn.Embedding(max_norm=...) renormalizes rows in forward; Keras's "
+                             "Embedding does not, so it cannot be converted.")
+        layer = Embedding(module.num_embeddings, module.embedding_dim)
+        layer.build(None)
+        layer.set_weights([_copy(layer.embeddings.value, _module_arrays(module)["weight"],
+                                 "Embedding")])
+        return [layer]
+    if kind in TORCH_ACTIVATIONS and TORCH_ACTIVATIONS[kind]:
+        if kind == "Softmax" and module.dim not in (-1, None):
+            raise ValueError("nn.Softmax converts only with dim=-1 (Keras's axis).")
+        return [Activation(TORCH_ACTIVATIONS[kind])]
+    if kind == "Flatten":
+        return [Flatten()]
+    if kind == "Dropout":
+        return [Dropout(module.p)]
+    if kind == "Sequential":
+        return [l for m in module for l in _convert_module(m)]
+    raise ValueError(f"Cannot convert torch module {kind}; supported: RNN, LSTM, GRU, Linear, "
+                     "Embedding, Tanh, ReLU, Sigmoid, Softmax, Identity, Flatten, Dropout and "
+                     "nn.Sequential of them.")
+
+
+def from_torch(module, input_shape=None):
+    """unrolled equivalent of a torch module: one layer, or a ``Sequential`` model.
+
+    ``input_shape`` (without the batch axis) fixes a Sequential model's Input; by default it
+    is ``(None, input_size)`` for a recurrent first module, ``(None,)`` integer ids for an
+    Embedding, and ``(in_features,)`` for a Linear.
+    """
+    layers = _convert_module(module)
+    if len(layers) == 1 and type(module).__name__ != "Sequential":
+        return layers[0]
+    first = module[0] if type(module).__name__ == "Sequential" else module
+    first = getattr(first, "rnn", first)                   # a KerasRecurrent from to_torch
+    kind = type(first).__name__
+    dtype = "int64" if kind == "Embedding" else None
+    if input_shape is None:
+        input_shape = {"Embedding": (None,), "Linear": (getattr(first, "in_features", 0),)}.get(
+            kind, (None, getattr(first, "input_size", None)))
+    return Sequential([Input(shape=tuple(input_shape), dtype=dtype)] + layers)
+
+
+def load_torch_state(path):
+    """A PyTorch ``state_dict`` file as ``{name: np.ndarray}``, via ``torch.load(weights_only=True)``.
+
+    A ``.pt`` file is a pickle; unrolled never unpickles by itself. Only torch's restricted
+    ``weights_only`` loader (tensors and plain containers, no code) reads it, so torch must be
+    installed; without it this raises ImportError.
+    """
+    from ..io.safety import ModelFileError, read_file
+
+    try:
+        import torch
+    except ImportError:
+        raise ImportError("Reading a PyTorch state file needs torch: the file is a pickle, which "
+                          "unrolled opens only through torch.load(weights_only=True). Install "
+                          "torch, or convert the file where torch is installed.") from None
+    read_file(path)                                         # exists, not empty, not huge
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:                                  # torch raises many kinds here
+        raise ModelFileError(f"{path!r} is not a PyTorch state file torch can read with "
+                             f"weights_only=True ({type(e).__name__}: {str(e)[:300]}).") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ModelFileError(f"{path!r} holds a {type(obj).__name__}, not a state_dict (a dict "
+                             "of tensors).")
+    return {k: v.detach().cpu().numpy() for k, v in obj.items()}
+
+
+def strip_prefix(state):
+    """The state dict without a key prefix common to all keys (``"rnn.weight_ih_l0"``)."""
+    keys = list(state)
+    prefix = keys[0].rsplit(".", 1)[0] + "." if keys and "." in keys[0] else ""
+    if prefix and all(k.startswith(prefix) for k in keys):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def recurrent_spec(state, kind=None):
+    """``(kind, input_size, hidden_size, num_layers, bidirectional, bias)`` of a recurrent
+    module's state dict, read from its keys and shapes; None if it is not recurrent."""
+    if any(k.startswith("weight_hr") for k in state):
+        raise ValueError("This LSTM state has proj_size > 0 (weight_hr_l*), which Keras lacks.")
+    if "weight_ih_l0" not in state:
+        return None
+    hidden = state["weight_hh_l0"].shape[1]
+    inferred = {1: "RNN", 4: "LSTM", 3: "GRU"}.get(state["weight_ih_l0"].shape[0] // hidden)
+    if kind is not None and kind != inferred:
+        raise ValueError(f"The state's shapes say {inferred}, not {kind}.")
+    num_layers = len([k for k in state if k.startswith("weight_ih_l") and "reverse" not in k])
+    return (inferred, state["weight_ih_l0"].shape[1], hidden, num_layers,
+            "weight_ih_l0_reverse" in state, "bias_ih_l0" in state)
+
+
+def from_torch_state(state, kind=None, nonlinearity="tanh"):
+    """unrolled layer(s) for ONE module from its state dict (e.g. from ``load_torch_state``).
+
+    ``kind``: ``"RNN"``, ``"LSTM"``, ``"GRU"``, ``"Linear"`` or ``"Embedding"``; by default
+    the recurrent kind is read from the shapes (``weight_ih_l0`` has G*H rows, G = 1, 4, 3)
+    and ``{weight, bias}`` is a Linear. A common key prefix (``"rnn."``) is stripped.
+    ``nonlinearity`` (``"tanh"``/``"relu"``) is not stored in a state dict; pass it for nn.RNN.
+    """
+    state = strip_prefix(state)
+    spec = recurrent_spec(state, kind)
+    if spec is not None:
+        kind, f_in, _, num_layers, bidirectional, use_bias = spec
+        layers = recurrent_from_arrays(kind, state, num_layers, bidirectional, use_bias,
+                                       nonlinearity)
+        if len(layers) == 1:
+            return layers[0]
+        return Sequential([Input(shape=(None, f_in))] + layers)
+    kind = kind or ("Linear" if set(state) == {"weight", "bias"} else None)
+    if kind == "Linear":
+        w = state["weight"]
+        layer = Dense(w.shape[0], use_bias="bias" in state)
+        layer.build((None, w.shape[1]))
+        layer.set_weights([_copy(a, b, "Linear") for a, b in
+                           zip(layer.get_weights(), [w.T] + ([state["bias"]] if "bias" in state else []))])
+        return layer
+    if kind == "Embedding":
+        w = state["weight"]
+        layer = Embedding(*w.shape)
+        layer.build(None)
+        layer.set_weights([_copy(layer.embeddings.value, w, "Embedding")])
+        return layer
+    raise ValueError(f"Cannot tell which module this state belongs to (keys {sorted(state)[:8]}); "
+                     "pass kind='RNN', 'LSTM', 'GRU', 'Linear' or 'Embedding'.")
+
+
+def to_torch(layer_or_model):
+    """A torch module computing what the unrolled layer or Sequential/chain model computes."""
+    from .torch_modules import to_torch as _to_torch
+
+    return _to_torch(layer_or_model)
+
+
+__all__ = ["from_torch", "to_torch", "load_torch_state", "from_torch_state", "GATE_ORDER"]

@@ -1,0 +1,127 @@
+"""``unrolled verify FILE``: run a file in its own framework and in unrolled, side by side.
+
+For ``.keras``/``.h5`` files (Keras installed) both run the same random input; every layer
+output is compared (max absolute and relative difference), and sequence outputs also per
+time step. For PyTorch state files (``.pt``/``.pth``, torch installed) the module is rebuilt
+in torch from the state's keys and shapes and compared per time step. The exit status is
+1 when a difference exceeds ``tol``.
+"""
+import os
+
+import numpy as np
+
+
+def random_inputs(model, batch, timesteps, seed):
+    """One random array per model input; integer inputs get ids below the vocabulary size."""
+    rng = np.random.default_rng(seed)
+    vocab = min((l.input_dim for l in model.layers if type(l).__name__ == "Embedding"), default=2)
+    arrays = []
+    for t in model.inputs:
+        shape = (batch,) + tuple(timesteps if d is None else d for d in t.shape[1:])
+        if "int" in str(t.dtype):
+            arrays.append(rng.integers(0, vocab, size=shape).astype(t.dtype))
+        else:
+            arrays.append(rng.standard_normal(shape).astype("float32"))
+    return arrays
+
+
+def _report(label, ours, theirs, tol, per_step):
+    diff = np.abs(ours.astype(np.float64) - theirs)
+    scale = max(float(np.abs(theirs).max()), 1e-12)
+    worst = float(diff.max()) if diff.size else 0.0
+    print(f"{label:<40} {str(ours.shape):<16} max|diff| {worst:.3e}  relative {worst / scale:.3e}"
+          f"  {'ok' if worst <= tol else 'MISMATCH'}")
+    if per_step and ours.ndim == 3:
+        steps = diff.max(axis=(0, 2))
+        print("    per step: " + " ".join(f"t{t}={d:.1e}" for t, d in enumerate(steps)))
+    return worst <= tol
+
+
+def _as_list(y):
+    return list(y) if isinstance(y, (list, tuple)) else [y]
+
+
+def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from ..models import Model, load_model
+
+    ours = load_model(path)
+    theirs = keras.saving.load_model(path, compile=False)
+    xs = random_inputs(ours, batch, timesteps, seed)
+    own_nodes = {id(n) for n in ours._nodes}
+    our_t, their_t, labels = [], [], []
+    for node in ours._nodes:
+        layer = node.layer
+        if sum(id(n) in own_nodes for n in layer._inbound_nodes) != 1:
+            continue                                       # shared layer: final outputs only
+        try:
+            klayer = theirs.get_layer(layer.name)
+            kouts = _as_list(klayer.output)
+        except (ValueError, AttributeError):
+            continue
+        if len(kouts) != len(node.outputs):
+            continue
+        for k, (a, b) in enumerate(zip(node.outputs, kouts)):
+            our_t.append(a)
+            their_t.append(b)
+            labels.append(layer.name + (f"[{k}]" if len(kouts) > 1 else ""))
+    arg = xs if len(xs) > 1 else xs[0]
+    ok = True
+    print(f"{path}: {len(xs)} random input(s) {[x.shape for x in xs]}, seed {seed}")
+    if our_t:
+        a = _as_list(Model(ours.inputs, our_t).predict(arg, verbose=0))
+        b = _as_list(keras.Model(theirs.inputs, their_t).predict(arg, verbose=0))
+        for label, p, q in zip(labels, a, b):
+            ok &= _report(label, p, np.asarray(q), tol, per_step=True)
+    for layer in ours.layers + list(theirs.layers):       # stateful layers start again at zero
+        if getattr(layer, "stateful", False):
+            layer.reset_state()
+    a, b = _as_list(ours.predict(arg, verbose=0)), _as_list(theirs.predict(arg, verbose=0))
+    for k, (p, q) in enumerate(zip(a, b)):
+        ok &= _report(f"model output {k}", p, np.asarray(q), tol, per_step=True)
+    print("verified: outputs agree" if ok else f"FAILED: differences above {tol}")
+    return 0 if ok else 1
+
+
+def verify_torch(path, tol=1e-5, timesteps=10, batch=4, seed=0, kind=None, nonlinearity="tanh"):
+    import torch
+
+    from .commands import load_any
+    from .torch import load_torch_state, recurrent_spec, strip_prefix
+
+    state = strip_prefix(load_torch_state(path))
+    ours = load_any(path, kind=kind, nonlinearity=nonlinearity)
+    spec = recurrent_spec(state, kind)
+    if spec is not None:
+        rkind, f_in, hidden, layers, bidi, bias = spec
+        extra = {"nonlinearity": nonlinearity} if rkind == "RNN" else {}
+        module = getattr(torch.nn, rkind)(f_in, hidden, num_layers=layers, bidirectional=bidi,
+                                          bias=bias, batch_first=True, **extra)
+    elif kind == "Embedding":
+        module = torch.nn.Embedding(*state["weight"].shape)
+    else:
+        w = state["weight"]
+        module = torch.nn.Linear(w.shape[1], w.shape[0], bias="bias" in state)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    xs = random_inputs(ours, batch, timesteps, seed)
+    with torch.no_grad():
+        ref = module.eval()(torch.from_numpy(xs[0]))
+    ref = (ref[0] if isinstance(ref, tuple) else ref).numpy()
+    print(f"{path}: torch {type(module).__name__}, random input {xs[0].shape}, seed {seed}")
+    ok = _report("output", ours.predict(xs[0], verbose=0), ref, tol, per_step=True)
+    print("verified: outputs agree" if ok else f"FAILED: differences above {tol}")
+    return 0 if ok else 1
+
+
+def verify(path, **kwargs):
+    name = os.fspath(path).lower()
+    if name.endswith((".pt", ".pth")):
+        return verify_torch(path, **kwargs)
+    kwargs.pop("kind", None)
+    kwargs.pop("nonlinearity", None)
+    if name.endswith((".keras", ".h5", ".hdf5")) and not name.endswith(".weights.h5"):
+        return verify_keras(path, **kwargs)
+    raise SystemExit(f"verify compares a .keras/.h5 file with Keras or a .pt/.pth state with "
+                     f"torch; {path} is neither.")

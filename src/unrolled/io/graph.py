@@ -1,0 +1,269 @@
+"""Whole models as Keras configs, and where each weight lives in a Keras weights file.
+
+* ``model_config(model)`` writes a ``Functional`` or ``Sequential`` config as Keras 3 does:
+  every layer with its ``inbound_nodes`` (``keras_history = [layer, node, tensor]``).
+* ``model_from_config(config)`` rebuilds the graph from a Keras 3 or tf.keras 2 config.
+  Masks travel implicitly in unrolled, so the mask-computing ops Keras 3 records
+  (``NotEqual``, ``Any``, ``LogicalOr`` … fed to a layer's ``mask=``) are skipped.
+* ``weight_groups(model, layers)`` lists, for Keras 3's ``model.weights.h5`` layout, the
+  group of every layer's (or cell's) variables, e.g. ``layers/bidirectional/forward_layer/
+  cell/vars``. Layers are addressed by class (``dense``, ``dense_1``), not by name, in
+  Keras's order of ``model.layers`` (``keras_layer_order`` reproduces it).
+"""
+from ..layers import InputLayer
+from ..models import Model, Sequential
+from ..utils import to_list
+from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
+                        layer_config, layer_from_config, snake_name)
+from .safety import ModelFileError, UnsupportedModelError
+
+_TENSOR = "__keras_tensor__"
+
+
+# --- Keras's order of model.layers ---------------------------------------------------------
+def keras_layer_order(model):
+    """``model.layers`` as Keras orders a functional model: by depth from the outputs,
+    ties by first visit in a depth-first walk from the outputs (``ops/function.map_graph``)."""
+    if isinstance(model, Sequential):
+        return model.layers
+    finished, nodes, first_seen = set(), [], {}
+
+    def visit(node):
+        if id(node) in finished:
+            return
+        first_seen.setdefault(id(node.layer), len(first_seen))
+        for t in node.flat_inputs:
+            visit(t.node)
+        finished.add(id(node))
+        nodes.append(node)
+
+    for t in model.outputs:
+        visit(t.node)
+    in_graph = {id(n) for n in nodes}
+    node_depth, layer_depth, layers = {}, {}, {}
+    for node in reversed(nodes):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = depth
+        layers[id(node.layer)] = node.layer
+        node_depth[id(node)] = depth
+        for parent in node.parents:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for t in model.inputs:                                   # inputs the outputs never read
+        if id(t.node.layer) not in layer_depth:
+            layer_depth[id(t.node.layer)], first_seen[id(t.node.layer)] = 0, -1
+            layers[id(t.node.layer)] = t.node.layer
+    keys = sorted(layer_depth, key=lambda k: (-layer_depth[k], first_seen[k]))
+    return [layers[k] for k in keys]
+
+
+# --- weight paths ---------------------------------------------------------------------------
+def _unique(name, used):
+    if name in used:
+        used[name] += 1
+        return f"{name}_{used[name]}"
+    used[name] = 0
+    return name
+
+
+def _groups(obj, path):
+    """[(group path, variables)] for one layer or cell, following Keras's attribute names."""
+    class_name = type(obj).__name__
+    if class_name == "Bidirectional":
+        return [(path, [])] + _groups(obj.forward_layer, f"{path}/forward_layer") + \
+            _groups(obj.backward_layer, f"{path}/backward_layer")
+    if class_name == "TimeDistributed":
+        return [(path, [])] + _groups(obj.layer, f"{path}/layer")
+    if class_name == "StackedRNNCells":
+        used, out = {}, [(path, [])]
+        for cell in obj.cells:
+            out += _groups(cell, f"{path}/cells/{_unique(snake_name(type(cell).__name__), used)}")
+        return out
+    if hasattr(obj, "cell"):                                 # SimpleRNN, LSTM, GRU, RNN(cell)
+        return [(path, [])] + _groups(obj.cell, f"{path}/cell")
+    return [(path, list(obj.weights))]
+
+
+def weight_groups(model, layers=None):
+    """Every ``(group path, [Variable, ...])`` of ``model`` in Keras 3's weights-file layout."""
+    used, out = {}, []
+    for layer in layers if layers is not None else keras_layer_order(model):
+        class_name = type(layer).__name__
+        if class_name not in LAYERS:
+            raise UnsupportedModelError(f"Layer {layer.name} ({class_name}) has no Keras weight "
+                                        "layout.")
+        out += _groups(layer, f"layers/{_unique(snake_name(class_name), used)}")
+    return out
+
+
+# --- writing configs ------------------------------------------------------------------------
+def _model_nodes(model):
+    return {id(n) for n in model._nodes} | {id(t.node) for t in model.inputs}
+
+
+def _node_index(layer, node, own):
+    return [n for n in layer._inbound_nodes if id(n) in own].index(node)
+
+
+def _tensor(t, own):
+    return {"class_name": _TENSOR, "config": {
+        "shape": list(t.shape), "dtype": t.dtype,
+        "keras_history": [t.node.layer.name, _node_index(t.node.layer, t.node, own), t.index]}}
+
+
+def _history(t, own):
+    return [t.node.layer.name, _node_index(t.node.layer, t.node, own), t.index]
+
+
+def model_config(model):
+    """The Keras 3 config (``{"module", "class_name", "config", ...}``) of a model."""
+    if not model.built:
+        raise ValueError(f"Model '{model.name}' is not built: call it on data or give it an "
+                         "Input first, so that its shapes are known.")
+    if isinstance(model, Sequential):
+        layers = [layer_config(model._input.node.layer)] + [layer_config(l) for l in model.layers]
+        return {"module": "keras", "class_name": "Sequential", "registered_name": None,
+                "config": {"name": model.name, "trainable": True,
+                           "dtype": dtype_policy("float32"), "layers": layers}}
+    own = _model_nodes(model)
+    entries = []
+    for layer in keras_layer_order(model):
+        entry = layer_config(layer)
+        entry["name"] = layer.name
+        nodes = [n for n in layer._inbound_nodes if id(n) in own and not isinstance(layer, InputLayer)]
+        entry["inbound_nodes"] = []
+        for node in nodes:
+            ins = [_tensor(t, own) for t in to_list(node.inputs)]
+            kwargs = {"initial_state": [_tensor(t, own) for t in node.states]} if node.states else {}
+            entry["inbound_nodes"].append(
+                {"args": [ins] if isinstance(node.inputs, list) else ins, "kwargs": kwargs})
+        entries.append(entry)
+    ins = [_history(t, own) for t in model.inputs]
+    outs = [_history(t, own) for t in model.outputs]
+    return {"module": "keras.src.models.functional", "class_name": "Functional",
+            "registered_name": "Functional",
+            "config": {"name": model.name, "trainable": True, "layers": entries,
+                       "input_layers": ins if model._multi_input else ins[0],
+                       "output_layers": outs if model._multi_output else outs[0]}}
+
+
+# --- reading configs ------------------------------------------------------------------------
+def _refs(value):
+    """The keras_history triples in a node argument (a tensor, a list of them, or a constant)."""
+    if isinstance(value, dict) and value.get("class_name") == _TENSOR:
+        return [tuple(value["config"]["keras_history"])]
+    if isinstance(value, (list, tuple)):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def _parse_node(node, layer):
+    """``(main input refs, is_list, state refs)`` from a Keras 3 or tf.keras 2 node."""
+    if isinstance(node, dict):                               # Keras 3
+        args, kwargs = node.get("args", []), node.get("kwargs", {}) or {}
+        if not args:
+            raise ModelFileError(f"A node of layer {layer.name!r} has no inputs.")
+        main = args[0]
+        is_list = isinstance(main, list)
+        states = _refs(kwargs.get("initial_state"))
+        return _refs(main), is_list, states
+    refs = [tuple(r[:3]) for r in node]                     # tf.keras 2: [[name, node, tensor, kw]]
+    if hasattr(layer, "cell") or type(layer).__name__ == "Bidirectional":
+        return refs[:1], False, refs[1:]                     # extra inbound tensors: states
+    return refs, len(refs) > 1, []
+
+
+def _triples(value):
+    if value and isinstance(value[0], str):
+        return [tuple(value)], False
+    return [tuple(v) for v in value], True
+
+
+def model_from_config(config, where="model"):
+    """An unrolled ``Model`` or ``Sequential`` from a Keras model config."""
+    check_not_code(config, where)
+    kind, cfg = config["class_name"], config.get("config") or {}
+    if kind == "Sequential":
+        return _sequential(cfg, where)
+    if kind not in ("Functional", "Model"):
+        raise UnsupportedModelError(f"{where}: model class {kind!r} is not supported; supported: "
+                                    "Sequential, Functional.")
+    tensors, layers, pending, unknown = {}, {}, [], {}
+    for entry in cfg.get("layers", []):
+        check_not_code(entry, where)
+        name = entry.get("name") or entry.get("config", {}).get("name")
+        if entry["class_name"] == "InputLayer":
+            layer = input_layer_from_config(entry, f"{where} layer {name!r}")
+            tensors[(name, 0, 0)] = layer.output
+        elif entry["class_name"] in LAYERS:
+            layer = layer_from_config(entry, f"{where} layer")
+            pending.append((layer, list(entry.get("inbound_nodes", []))))
+        else:
+            unknown[name] = entry["class_name"]              # a mask op, or unsupported
+            continue
+        layers[name] = layer
+    ins, multi_in = _triples(cfg.get("input_layers", []))
+    outs, multi_out = _triples(cfg.get("output_layers", []))
+    by_name = {layer.name: (layer, nodes) for layer, nodes in pending}
+    needed, stack = set(), list(outs)               # the nodes the outputs need (masks aside)
+    while stack:
+        name, k = stack.pop()[:2]
+        if (name, k) in needed or (name, k, 0) in tensors:
+            continue
+        if name in unknown:
+            raise UnsupportedModelError(
+                f"{where}: the model uses {name!r}, a {unknown[name]!r}, which is not "
+                f"supported. Supported classes: {', '.join(sorted(LAYERS))}.")
+        if name not in by_name or k >= len(by_name[name][1]):
+            raise ModelFileError(f"{where}: the config refers to node {k} of {name!r}, which "
+                                 "it does not define.")
+        needed.add((name, k))
+        main, _, states = _parse_node(by_name[name][1][k], by_name[name][0])
+        stack += main + states
+    progress = True
+    while progress:
+        progress = False
+        for layer, nodes in pending:
+            for k, node in enumerate(nodes):
+                if (layer.name, k) not in needed or (layer.name, k, 0) in tensors:
+                    continue
+                main, is_list, states = _parse_node(node, layer)
+                if not all(r in tensors for r in main + states):
+                    continue
+                ins_k = [tensors[r] for r in main]
+                kwargs = {"initial_state": [tensors[r] for r in states]} if states else {}
+                out = layer(ins_k if is_list else ins_k[0], **kwargs)
+                for i, t in enumerate(to_list(out)):
+                    tensors[(layer.name, k, i)] = t
+                progress = True
+    missing = [r for r in ins + outs if r not in tensors]
+    if missing:
+        raise ModelFileError(f"{where}: the graph cannot be rebuilt; tensors {missing} are never "
+                             "computed from the inputs.")
+    inputs, outputs = [tensors[r] for r in ins], [tensors[r] for r in outs]
+    model = Model(inputs if multi_in else inputs[0], outputs if multi_out else outputs[0],
+                  name=cfg.get("name"))
+    return model
+
+
+def _sequential(cfg, where):
+    entries = list(cfg.get("layers", []))
+    input_tensor = None
+    if entries and entries[0].get("class_name") == "InputLayer":
+        input_tensor = input_layer_from_config(entries.pop(0), f"{where} InputLayer").output
+    layers = []
+    for i, entry in enumerate(entries):
+        check_not_code(entry, where)
+        entry = {**entry, "config": dict(entry.get("config") or {})}
+        shape = entry["config"].pop("batch_input_shape", None) or entry["config"].pop("batch_shape", None)
+        if i == 0 and shape is not None and input_tensor is None:
+            dtype = entry["config"].get("dtype") if entry["class_name"] != "Embedding" else "int32"
+            dtype = dtype if isinstance(dtype, str) else "float32"
+            input_tensor = InputLayer(batch_shape=tuple(shape), dtype=dtype).output
+        layers.append(layer_from_config(entry, f"{where} layer"))
+    if input_tensor is None and cfg.get("build_input_shape"):
+        input_tensor = InputLayer(batch_shape=tuple(cfg["build_input_shape"])).output
+    if input_tensor is None:
+        raise ModelFileError(f"{where}: the Sequential model was saved before it was built (no "
+                             "input shape); unrolled needs the shape to load its weights.")
+    return Sequential([input_tensor] + layers, name=cfg.get("name"))

@@ -1,0 +1,233 @@
+"""Keras files: ``.keras`` archives, legacy ``.h5`` models, ``.weights.h5`` weights.
+
+``.keras`` (Keras 3) is a zip of ``metadata.json``, ``config.json`` (the model config, see
+``graph.py``) and ``model.weights.h5``, where each layer's variables sit in a group such as
+``layers/lstm/cell/vars`` as datasets ``"0"``, ``"1"``, … in ``get_weights()`` order.
+``.weights.h5`` is that HDF5 file alone. The legacy ``.h5`` format (``keras.saving.
+save_model(m, "x.h5")``, tf.keras 2) stores the config as the ``model_config`` attribute
+and the weights under ``model_weights/<layer name>``, listed by the ``layer_names`` and
+``weight_names`` attributes.
+
+Files are read into memory and checked as ``safety.py`` describes; the errors raised are
+``FileNotFoundError`` and ``safety.ModelFileError`` and its subclasses ``UnsafeModelError``
+and ``UnsupportedModelError`` (all ``ValueError``). Files are written atomically.
+``h5py`` is imported only here, inside the functions.
+"""
+import datetime
+import io
+import json
+import zipfile
+
+import numpy as np
+
+from .. import __version__
+from .atomic import atomic_write
+from .graph import keras_layer_order, model_config, model_from_config, weight_groups
+from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, import_h5py, open_h5,
+                     read_dataset, read_file)
+
+KERAS_VERSION = "3.15.1"          # the Keras version whose format these files follow
+
+
+def parse_json(data, what, path):
+    if len(data) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{what} in {path!r} is {len(data)} bytes; too large for a config.")
+    try:
+        return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{what} in {path!r} is not valid JSON ({e}).") from None
+
+
+def config_layer_order(model, config):
+    """Our layers in the order of the config's layer list (Keras's order of ``model.layers``)."""
+    if config["class_name"] == "Sequential":
+        return model.layers
+    by_name = {layer.name: layer for layer in model.layers}
+    names = [e.get("name") or e.get("config", {}).get("name") for e in config["config"]["layers"]]
+    return [by_name[n] for n in names if n in by_name]
+
+
+# --- the Keras 3 weights layout --------------------------------------------------------------
+def weights_h5_bytes(model, layers=None):
+    """``model.weights.h5`` as bytes: one ``<path>/vars`` group per layer and cell."""
+    h5py = import_h5py()
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.create_group("vars").attrs["name"] = model.name
+        for path, variables in weight_groups(model, layers):
+            group = f.create_group(f"{path}/vars")
+            group.attrs["name"] = path.rsplit("/", 1)[-1]
+            for i, var in enumerate(variables):
+                group.create_dataset(str(i), data=var.numpy())
+    return buf.getvalue()
+
+
+def load_weights_h5(model, f, path, file_size, layers=None):
+    """Assign every variable of ``model`` from an open Keras 3 weights file (shapes checked)."""
+    h5py = import_h5py()
+    updates = []
+    for group_path, variables in weight_groups(model, layers):
+        if not variables:
+            continue
+        group = f.get(f"{group_path}/vars")
+        if not isinstance(group, h5py.Group):
+            raise ModelFileError(
+                f"{path!r} has no weights at {group_path}/vars for layer variables "
+                f"{[v.path for v in variables]}; the file belongs to a different model."
+            )
+        if len(group.keys()) != len(variables):
+            raise ModelFileError(
+                f"{path!r}: {group_path}/vars holds {len(group.keys())} arrays, but the layer "
+                f"has {len(variables)} ({[v.name for v in variables]})."
+            )
+        for i, var in enumerate(variables):
+            ds = group.get(str(i))
+            if not isinstance(ds, h5py.Dataset):
+                raise ModelFileError(f"{path!r}: {group_path}/vars/{i} is missing.")
+            updates.append((var, read_dataset(ds, var.shape, f"{group_path}/vars/{i}", path,
+                                              file_size)))
+    for var, value in updates:                               # all read and checked: now assign
+        var.assign(value)
+
+
+# --- legacy HDF5 (tf.keras 2, keras.saving.save_model(m, "x.h5")) --------------------------------
+def _attr_list(group, name):
+    """A string-list attribute, also when Keras split it into ``name0``, ``name1``, …."""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, k = [], 0
+        while f"{name}{k}" in group.attrs:
+            values += list(group.attrs[f"{name}{k}"])
+            k += 1
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def load_legacy_weights(model, group, path, file_size):
+    """Assign weights from a legacy ``model_weights`` group, matching layers by name."""
+    updates = []
+    stored = {}
+    for name in _attr_list(group, "layer_names"):
+        if name in group:
+            stored[name] = _attr_list(group[name], "weight_names")
+    for layer in model.layers:
+        own = layer.weights
+        if not own:
+            continue
+        names = stored.get(layer.name)
+        if names is None:
+            raise ModelFileError(f"{path!r} has no weights for layer {layer.name!r}; it holds "
+                                 f"weights for {sorted(k for k, v in stored.items() if v)}.")
+        if len(names) != len(own):
+            raise ModelFileError(f"{path!r}: layer {layer.name!r} has {len(own)} weights, the "
+                                 f"file {len(names)} ({names}).")
+        for var, wname in zip(own, names):
+            ds = group[layer.name].get(wname)
+            if ds is None:
+                raise ModelFileError(f"{path!r}: weight {wname!r} is listed but missing.")
+            updates.append((var, read_dataset(ds, var.shape, wname, path, file_size)))
+    for var, value in updates:
+        var.assign(value)
+
+
+def legacy_h5_bytes(model, with_config=True):
+    """A legacy ``.h5`` file (config + ``model_weights``) as bytes, as Keras's legacy saver."""
+    h5py = import_h5py()
+    buf = io.BytesIO()
+    layers = keras_layer_order(model)
+    with h5py.File(buf, "w") as f:
+        if with_config:
+            f.attrs["backend"] = "tensorflow"
+            f.attrs["keras_version"] = KERAS_VERSION
+            f.attrs["model_config"] = json.dumps(model_config(model))
+            root = f.create_group("model_weights")
+        else:
+            root = f
+        root.attrs["layer_names"] = [l.name.encode("utf8") for l in layers]
+        root.attrs["backend"] = "tensorflow"
+        root.attrs["keras_version"] = KERAS_VERSION
+        for (gpath, _), layer in _layer_paths(model, layers):
+            group = root.create_group(layer.name)
+            names = []
+            for sub, variables in weight_groups(model, layers):
+                if sub == gpath or sub.startswith(gpath + "/"):
+                    for var in variables:
+                        names.append(f"{layer.name}{sub[len(gpath):]}/{var.name}")
+                        group.create_dataset(names[-1], data=var.numpy())
+            group.attrs["weight_names"] = [n.encode("utf8") for n in names]
+        root.create_group("top_level_model_weights").attrs["weight_names"] = np.array([], "S1")
+    return buf.getvalue()
+
+
+def _layer_paths(model, layers):
+    """Each layer with the path of its top group (``layers/lstm``)."""
+    tops = [g for g in weight_groups(model, layers) if g[0].count("/") == 1]
+    return list(zip(tops, layers))
+
+
+# --- whole files -----------------------------------------------------------------------------
+def save_keras(model, path):
+    """Write ``model`` as a Keras 3 ``.keras`` archive that ``keras.saving.load_model`` reads."""
+    config = model_config(model)
+    metadata = {"keras_version": KERAS_VERSION, "unrolled_version": __version__,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    weights = weights_h5_bytes(model, keras_layer_order(model))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("metadata.json", json.dumps(metadata))
+        zf.writestr("config.json", json.dumps(config))
+        zf.writestr("model.weights.h5", weights)
+    with atomic_write(path) as f:
+        f.write(buf.getvalue())
+
+
+def load_keras(path):
+    """A model from a ``.keras`` archive (members read by name into memory, never extracted)."""
+    archive = SafeZip(read_file(path), path)
+    config = parse_json(archive.read("config.json", MAX_JSON_BYTES), "config.json", path)
+    model = model_from_config(config, f"{path!r} config.json")
+    data = archive.read("model.weights.h5")
+    with open_h5(data, f"{path}:model.weights.h5") as f:
+        load_weights_h5(model, f, path, len(data), config_layer_order(model, config))
+    return model
+
+
+def save_legacy_h5(model, path):
+    data = legacy_h5_bytes(model)
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def load_legacy_h5(path):
+    data = read_file(path)
+    with open_h5(data, path) as f:
+        raw = f.attrs.get("model_config")
+        if raw is None:
+            raise ModelFileError(f"{path!r} has no model_config attribute: it holds weights only. "
+                                 "Build the model and use model.load_weights().")
+        config = parse_json(raw if isinstance(raw, (bytes, str)) else bytes(raw),
+                            "model_config", path)
+        model = model_from_config(config, f"{path!r} model_config")
+        if "model_weights" not in f:
+            raise ModelFileError(f"{path!r} has no model_weights group.")
+        load_legacy_weights(model, f["model_weights"], path, len(data))
+    return model
+
+
+def save_weights_h5(model, path):
+    """``model.save_weights("x.weights.h5")``: the Keras 3 weights layout alone."""
+    data = weights_h5_bytes(model)
+    with atomic_write(path) as f:
+        f.write(data)
+
+
+def load_weights_file_h5(model, path):
+    """Load a Keras 3 ``.weights.h5`` or a legacy weights/model ``.h5`` into ``model``."""
+    data = read_file(path)
+    with open_h5(data, path) as f:
+        if "model_weights" in f:
+            load_legacy_weights(model, f["model_weights"], path, len(data))
+        elif "layer_names" in f.attrs or "layer_names0" in f.attrs:
+            load_legacy_weights(model, f, path, len(data))
+        else:
+            load_weights_h5(model, f, path, len(data))

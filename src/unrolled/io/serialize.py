@@ -1,0 +1,301 @@
+"""Layer configs as Keras 3 writes them, read and written through one table.
+
+``LAYERS`` lists every class that can be read or written: its ``unrolled`` class, the
+snake-case name Keras uses for it in weight paths, and the options (constructor arguments)
+that travel in its config. An option's value is converted by the kind its name implies:
+``*activation`` ↔ a name such as ``"tanh"``, ``*_initializer`` ↔ a Keras initializer dict,
+tuples ↔ lists. Options live on the layer or, for recurrent layers, on its cell.
+
+Reading is strict: a key that is neither a listed option, a key that must hold its
+neutral value (``NEUTRAL``: regularizers and constraints ``None``, ``sparse`` false, …) nor
+a key without effect on the numbers (``IGNORED``) raises ``UnsupportedModelError`` naming
+it. ``Lambda`` layers and custom objects raise ``UnsafeModelError``.
+"""
+import numpy as np
+
+from .. import initializers
+from ..layers import (RNN, GRU, LSTM, Activation, Add, Bidirectional, Concatenate, Dense,
+                      Dropout, Embedding, Flatten, GRUCell, InputLayer, LSTMCell, Masking,
+                      RepeatVector, Reshape, SimpleRNN, SimpleRNNCell, StackedRNNCells,
+                      TimeDistributed)
+from .safety import UnsafeModelError, UnsupportedModelError
+
+RNN_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+             "zero_output_for_mask")
+_INITS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
+SIMPLE_CELL = ("units", "activation", "use_bias") + _INITS + ("dropout", "recurrent_dropout", "seed")
+LSTM_CELL = ("units", "activation", "recurrent_activation", "use_bias") + _INITS + (
+    "unit_forget_bias", "dropout", "recurrent_dropout", "seed")
+GRU_CELL = ("units", "activation", "recurrent_activation", "use_bias") + _INITS + (
+    "dropout", "recurrent_dropout", "reset_after", "seed")
+
+# class name: (unrolled class, Keras snake-case name, options in the config)
+LAYERS = {
+    "InputLayer": (InputLayer, "input_layer", ()),
+    "Dense": (Dense, "dense", ("units", "activation", "use_bias", "kernel_initializer",
+                               "bias_initializer")),
+    "Activation": (Activation, "activation", ("activation",)),
+    "Flatten": (Flatten, "flatten", ()),
+    "SimpleRNN": (SimpleRNN, "simple_rnn", RNN_FLAGS + SIMPLE_CELL),
+    "LSTM": (LSTM, "lstm", RNN_FLAGS + LSTM_CELL),
+    "GRU": (GRU, "gru", RNN_FLAGS + GRU_CELL),
+    "RNN": (RNN, "rnn", RNN_FLAGS),                                   # + "cell"
+    "SimpleRNNCell": (SimpleRNNCell, "simple_rnn_cell", SIMPLE_CELL),
+    "LSTMCell": (LSTMCell, "lstm_cell", LSTM_CELL),
+    "GRUCell": (GRUCell, "gru_cell", GRU_CELL),
+    "StackedRNNCells": (StackedRNNCells, "stacked_rnn_cells", ()),    # + "cells"
+    "Bidirectional": (Bidirectional, "bidirectional", ("merge_mode",)),  # + "layer", "backward_layer"
+    "TimeDistributed": (TimeDistributed, "time_distributed", ()),     # + "layer"
+    "Embedding": (Embedding, "embedding", ("input_dim", "output_dim", "embeddings_initializer",
+                                           "mask_zero")),
+    "Masking": (Masking, "masking", ("mask_value",)),
+    "Dropout": (Dropout, "dropout", ("rate", "noise_shape", "seed")),
+    "RepeatVector": (RepeatVector, "repeat_vector", ("n",)),
+    "Reshape": (Reshape, "reshape", ("target_shape",)),
+    "Concatenate": (Concatenate, "concatenate", ("axis",)),
+    "Add": (Add, "add", ()),
+}
+NESTED = {"RNN": ("cell",), "StackedRNNCells": ("cells",), "TimeDistributed": ("layer",),
+          "Bidirectional": ("layer", "backward_layer")}
+
+# Keys that must hold the value that makes them irrelevant (else: unsupported option).
+NEUTRAL = {"sparse": (False,), "ragged": (False,), "optional": (False,), "time_major": (False,),
+           "data_format": ("channels_last", None), "quantization_config": (None,),
+           "lora_rank": (None,), "activity_regularizer": (None,)}
+NEUTRAL_SUFFIXES = ("_regularizer", "_constraint")
+# Keys without effect on the computed numbers.
+IGNORED = {"implementation", "use_cudnn", "input_length", "lora_alpha", "batch_size",
+           "build_config", "module", "registered_name", "shared_object_id", "input_dtype"}
+FLOAT_DTYPES = ("float32", "float64")
+
+# Keras initializer class: the config keys our initializer takes (others must be None).
+INITIALIZERS = {"Zeros": (), "Ones": (), "Constant": ("value",), "GlorotUniform": ("seed",),
+                "GlorotNormal": ("seed",), "HeUniform": ("seed",), "Orthogonal": ("gain", "seed"),
+                "RandomNormal": ("mean", "stddev", "seed"),
+                "RandomUniform": ("minval", "maxval", "seed")}
+_INIT_ALIASES = {"zeros": "Zeros", "ones": "Ones", "glorot_uniform": "GlorotUniform",
+                 "glorot_normal": "GlorotNormal", "he_uniform": "HeUniform",
+                 "orthogonal": "Orthogonal", "random_normal": "RandomNormal",
+                 "random_uniform": "RandomUniform", "uniform": "RandomUniform",
+                 "normal": "RandomNormal", "constant": "Constant"}
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softmax")
+
+
+def supported_classes():
+    return sorted(LAYERS)
+
+
+def snake_name(class_name):
+    return LAYERS[class_name][1]
+
+
+# --- writing --------------------------------------------------------------------------------
+def dtype_policy(name):
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": name},
+            "registered_name": None}
+
+
+def serialize_initializer(init):
+    name = type(init).__name__
+    if name not in INITIALIZERS:
+        raise UnsupportedModelError(f"Initializer {name} has no Keras equivalent; supported: "
+                                    f"{sorted(INITIALIZERS)}.")
+    return {"module": "keras.initializers", "class_name": name, "config": init.get_config(),
+            "registered_name": None}
+
+
+def _to_json(key, value):
+    if key.endswith("activation"):
+        return value.name
+    if key.endswith("_initializer"):
+        return serialize_initializer(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _option(obj, key):
+    """An option's value, from the object or (recurrent layers) from its cell."""
+    if key in ("dropout", "recurrent_dropout", "seed") or not hasattr(obj, key):
+        holder = getattr(obj, "cell", obj)
+        if hasattr(holder, key):
+            return getattr(holder, key)
+    return getattr(obj, key)
+
+
+def layer_config(layer):
+    """``{"module", "class_name", "config", "registered_name"}`` for an unrolled layer or cell."""
+    class_name = type(layer).__name__
+    if class_name not in LAYERS or not isinstance(layer, LAYERS[class_name][0]):
+        raise UnsupportedModelError(
+            f"Layer class {class_name} cannot be saved in Keras format; supported: "
+            f"{', '.join(supported_classes())}."
+        )
+    if class_name == "InputLayer":
+        config = {"batch_shape": list(layer.batch_shape), "dtype": layer.dtype,
+                  "sparse": False, "ragged": False, "name": layer.name}
+    else:
+        config = {"name": layer.name, "trainable": layer.trainable,
+                  "dtype": dtype_policy(layer.dtype)}
+        for key in LAYERS[class_name][2]:
+            config[key] = _to_json(key, _option(layer, key))
+    if class_name == "RNN":
+        config["cell"] = layer_config(layer.cell)
+    elif class_name == "StackedRNNCells":
+        config["cells"] = [layer_config(c) for c in layer.cells]
+    elif class_name == "TimeDistributed":
+        config["layer"] = layer_config(layer.layer)
+    elif class_name == "Bidirectional":
+        config["layer"] = layer_config(layer.forward_layer)
+        config["backward_layer"] = layer_config(layer.backward_layer)
+    return {"module": "keras.layers", "class_name": class_name, "config": config,
+            "registered_name": None}
+
+
+# --- reading --------------------------------------------------------------------------------
+def check_not_code(entry, where):
+    """Refuse Lambda layers and custom (registered or non-Keras) objects."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+        raise UnsupportedModelError(f"{where}: expected a {{'class_name', 'config'}} object; "
+                                    f"received {str(entry)[:200]}.")
+    class_name = entry["class_name"]
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    if class_name in ("Lambda", "function", "__lambda__"):
+        raise UnsafeModelError(
+            f"{where}: a {class_name} holds Python code, which unrolled never runs from a "
+            f"file. Supported classes: {', '.join(supported_classes())}."
+        )
+    custom = (module is not None and not (module == "keras" or module.startswith("keras.")))
+    custom = custom or (registered is not None and registered != class_name)
+    if custom:
+        raise UnsafeModelError(
+            f"{where}: {class_name} is a custom object (module={module!r}, "
+            f"registered_name={registered!r}); custom objects are refused. Supported classes: "
+            f"{', '.join(supported_classes())}."
+        )
+
+
+def read_dtype(value, where):
+    if isinstance(value, dict):
+        value = value.get("config", {}).get("name")
+    if value is None:
+        return None
+    if value not in FLOAT_DTYPES:
+        raise UnsupportedModelError(f"{where}: dtype {value!r} is not supported; layers compute in "
+                                    f"{' or '.join(FLOAT_DTYPES)}.")
+    return value
+
+
+def read_initializer(value, where):
+    if isinstance(value, str):
+        value = {"class_name": _INIT_ALIASES.get(value, value), "config": {}}
+    check_not_code(value, where)
+    name = _INIT_ALIASES.get(value["class_name"], value["class_name"])
+    if name not in INITIALIZERS:
+        raise UnsupportedModelError(f"{where}: initializer {name!r} is not supported; supported: "
+                                    f"{', '.join(sorted(INITIALIZERS))}.")
+    kwargs = {}
+    for key, v in (value.get("config") or {}).items():
+        if key in INITIALIZERS[name]:
+            kwargs[key] = v
+        elif v is not None:
+            raise UnsupportedModelError(f"{where}: option {key}={v!r} of initializer {name} is "
+                                        "not supported.")
+    return getattr(initializers, name)(**kwargs)
+
+
+def _read_option(key, value, where):
+    if key.endswith("activation"):
+        if not isinstance(value, str) or value not in ACTIVATIONS:
+            check_not_code(value if isinstance(value, dict) else {"class_name": "?"}, where)
+            raise UnsupportedModelError(f"{where}: activation {value!r} is not supported; "
+                                        f"supported: {', '.join(ACTIVATIONS)}.")
+        return value
+    if key.endswith("_initializer"):
+        return read_initializer(value, f"{where} {key}")
+    if key in ("noise_shape", "target_shape") and value is not None:
+        return tuple(value)
+    return value
+
+
+def _check_neutral(key, value, where, class_name):
+    if key in NEUTRAL or key.endswith(NEUTRAL_SUFFIXES):
+        allowed = NEUTRAL.get(key, (None,))
+        if value not in allowed:
+            raise UnsupportedModelError(
+                f"{where}: option {key}={str(value)[:100]} of {class_name} is not supported "
+                f"(only {' or '.join(map(repr, allowed))}); unrolled implements inference and "
+                "training without it."
+            )
+        return True
+    return key in IGNORED
+
+
+def layer_from_config(entry, where="layer"):
+    """An unbuilt unrolled layer or cell from a Keras ``{"class_name", "config"}`` entry."""
+    check_not_code(entry, where)
+    class_name = entry["class_name"]
+    if class_name not in LAYERS or class_name == "InputLayer":
+        raise UnsupportedModelError(
+            f"{where}: layer class {class_name!r} is not supported. Supported classes: "
+            f"{', '.join(supported_classes())}."
+        )
+    cls, _, options = LAYERS[class_name]
+    config = entry.get("config") or {}
+    where = f"{where} {config.get('name', '')!r} ({class_name})"
+    kwargs = {}
+    nested = NESTED.get(class_name, ())
+    for key, value in config.items():
+        if key in ("name", "trainable"):
+            kwargs[key] = value
+        elif key == "dtype":
+            kwargs["dtype"] = read_dtype(value, where)
+        elif key in options:
+            kwargs[key] = _read_option(key, value, where)
+        elif key in nested:
+            if value is None:
+                continue
+            if key == "cells":
+                kwargs[key] = [layer_from_config(c, f"{where} cell {i}") for i, c in enumerate(value)]
+            else:
+                kwargs[key] = layer_from_config(value, f"{where} {key}")
+        elif not _check_neutral(key, value, where, class_name):
+            raise UnsupportedModelError(
+                f"{where}: option {key!r} is not supported. Supported options of {class_name}: "
+                f"{', '.join(sorted(options + nested)) or 'none'}."
+            )
+    if nested:
+        first = nested[0]
+        if first not in kwargs:
+            raise UnsupportedModelError(f"{where}: the config has no {first!r}.")
+        return cls(kwargs.pop(first), **kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise UnsupportedModelError(f"{where}: the config cannot build the layer: {e}") from None
+
+
+def input_layer_from_config(entry, where="InputLayer"):
+    """An ``InputLayer`` from a Keras 3 or tf.keras 2 config (batch_shape or batch_input_shape)."""
+    check_not_code(entry, where)
+    config = dict(entry.get("config") or {})
+    shape = config.pop("batch_shape", None) or config.pop("batch_input_shape", None)
+    config.pop("batch_shape", None)
+    config.pop("batch_input_shape", None)
+    if shape is None and config.get("shape") is not None:
+        shape = [config.pop("batch_size", None)] + list(config.pop("shape"))
+    if shape is None:
+        raise UnsupportedModelError(f"{where}: the InputLayer has no batch_shape.")
+    dtype = config.pop("dtype", None) or "float32"
+    if isinstance(dtype, dict):
+        dtype = dtype.get("config", {}).get("name", "float32")
+    name = config.pop("name", None)
+    for key, value in config.items():
+        if key != "shape" and not _check_neutral(key, value, where, "InputLayer"):
+            raise UnsupportedModelError(f"{where}: option {key!r} of InputLayer is not supported.")
+    if np.dtype(dtype).kind not in "biuf":
+        raise UnsupportedModelError(f"{where}: input dtype {dtype!r} is not supported.")
+    return InputLayer(batch_shape=tuple(shape), dtype=dtype, name=name)

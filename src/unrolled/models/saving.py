@@ -1,0 +1,105 @@
+"""``load_model``, ``save_model`` and file-based weights, dispatched on the file name.
+
+=====================  ============================================  ===================
+file name              what it holds                                 needs
+=====================  ============================================  ===================
+``*.keras``            Keras 3 archive: config + weights + metadata  h5py
+``*.h5``, ``*.hdf5``   legacy Keras/tf.keras model (config+weights)  h5py
+``*.unrolled.npz``     unrolled's native model: config + weights     NumPy only
+``*.weights.h5``       weights only, Keras 3 layout                  h5py
+``*.weights.npz``      weights only, unrolled's native layout        NumPy only
+=====================  ============================================  ===================
+
+Files are data, never code: see ``unrolled.io.safety`` for the checks and the errors
+(``FileNotFoundError``, ``ModelFileError``, ``UnsafeModelError``, ``UnsupportedModelError``).
+"""
+import os
+
+
+def _suffix(path):
+    name = os.fspath(path).lower()
+    for suffix in (".unrolled.npz", ".weights.h5", ".weights.npz", ".keras", ".hdf5", ".h5",
+                   ".npz"):
+        if name.endswith(suffix):
+            return suffix
+    return os.path.splitext(name)[1]
+
+
+def save_model(model, filepath):
+    """Save config and weights of ``model`` to ``filepath`` (.keras, .h5 or .unrolled.npz)."""
+    from ..io import keras_format, npz_model
+
+    kind = _suffix(filepath)
+    if kind == ".keras":
+        keras_format.save_keras(model, filepath)
+    elif kind in (".h5", ".hdf5"):
+        keras_format.save_legacy_h5(model, filepath)
+    elif kind == ".unrolled.npz":
+        npz_model.save_npz_model(model, filepath)
+    else:
+        raise ValueError(
+            f"save_model: cannot tell the format of {os.fspath(filepath)!r}. Use a name ending "
+            "in .keras (Keras 3), .h5 (legacy Keras) or .unrolled.npz (native, NumPy only); "
+            "for weights alone use save_weights with .weights.h5 or .weights.npz."
+        )
+
+
+def load_model(filepath):
+    """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file."""
+    from ..io import keras_format, npz_model
+    from ..io.safety import HDF5_MAGIC, ZIP_MAGIC, ModelFileError
+
+    kind = _suffix(filepath)
+    if kind == ".keras":
+        return keras_format.load_keras(filepath)
+    if kind in (".h5", ".hdf5", ".weights.h5"):
+        return keras_format.load_legacy_h5(filepath)
+    if kind in (".unrolled.npz", ".npz"):
+        return npz_model.load_npz_model(filepath)
+    if not os.path.isfile(os.fspath(filepath)):
+        raise FileNotFoundError(f"No such file: {os.fspath(filepath)!r}.")
+    with open(filepath, "rb") as f:                          # unknown name: sniff the bytes
+        head = f.read(8)
+    if head.startswith(ZIP_MAGIC):
+        try:
+            return keras_format.load_keras(filepath)
+        except ModelFileError:
+            return npz_model.load_npz_model(filepath)
+    if head.startswith(HDF5_MAGIC):
+        return keras_format.load_legacy_h5(filepath)
+    raise ModelFileError(f"{os.fspath(filepath)!r} is not a model file: expected a .keras or "
+                         ".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
+
+
+def save(model, filepath):
+    """The body of ``Model.save(filepath)``."""
+    save_model(model, filepath)
+
+
+def save_weights(model, filepath):
+    """The weights alone: ``.weights.h5`` (Keras 3 layout) or ``.npz`` (native)."""
+    from ..io import keras_format, native
+
+    kind = _suffix(filepath)
+    if kind == ".weights.h5":
+        keras_format.save_weights_h5(model, filepath)
+    elif kind in (".weights.npz", ".npz"):
+        native.save_weights(model, filepath)
+    else:
+        raise ValueError(f"save_weights: unsupported file name {os.fspath(filepath)!r}; expected "
+                         "a name ending in .weights.h5 or .weights.npz.")
+
+
+def load_weights(model, filepath):
+    """Load weights saved by ``save_weights`` (or by Keras: ``.weights.h5``, legacy ``.h5``)."""
+    from ..io import keras_format, native
+
+    kind = _suffix(filepath)
+    if kind in (".weights.h5", ".h5", ".hdf5"):
+        keras_format.load_weights_file_h5(model, filepath)
+    elif kind in (".weights.npz", ".npz"):
+        native.load_weights(model, filepath)
+    else:
+        raise ValueError(f"load_weights: unsupported file name {os.fspath(filepath)!r}; expected "
+                         "a name ending in .weights.h5, .h5 or .weights.npz.")
+

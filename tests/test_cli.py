@@ -1,0 +1,131 @@
+"""The file subcommands, each run as a user runs it: ``python -m unrolled ...`` in a subprocess."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from keras_ref import keras
+from unrolled.models import load_model
+
+L = keras.layers
+X = np.random.default_rng(5).standard_normal((4, 6, 3)).astype("float32")
+
+
+def run(*args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-m", "unrolled", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    i = keras.Input((6, 3))
+    x = L.Bidirectional(L.LSTM(4, return_sequences=True))(i)
+    x = L.GRU(3)(x)
+    model = keras.Model(i, L.Dense(2)(x))
+    rng = np.random.default_rng(0)
+    model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5
+                       for w in model.get_weights()])
+    model.save(root / "m.keras")
+    keras.saving.save_model(model, root / "m.h5")
+    model.save_weights(root / "m.weights.h5")
+    np.save(root / "x.npy", X)
+    np.savetxt(root / "x.csv", X.reshape(4, -1), delimiter=",")
+    expected = model.predict(X, verbose=0)
+    lstm = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    torch.save(lstm.state_dict(), root / "lstm.pt")
+    with torch.no_grad():
+        torch_expected = lstm(torch.from_numpy(X))[0].numpy()
+    return root, expected, torch_expected
+
+
+def test_inspect_model_and_weight_files(files):
+    root = files[0]
+    code, out, err = run("inspect", "m.keras", cwd=root)
+    assert code == 0, err
+    assert "Total params: 381" in out
+    assert "/forward_lstm" in out and "/lstm_cell/kernel" in out and "(3, 16)" in out
+    for name in ("m.weights.h5", "lstm.pt"):
+        code, out, err = run("inspect", name, cwd=root)
+        assert code == 0, err
+        assert "weights only" in out and "mean" in out
+    assert "weight_ih_l1_reverse" in out and "(20, 10)" in out
+
+
+@pytest.mark.parametrize("name", ["m.keras", "m.h5", "lstm.pt"])
+def test_verify(files, name):
+    code, out, err = run("verify", name, "--timesteps", "7", cwd=files[0])
+    assert code == 0, err + out
+    assert "verified: outputs agree" in out and "per step: t0=" in out
+
+
+def test_verify_reports_differences_above_tol(files):
+    code, out, _ = run("verify", "m.keras", "--tol", "1e-15", cwd=files[0])
+    assert code == 1 and "MISMATCH" in out and "FAILED: differences above 1e-15" in out
+
+
+@pytest.mark.parametrize("out", ["c.keras", "c.h5", "c.unrolled.npz", "c.onnx", "c.pt",
+                                 "c.weights.h5", "c.weights.npz"])
+def test_convert_every_output(files, tmp_path, out):
+    root, expected, _ = files
+    code, stdout, err = run("convert", root / "m.keras", out, cwd=tmp_path)
+    assert code == 0, err
+    path = tmp_path / out
+    if out.endswith(".onnx"):
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {sess.get_inputs()[0].name: X})[0]
+    elif out.endswith(".pt"):
+        state = torch.load(path, weights_only=True)
+        assert any(k.endswith("weight_ih_l0_reverse") for k in state)
+        return
+    elif ".weights." in out:
+        code, stdout, err = run("convert", out, "again.keras", "--model", root / "m.h5", cwd=tmp_path)
+        assert code == 0, err
+        got = keras.saving.load_model(tmp_path / "again.keras").predict(X, verbose=0)
+    else:
+        got = load_model(path).predict(X, verbose=0)
+        if not out.endswith(".npz"):
+            assert np.abs(keras.saving.load_model(path).predict(X, verbose=0) - expected).max() < 1e-5
+    assert np.abs(got - expected).max() < 1e-5
+
+
+def test_convert_torch_state_in(files, tmp_path):
+    root, _, torch_expected = files
+    code, _, err = run("convert", root / "lstm.pt", "t.keras", cwd=tmp_path)
+    assert code == 0, err
+    got = keras.saving.load_model(tmp_path / "t.keras").predict(X, verbose=0)
+    assert np.abs(got - torch_expected).max() < 1e-5
+
+
+def test_convert_weights_without_model_is_explained(files, tmp_path):
+    code, out, err = run("convert", files[0] / "m.weights.h5", "x.keras", cwd=tmp_path)
+    assert code != 0 and "--model" in out + err
+
+
+@pytest.mark.parametrize("data", ["x.npy", "x.csv"])
+def test_predict(files, tmp_path, data):
+    root, expected, _ = files
+    code, out, err = run("predict", root / "m.keras", root / data, "--out", tmp_path / "y.npy", cwd=tmp_path)
+    assert code == 0, err
+    assert np.abs(np.load(tmp_path / "y.npy") - expected).max() < 1e-5
+    code, out, err = run("predict", root / "m.h5", root / data, "--out", tmp_path / "y.csv",
+                         cwd=tmp_path)
+    assert code == 0, err
+    assert np.abs(np.loadtxt(tmp_path / "y.csv", delimiter=",") - expected).max() < 1e-5
+    code, out, err = run("predict", root / "m.keras", root / data, cwd=tmp_path)
+    assert code == 0, err
+    assert f"{expected[0, 0]:.4f}"[:5] in out
+
+
+def test_errors_are_one_line_not_tracebacks(files, tmp_path):
+    (tmp_path / "junk.keras").write_bytes(b"not a zip at all")
+    code, out, err = run("inspect", "junk.keras", cwd=tmp_path)
+    assert code == 2 and "error:" in err and "Traceback" not in err
+    code, out, err = run("predict", "missing.keras", "x.npy", cwd=tmp_path)
+    assert code == 2 and "No such file" in err
