@@ -51,6 +51,8 @@ def test_dante_loss_falls_and_samples_decode(tmp_path):
         assert isinstance(text, str) and len(text) == 120
         assert vocab.decode(vocab.encode(text)) == text        # only known characters
     assert np.isfinite(r["verse_loss"])
+    report = (tmp_path / "dante_verse_report.html").read_text()
+    assert r["explain"].endswith("dante_verse_report.html") and "<html" in report.lower()
     check_plots(r, tmp_path, ["dante_training.png"])
 
 

@@ -1,4 +1,16 @@
-"""The ``unrolled`` command line. ``unrolled demo`` tells the seed notebook's story."""
+"""The ``unrolled`` command line. ``unrolled demo`` tells the seed notebook's story.
+
+File commands (formats and what each needs: ``unrolled.interop.commands``)::
+
+    unrolled inspect FILE            summary and weight table (name, shape, dtype, min/max/mean)
+    unrolled verify FILE             FILE in Keras (or torch) and in unrolled, compared per layer
+    unrolled convert IN OUT          between .keras, .h5, .unrolled.npz, .weights.h5/.npz, .pt;
+                                     .onnx as output
+    unrolled predict FILE DATA       predictions for DATA (.npy or .csv), printed or --out
+
+    unrolled explain FILE --input DATA --out report.html   (or --demo): one HTML page with
+                                     the equations, values and gradient flow step by step
+"""
 import argparse
 import importlib.util
 import sys
@@ -63,7 +75,18 @@ def demo(seed=0):
     print(f"\nby hand:  {y_hand}\npredict:  {y[0]}\nmax |difference| = {diff:.2e}"
           f"  ({'matches' if diff < 1e-6 else 'DOES NOT match'} to 1e-6)")
 
-    _section("6. Side by side with Keras")
+    _section(f"6. One step written out: the last one, t={T - 1}, with its numbers")
+    from .explain import equations, to_numpy_code
+
+    print(equations(model.layers[1], x, t=T - 1))
+    print("\n(explain.trace(model, x) holds these values for every step; "
+          "`unrolled explain --demo` draws them.)")
+
+    _section("7. The same loop as a standalone NumPy program")
+    code_diff = _run_generated_code(to_numpy_code(model), x, y)
+    diff = max(diff, code_diff)
+
+    _section("8. Side by side with Keras")
     if not _keras_available():
         print("TensorFlow/Keras is not installed here, so the Keras comparison is skipped; "
               "everything above ran on NumPy alone. (`make test` installs Keras.)")
@@ -81,6 +104,82 @@ def demo(seed=0):
     return 0 if diff < 1e-6 and kdiff < 1e-6 else 1
 
 
+def _run_generated_code(source, x, y):
+    """Save the program to_numpy_code wrote, run it in a fresh Python, compare with predict."""
+    import os
+    import re
+    import subprocess
+    import tempfile
+
+    loop = re.search(r'def \w+\(x\):\n    """SimpleRNN.*?(?=\n\n)', source, re.S).group(0)
+    print("explain.to_numpy_code(model) writes the model as a program that needs NumPy alone;"
+          "\nits recurrent layer is the notebook's loop:\n")
+    print(loop)
+    with tempfile.TemporaryDirectory() as tmp:
+        prog, x_file, y_file = (os.path.join(tmp, n) for n in ("model.py", "x.npy", "y.npy"))
+        with open(prog, "w") as f:
+            f.write(source)
+        np.save(x_file, x)
+        subprocess.run([sys.executable, prog, x_file, "--out", y_file], check=True,
+                       capture_output=True, timeout=120)
+        y_code = np.load(y_file, allow_pickle=False)
+    code_diff = float(np.abs(y_code - y).max())
+    print(f"\npython model.py x.npy: {y_code[0]}\npredict:              {y[0]}\n"
+          f"max |difference| = {code_diff:.2e}  "
+          f"({'matches' if code_diff < 1e-6 else 'DOES NOT match'} to 1e-6)")
+    return code_diff
+
+
+def _load_data(path, what):
+    """An array from ``.npy``, or ``(x, y)`` from an ``.npz`` holding ``x`` (and maybe ``y``)."""
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            if "x" not in data.files:
+                raise ValueError(f"{what} {path!r} must hold an array named 'x' (and optionally "
+                                 f"'y'); it holds {data.files}. Save it with np.savez(path, x=x, y=y).")
+            return data["x"], (data["y"] if "y" in data.files else None)
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False), None
+    raise ValueError(f"{what} {path!r}: expected a .npy file (the inputs) or a .npz file "
+                     "with arrays 'x' and optionally 'y'.")
+
+
+def explain_main(args):
+    """``unrolled explain``: write the HTML report of a model file (or of the demo model)."""
+    from .explain import report
+
+    history = None
+    steps = None if args.steps is None else [int(s) for s in args.steps.split(",") if s.strip()]
+    try:
+        if args.demo:
+            from .explain.demo import demo_model
+            model, x, y, history = demo_model(seed=args.seed)
+            x, y = x[:16], y[:16]
+        else:
+            if args.model_file is None or args.input is None:
+                print("error: give a model file and --input DATA, or --demo. "
+                      "Example: unrolled explain model.unrolled.npz --input x.npy --out report.html",
+                      file=sys.stderr)
+                return 2
+            try:
+                from .models import load_model
+            except ImportError:
+                print("error: this version of unrolled cannot load model files yet "
+                      "(unrolled.models.load_model is missing); try `unrolled explain --demo`.",
+                      file=sys.stderr)
+                return 2
+            model = load_model(args.model_file)
+            x, y = _load_data(args.input, "--input")
+            if args.target is not None:
+                y, _ = _load_data(args.target, "--target")
+        path = report(model, x, y, path=args.out, steps=steps, history=history)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="unrolled", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -91,7 +190,20 @@ def main(argv=None):
     p_ex.add_argument("--quick", action="store_true", help="a reduced, seconds-long run")
     p_ex.add_argument("--out-dir", default="docs/examples", help="where plots are saved")
     p_ex.add_argument("--seed", type=int, default=0)
+    p_explain = sub.add_parser("explain", help="write an HTML report that explains a model")
+    p_explain.add_argument("model_file", nargs="?", help="a saved model (see unrolled.models.load_model)")
+    p_explain.add_argument("--input", help="the inputs: .npy, or .npz with x (and y)")
+    p_explain.add_argument("--target", help="targets y (.npy) for the gradient flow")
+    p_explain.add_argument("--out", default="report.html", help="the HTML file to write")
+    p_explain.add_argument("--steps", help="time steps to show, e.g. 0,5,9 (default first, middle, last)")
+    p_explain.add_argument("--demo", action="store_true", help="explain a small LSTM trained on a sine")
+    p_explain.add_argument("--seed", type=int, default=0)
+    _add_file_commands(sub)
     args = parser.parse_args(argv)
+    if args.command in ("inspect", "verify", "convert", "predict"):
+        return _run_file_command(args)
+    if args.command == "explain":
+        return explain_main(args)
     if args.command == "demo":
         return demo(seed=args.seed)
     if args.command == "example":
@@ -99,6 +211,48 @@ def main(argv=None):
         return example_main(args.name, quick=args.quick, out_dir=args.out_dir, seed=args.seed)
     parser.print_help()
     return 0
+
+
+def _add_file_commands(sub):
+    p = sub.add_parser("inspect", help="model summary and weight statistics of a file")
+    p.add_argument("file")
+    p = sub.add_parser("verify", help="compare a file's outputs in Keras/torch and in unrolled")
+    p.add_argument("file")
+    p.add_argument("--tol", type=float, default=1e-5)
+    p.add_argument("--timesteps", type=int, default=10, help="for inputs of unknown length")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", help="torch state: RNN, LSTM, GRU, Linear or Embedding")
+    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    p = sub.add_parser("convert", help="convert a model file to another format")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--model", help="architecture for a weights-only input (.keras/.h5/.unrolled.npz)")
+    p.add_argument("--kind", help="torch state: RNN, LSTM, GRU, Linear or Embedding")
+    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    p = sub.add_parser("predict", help="run a model file on DATA (.npy or .csv)")
+    p.add_argument("file")
+    p.add_argument("data")
+    p.add_argument("--out", help="write predictions to .npy or .csv instead of printing")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def _run_file_command(args):
+    from .interop import commands
+
+    try:
+        if args.command == "inspect":
+            return commands.inspect(args.file)
+        if args.command == "verify":
+            from .interop.verify import verify
+            return verify(args.file, tol=args.tol, timesteps=args.timesteps, seed=args.seed,
+                          kind=args.kind, nonlinearity=args.nonlinearity)
+        if args.command == "convert":
+            return commands.convert(args.input, args.output, args.model, args.kind,
+                                    args.nonlinearity)
+        return commands.predict(args.file, args.data, args.out, args.batch_size)
+    except (OSError, ValueError, ImportError) as e:          # ModelFileError is a ValueError
+        print(f"unrolled {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

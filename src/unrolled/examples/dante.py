@@ -91,22 +91,16 @@ def verse_report(model, vocab, text, verse, verbose):
     return rows, mean
 
 
-def explain_hook(model, vocab, verse, verbose):
-    """HOOK(explain): run ``unrolled.explain``'s report on one verse once that module exists.
+def explain_hook(model, vocab, verse, out_dir, verbose):
+    """The explain report (equations, states, gates) of the model reading one verse."""
+    import os
 
-    The explain issue is being written separately; until ``unrolled.explain`` can be
-    imported this only says so. When it lands, check that the call below matches its API.
-    """
-    try:
-        from .. import explain
-    except ImportError:
-        say(verbose, "(unrolled.explain is not available yet: its report on this verse is skipped)")
-        return None
-    report = getattr(explain, "report", None)
-    if report is None:
-        say(verbose, "(unrolled.explain has no `report` function: skipped)")
-        return None
-    return report(model, vocab.encode(verse)[None, :])
+    from .. import explain
+    os.makedirs(out_dir, exist_ok=True)
+    path = explain.report(model, vocab.encode(verse)[None, :],
+                          path=os.path.join(out_dir, "dante_verse_report.html"))
+    say(verbose, f"explain report on the verse: {path}")
+    return path
 
 
 def run(quick=False, out_dir="docs/examples", seed=0, verbose=True):
@@ -157,7 +151,7 @@ def run(quick=False, out_dir="docs/examples", seed=0, verbose=True):
 
     section(f"4. One verse under the model: \"{VERSE}\"", verbose)
     rows, results["verse_loss"] = verse_report(model, vocab, text, VERSE, verbose)
-    results["explain"] = explain_hook(model, vocab, VERSE, verbose)
+    results["explain"] = explain_hook(model, vocab, VERSE, out_dir, verbose)
 
     plt = pyplot(out_dir, verbose)
     if plt is not None:

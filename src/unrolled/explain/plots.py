@@ -1,0 +1,165 @@
+"""Pictures of a trace, a gradient flow, a training history and a forecast.
+
+Each function returns a ``matplotlib.figure.Figure`` (made without pyplot, so no window
+opens and no global state changes; a notebook shows it, ``fig.savefig(path)`` saves it).
+matplotlib is imported inside: ``pip install unrolled[explain]``.
+"""
+import numpy as np
+
+from .trace import LayerTrace, Trace
+
+GATES = {"LSTM": (("i", "input gate"), ("f", "forget gate"), ("g", "candidate g"),
+                  ("o", "output gate")),
+         "GRU": (("z", "update gate z"), ("r", "reset gate r"), ("hh", "candidate hh"))}
+
+
+def _figure(width, height):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _pick(tr, layer):
+    """The LayerTrace to draw: ``layer`` by name, or the first recurrent layer."""
+    if isinstance(tr, LayerTrace):
+        return tr
+    if not isinstance(tr, Trace):
+        raise TypeError(f"Expected a Trace from unrolled.explain.trace(); received {type(tr).__name__}.")
+    if layer is not None:
+        return tr[layer]
+    if not tr.recurrent:
+        raise ValueError("This trace has no recurrent layer to draw.")
+    return tr.recurrent[0]
+
+
+def _heatmap(fig, ax, values, title, cmap="RdBu_r", limits=None):
+    """``values`` (T, units) drawn as units x time."""
+    if limits is None:
+        top = float(np.abs(values).max()) or 1.0
+        limits = (-top, top)
+    im = ax.imshow(values.T, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1],
+                   interpolation="nearest", origin="lower")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("unit")
+    T, M = values.shape
+    ax.set_xticks(range(0, T, max(1, T // 10)))
+    ax.set_yticks(range(0, M, max(1, M // 8)))
+    fig.colorbar(im, ax=ax, shrink=0.9)
+    return im
+
+
+def plot_hidden_states(tr, layer=None, sample=0, quantity="h"):
+    """A heatmap of ``h`` (or another ``quantity``) of one sample: units down, time across."""
+    lt = _pick(tr, layer)
+    s = lt.check_sample(sample)
+    fig = _figure(7, 3)
+    ax = fig.subplots()
+    order = " (processed backwards)" if lt.go_backwards else ""
+    _heatmap(fig, ax, np.asarray(lt[quantity][s], float), f"{lt.name}: {quantity} over time, "
+             f"sample {s}{order}")
+    return fig
+
+
+def plot_gates(tr, layer=None, sample=0):
+    """One heatmap per gate (LSTM i f g o, GRU z r hh) of one sample."""
+    lt = _pick(tr, layer)
+    if lt.kind not in GATES:
+        raise ValueError(f"Layer '{lt.name}' is a {lt.kind}, which has no gates; "
+                         "plot_hidden_states shows its h.")
+    s = lt.check_sample(sample)
+    gates = GATES[lt.kind]
+    fig = _figure(3.2 * len(gates), 3)
+    axes = fig.subplots(1, len(gates))
+    for ax, (name, label) in zip(axes, gates):
+        vals = np.asarray(lt[name][s], float)
+        bounded = name not in ("g", "hh")                  # sigmoid gates live in [0, 1]
+        _heatmap(fig, ax, vals, f"{label}", cmap="viridis" if bounded else "RdBu_r",
+                 limits=(0, 1) if bounded else None)
+    fig.suptitle(f"{lt.name}: gate activations, sample {s}", fontsize=11)
+    return fig
+
+
+def plot_cell_state(tr, layer=None, sample=0):
+    """The LSTM cell state ``c`` of one sample: a heatmap and each unit as a line."""
+    lt = _pick(tr, layer)
+    if "c" not in lt:
+        raise ValueError(f"Layer '{lt.name}' ({lt.kind}) has no cell state; only LSTM has one.")
+    s = lt.check_sample(sample)
+    c = np.asarray(lt["c"][s], float)
+    fig = _figure(10, 3)
+    ax1, ax2 = fig.subplots(1, 2)
+    _heatmap(fig, ax1, c, f"{lt.name}: cell state c, sample {s}")
+    ax2.plot(c)
+    ax2.axhline(0, color="0.7", lw=0.8)
+    ax2.set_xlabel("time step t")
+    ax2.set_title("c per unit", fontsize=10)
+    return fig
+
+
+def plot_gradient_flow(flow):
+    """|dLoss/dh_t| over t (log scale) and the step Jacobians' spectral norms."""
+    fig = _figure(10, 3.4)
+    ax1, ax2 = fig.subplots(1, 2)
+    for lf in flow:
+        ax1.semilogy(np.maximum(lf.norm, 1e-30), marker="o", ms=3, label=lf.name)
+        if lf.jacobian_norm is not None:
+            mean = lf.jacobian_norm.mean(axis=0)
+            line, = ax2.plot(mean, marker="o", ms=3, label=lf.name)
+            ax2.fill_between(np.arange(lf.steps), lf.jacobian_norm.min(axis=0),
+                             lf.jacobian_norm.max(axis=0), color=line.get_color(), alpha=0.15)
+    ax1.set_title("|dLoss/dh_t|: the gradient reaching each step", fontsize=10)
+    ax1.set_xlabel("time step t")
+    ax2.axhline(1.0, color="0.5", ls="--", lw=0.8)
+    ax2.set_title("spectral norm of d(state_t)/d(state_t-1)", fontsize=10)
+    ax2.set_xlabel("time step t")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=8)
+    return fig
+
+
+def plot_history(history, keys=None):
+    """Training curves from a ``History`` (or its ``history`` dict): one line per key."""
+    hist = getattr(history, "history", history)
+    if not isinstance(hist, dict) or not hist:
+        raise ValueError("plot_history expects a History from model.fit (or its non-empty "
+                         f"history dict); received {type(history).__name__}.")
+    keys = list(hist) if keys is None else list(keys)
+    fig = _figure(6, 3.2)
+    ax = fig.subplots()
+    for k in keys:
+        ax.plot(np.arange(1, len(hist[k]) + 1), hist[k], marker="o", ms=2, label=k)
+    vals = np.concatenate([np.ravel(hist[k]) for k in keys]).astype(float)
+    if np.all(vals > 0) and vals.max() / vals.min() > 50:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_title("training curves", fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_forecast(y_true, y_pred, title="forecast against the truth", index=None):
+    """The predicted series over the true one (first three output columns at most)."""
+    yt = np.asarray(y_true, float).reshape(len(y_true), -1)
+    yp = np.asarray(y_pred, float).reshape(len(y_pred), -1)
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true has shape {yt.shape} and y_pred {yp.shape}; they must match.")
+    idx = np.arange(len(yt)) if index is None else np.asarray(index)
+    fig = _figure(8, 3.2)
+    ax = fig.subplots()
+    for k in range(min(3, yt.shape[1])):
+        suffix = f" [{k}]" if yt.shape[1] > 1 else ""
+        line, = ax.plot(idx, yt[:, k], lw=1.6, label=f"truth{suffix}")
+        ax.plot(idx, yp[:, k], lw=1.2, ls="--", color=line.get_color(), label=f"prediction{suffix}")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def figure_png(fig, dpi=80):
+    """The figure as PNG bytes."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

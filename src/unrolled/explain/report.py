@@ -1,0 +1,183 @@
+"""``report(model, x, y)``: one self-contained HTML page that explains a model on data.
+
+The page holds the summary, every layer's equations with the numbers of chosen steps,
+the traced values at those steps, pictures of the states and gates, the gradient flow
+(with targets ``y``), and the generated NumPy program for small models. Pictures are PNGs
+inside the file (base64 ``data:`` URIs); there are no scripts, fonts or links to
+fetch, so the file opens offline and can be mailed as it is.
+"""
+import base64
+import html
+
+import numpy as np
+
+from .equations import SUPPORTED, equations, vec
+from .trace import trace
+
+MAX_CODE_PARAMS = 5000
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; margin-top: 2em; }
+h3 { margin-top: 1.5em; } .note { color: #555; font-size: 0.92em; }
+pre, code, table.equations, table.trace { font-family: Menlo, Consolas, "DejaVu Sans Mono", monospace;
+       font-size: 12.5px; }
+pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; border-radius: 4px; line-height: 1.2; }
+.equations { overflow-x: auto; margin: 0.6em 0 1.2em 0; }
+.equations .title { font-weight: 600; margin: 0.3em 0; }
+table.equations td, table.equations th { padding: 1px 8px; white-space: nowrap; text-align: left; }
+table.equations td.result { color: #0b5394; font-weight: 600; }
+table.equations tr.sub td { color: #666; white-space: normal; padding-bottom: 4px; }
+table.trace { border-collapse: collapse; margin: 0.5em 0 1em 0; }
+table.trace th, table.trace td { border: 1px solid #ddd; padding: 2px 8px; white-space: nowrap; }
+table.trace th { background: #f0f0f0; }
+img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
+details summary { cursor: pointer; font-weight: 600; }
+"""
+
+
+def _e(text):
+    return html.escape(str(text))
+
+
+def _img(fig, alt):
+    from .plots import figure_png
+
+    data = base64.b64encode(figure_png(fig)).decode()
+    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _summary(model):
+    lines = []
+    model.summary(print_fn=lines.append)
+    return "\n".join(lines)
+
+
+def _trace_table(lt, steps, sample, units, digits=4):
+    """Rows: the traced quantities (fused gate vectors left out: their blocks are shown)."""
+    head = "".join(f"<th>t = {t}</th>" for t in steps)
+    rows = []
+    for q in lt.keys():
+        if q == "xp" or (q == "z" and lt.kind == "LSTM"):
+            continue
+        cols = slice(None) if q in ("x", "mask") else units
+        cells = "".join(f"<td>{_e(vec(np.atleast_1d(lt[q][sample, t])[cols], digits))}</td>"
+                        for t in steps)
+        rows.append(f"<tr><th>{_e(q)}</th>{cells}</tr>")
+    return f"<table class='trace'><tr><th>value</th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _layer_section(lt, steps, sample, units):
+    from .plots import plot_cell_state, plot_gates, plot_hidden_states
+
+    layer = lt.layer
+    kind = type(lt.cell if lt.cell is not None else layer).__name__.removesuffix("Cell")
+    out = [f"<h3>{_e(lt.name)} <span class='note'>({_e(type(layer).__name__)})</span></h3>"]
+    if lt.recurrent:
+        u = np.arange(min(lt.cell.units, 4)) if units is None else np.atleast_1d(units)
+        order = ("processed backwards: the loop starts at t = T-1 (go_backwards); steps below "
+                 "are in real time order" if lt.go_backwards else "processed forwards, t = 0 first")
+        out.append(f"<p class='note'>{lt.steps} steps, {order}. Docstring of the cell: "
+                   f"<code>{_e(type(lt.cell).__module__)}.{_e(type(lt.cell).__name__)}</code>.</p>")
+        if kind in SUPPORTED:
+            for t in steps:
+                out.append(equations(lt, t=t, sample=sample, units=u)._repr_html_())
+        out.append(f"<p>Traced values of sample {sample} (units {[int(i) for i in u]}):</p>")
+        out.append(_trace_table(lt, steps, sample, u))
+        out.append(_img(plot_hidden_states(lt, sample=sample), f"{lt.name} hidden states"))
+        if lt.kind in ("LSTM", "GRU"):
+            out.append(_img(plot_gates(lt, sample=sample), f"{lt.name} gates"))
+        if "c" in lt:
+            out.append(_img(plot_cell_state(lt, sample=sample), f"{lt.name} cell state"))
+    elif kind == "Dense":
+        t = lt.steps - 1 if lt.time_axis else None
+        out.append(equations(lt, t=t, sample=sample, units=units)._repr_html_())
+    else:
+        shapes = ", ".join(f"{k} {tuple(np.shape(v))}" for k, v in lt.values.items())
+        out.append(f"<p class='note'>{_e(shapes)}</p>")
+    return "\n".join(out)
+
+
+def _code_section(model):
+    from .codegen import to_numpy_code
+
+    if model.count_params() > MAX_CODE_PARAMS:
+        return (f"<p class='note'>The model has {model.count_params():,} weights; "
+                "<code>unrolled.explain.to_numpy_code(model, weights='npz', path=...)</code> "
+                "writes its NumPy program with the weights in a separate file.</p>")
+    try:
+        code = to_numpy_code(model)
+    except ValueError as err:
+        return f"<p class='note'>{_e(err)}</p>"
+    return ("<details><summary>The whole model as a NumPy program (predict(x) equals "
+            f"model.predict(x))</summary><pre>{_e(code)}</pre></details>")
+
+
+def _default_steps(tr):
+    rec = tr.recurrent
+    if not rec:
+        return []
+    T = rec[0].steps
+    return sorted({0, T // 2, T - 1})
+
+
+def report(model, x, y=None, path="report.html", steps=None, sample=0, loss=None,
+           history=None, units=None, title=None):
+    """Write the HTML report of ``model`` on ``x`` (and targets ``y``) to ``path``; return ``path``.
+
+    ``steps``: the time steps whose equations and values are shown (default: first, middle,
+    last). ``y`` adds the gradient flow and predictions against targets (``loss`` defaults
+    to the compiled loss, else mean squared error). ``history`` (from ``fit``) adds the
+    training curves. A wrong input shape or step raises a ValueError before anything is
+    written.
+    """
+    import os
+
+    from .flow import gradient_flow
+    from .plots import plot_forecast, plot_gradient_flow, plot_history
+
+    if not hasattr(model, "_nodes"):
+        raise TypeError(f"report expects an unrolled Model or Sequential; received "
+                        f"{type(model).__name__}.")
+    tr = trace(model, x)
+    steps = _default_steps(tr) if steps is None else list(steps)
+    for lt in tr.recurrent:
+        steps = [lt.check_step(t) for t in steps]
+        lt.check_sample(sample)
+    name = title or f"How '{model.name}' computes its output"
+    body = [f"<h1>{_e(name)}</h1>",
+            f"<p class='note'>Generated by unrolled.explain.report on an input of shape "
+            f"{_e(tuple(np.shape(tr[0].values.get('input', tr[0].values.get('x')))))}; "
+            f"sample {sample}, steps {steps}.</p>",
+            "<h2>Summary</h2>", f"<pre>{_e(_summary(model))}</pre>",
+            "<h2>Layer by layer</h2>",
+            "<p class='note'>Each equation is written as in the cell's code, then with the "
+            "numbers of this step, then its result (read from the real forward pass).</p>"]
+    body += [_layer_section(lt, steps, sample, units) for lt in tr]
+    if y is not None:
+        loss_used = loss if loss is not None else (model.loss if getattr(model, "loss", None) else "mse")
+        flow = gradient_flow(model, x, y, loss=loss_used)
+        body += ["<h2>Gradient flow through time</h2>",
+                 "<p class='note'>|dLoss/dh_t| is what backpropagation through time hands each "
+                 "step; the spectral norm of the step Jacobian bounds how much it can grow or "
+                 "shrink per step (below 1: it fades).</p>",
+                 f"<pre>{_e(flow.describe())}</pre>", _img(plot_gradient_flow(flow), "gradient flow")]
+        y_pred = np.asarray(tr.outputs) if not isinstance(tr.outputs, list) else None
+        if y_pred is not None and np.size(y_pred) == np.size(y):
+            body += ["<h2>Predictions against targets</h2>",
+                     _img(plot_forecast(y, y_pred, title="model output against the targets "
+                                                          "(sample by sample)"), "forecast")]
+    if history is not None:
+        body += ["<h2>Training</h2>", _img(plot_history(history), "training curves")]
+    body += ["<h2>The loop, as code</h2>", _code_section(model)]
+    page = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<link rel='icon' href='data:,'><title>{_e(name)}</title><style>{CSS}</style>"
+            "</head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    from ..io.atomic import atomic_write
+
+    path = os.fspath(path)
+    with atomic_write(path) as f:
+        f.write(page.encode("utf-8"))
+    return path
