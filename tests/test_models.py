@@ -109,7 +109,7 @@ def test_save_and_load_weights_roundtrip(rng, tmp_path):
     with pytest.raises(ValueError, match="ending in"):
         a.save_weights(tmp_path / "m.pkl")
     (tmp_path / "bad.npz").write_bytes(b"not a zip at all")
-    with pytest.raises(ValueError, match="not a valid"):
+    with pytest.raises(ValueError, match="not a zip archive"):
         a.load_weights(tmp_path / "bad.npz")
 
 

@@ -24,7 +24,7 @@ from .. import __version__
 from .atomic import atomic_write
 from .graph import keras_layer_order, model_config, model_from_config, weight_groups
 from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, import_h5py, open_h5,
-                     read_dataset, read_file)
+                     read_attr, read_dataset, read_file)
 
 KERAS_VERSION = "3.15.1"          # the Keras version whose format these files follow
 
@@ -91,14 +91,15 @@ def load_weights_h5(model, f, path, file_size, layers=None):
 
 
 # --- legacy HDF5 (tf.keras 2, keras.saving.save_model(m, "x.h5")) --------------------------------
-def _attr_list(group, name):
-    """A string-list attribute, also when Keras split it into ``name0``, ``name1``, …."""
+def _attr_list(group, name, path, file_size):
+    """A string-list attribute, also when Keras split it into ``name0``, ``name1``, …
+    (sizes checked before reading, see ``safety.read_attr``)."""
     if name in group.attrs:
-        values = list(group.attrs[name])
+        values = list(read_attr(group, name, path, file_size))
     else:
         values, k = [], 0
-        while f"{name}{k}" in group.attrs:
-            values += list(group.attrs[f"{name}{k}"])
+        while f"{name}{k}" in group.attrs and k < 10_000:
+            values += list(read_attr(group, f"{name}{k}", path, file_size))
             k += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -107,9 +108,9 @@ def load_legacy_weights(model, group, path, file_size):
     """Assign weights from a legacy ``model_weights`` group, matching layers by name."""
     updates = []
     stored = {}
-    for name in _attr_list(group, "layer_names"):
+    for name in _attr_list(group, "layer_names", path, file_size):
         if name in group:
-            stored[name] = _attr_list(group[name], "weight_names")
+            stored[name] = _attr_list(group[name], "weight_names", path, file_size)
     for layer in model.layers:
         own = layer.weights
         if not own:
@@ -201,7 +202,7 @@ def save_legacy_h5(model, path):
 def load_legacy_h5(path):
     data = read_file(path)
     with open_h5(data, path) as f:
-        raw = f.attrs.get("model_config")
+        raw = read_attr(f, "model_config", path, len(data))
         if raw is None:
             raise ModelFileError(f"{path!r} has no model_config attribute: it holds weights only. "
                                  "Build the model and use model.load_weights().")

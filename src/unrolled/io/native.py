@@ -11,7 +11,6 @@ import numpy as np
 
 from .atomic import atomic_write
 
-_MAX_BYTES = 2 ** 31  # refuse absurd files before reading them whole
 
 
 def save_weights(model, path):
@@ -27,23 +26,29 @@ def save_weights(model, path):
 
 
 def load_weights(model, path):
-    """Read weights written by ``save_weights`` into ``model`` (names and shapes checked)."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No weights file at {path!r}.")
-    size = os.path.getsize(path)
-    if size == 0 or size > _MAX_BYTES:
-        raise ValueError(f"{path!r} is not a weights file (size {size} bytes).")
+    """Read weights written by ``save_weights`` into ``model`` (names and shapes checked).
+
+    The archive goes through ``io.safety``: read into memory once, members read by exact
+    name, ``.npy`` headers checked against their bytes, no pickle; a damaged file is a
+    ``ModelFileError`` (a ``ValueError``)."""
+    from .safety import ModelFileError, SafeZip, read_file, read_npy
+
+    data = read_file(path)
+    archive = SafeZip(data, os.fspath(path))
     try:
-        with np.load(path, allow_pickle=False) as data:
-            names = json.loads(bytes(data["__order__"]).decode())
-            arrays = [data[f"w{i:04d}"] for i in range(len(names))]
-    except (KeyError, ValueError, OSError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path!r} is not a valid unrolled weights file: {e}") from None
+        names = json.loads(read_npy(archive.read("__order__.npy"), "__order__", path).tobytes().decode())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{os.fspath(path)!r} is not a valid unrolled weights file: {e}") from None
+    if not isinstance(names, list):
+        raise ModelFileError(f"{os.fspath(path)!r} is not a valid unrolled weights file: bad index.")
     own = model.weights
-    if len(arrays) != len(own):
-        raise ValueError(
-            f"{path!r} holds {len(arrays)} weight arrays, but model '{model.name}' has "
+    if len(names) != len(own):
+        raise ModelFileError(
+            f"{os.fspath(path)!r} holds {len(names)} weight arrays, but model '{model.name}' has "
             f"{len(own)}: {[w.path for w in own]}."
         )
-    model.set_weights(arrays)
+    arrays = [read_npy(archive.read(f"w{i:04d}.npy"), f"w{i:04d}", path) for i in range(len(names))]
+    try:
+        model.set_weights(arrays)
+    except ValueError as e:
+        raise ModelFileError(f"{os.fspath(path)!r} does not fit model '{model.name}': {e}") from None

@@ -218,6 +218,37 @@ def open_h5(data, path):
     return f
 
 
+MAX_ATTR_ITEMS = 100_000
+
+
+def read_attr(obj, name, path, file_size, default=None):
+    """HDF5 attribute ``name`` of ``obj`` after checking its declared size.
+
+    A corrupted attribute header can declare billions of entries; h5py would then spend
+    minutes (holding the GIL, so no alarm fires) allocating and converting them. The
+    declared element count and storage are checked first. Missing: ``default``."""
+    if name not in obj.attrs:
+        return default
+    try:
+        aid = obj.attrs.get_id(name)
+        count = int(np.prod(aid.shape, dtype=np.int64)) if aid.shape else 1
+    except (OSError, ValueError, KeyError, RuntimeError, OverflowError, TypeError) as e:
+        raise ModelFileError(f"{path!r}: attribute {name!r} cannot be read ({e}).") from None
+    try:
+        storage = aid.get_storage_size() if count else 0
+    except (OSError, RuntimeError):              # HDF5 reports an empty attribute's storage as an error
+        storage = 0
+    if count > MAX_ATTR_ITEMS or storage > file_size:
+        raise ModelFileError(
+            f"{path!r}: attribute {name!r} declares {count} entries ({storage} bytes), more "
+            f"than a model file of {file_size} bytes can hold."
+        )
+    try:
+        return obj.attrs[name]
+    except (OSError, ValueError, KeyError, RuntimeError, OverflowError, TypeError) as e:
+        raise ModelFileError(f"{path!r}: attribute {name!r} cannot be read ({e}).") from None
+
+
 def read_dataset(ds, expected_shape, where, path, file_size):
     """The data of HDF5 dataset ``ds`` after checking dtype, shape and size (no allocation first)."""
     if ds.dtype.kind not in "biuf":

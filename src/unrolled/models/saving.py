@@ -44,6 +44,36 @@ def save_model(model, filepath):
         )
 
 
+def _reader_boundary(read):
+    """Only the documented errors leave a file reader.
+
+    The format checks raise ``ModelFileError`` with a precise message. A corrupted file can
+    still trip something deeper (h5py on a mangled B-tree, a config with a wrong type); that
+    is turned into a ``ModelFileError`` naming the original error, instead of escaping as an
+    ``OverflowError`` or ``TypeError`` the caller could not expect. (Found by tests/test_fuzz.py.)
+    """
+    import functools
+    import zipfile
+    import zlib
+
+    @functools.wraps(read)
+    def guarded(*args, **kwargs):
+        from ..io.safety import ModelFileError
+        try:
+            return read(*args, **kwargs)
+        except (ModelFileError, FileNotFoundError, ImportError):
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+                OSError, RuntimeError, SystemError, UnicodeError, MemoryError, RecursionError,
+                EOFError, zipfile.BadZipFile, zlib.error) as e:
+            path = args[-1] if args else kwargs.get("filepath")
+            raise ModelFileError(
+                f"{os.fspath(path)!r} could not be read: {type(e).__name__}: {e}. The file may be "
+                "truncated or corrupted.") from e
+    return guarded
+
+
+@_reader_boundary
 def load_model(filepath):
     """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file."""
     from ..io import keras_format, npz_model
@@ -90,6 +120,7 @@ def save_weights(model, filepath):
                          "a name ending in .weights.h5 or .weights.npz.")
 
 
+@_reader_boundary
 def load_weights(model, filepath):
     """Load weights saved by ``save_weights`` (or by Keras: ``.weights.h5``, legacy ``.h5``)."""
     from ..io import keras_format, native
