@@ -22,8 +22,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/unrolled demo
 
+# The suite runs with the compiled float32 kernels (numba is a test dependency); the Keras
+# and PyTorch parity modules then run again on the plain NumPy path (np.tanh, no numba).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+	UNROLLED_COMPILED=0 $(BIN)/python -m pytest -q -p no:cacheprovider $(NUMPY_PATH_TESTS)
+
+NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py \
+	tests/test_wrappers.py tests/test_training.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks

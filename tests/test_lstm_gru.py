@@ -179,7 +179,10 @@ def test_gradients_match_keras(kind, seed):
     _, kweights, kinputs = _keras_gradients(theirs, x, call, dys)
     assert len(dweights) == len(kweights) and len(dinputs) == len(kinputs)
     for g, k in zip(dweights + dinputs, kweights + kinputs):
-        _close("gradient vs keras", g, k)
+        # float32 BPTT accumulates rounding: on seed 108 (GRU) Keras's own gradients are
+        # 1.8e-5 away from a float64 computation and ours (compiled tanh) 1.6e-5, in
+        # opposite directions; so the pair is compared at 2e-5 + 1e-5 relative.
+        _close("gradient vs keras", g, k, atol=2e-5)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ Names follow ``keras.activations``: ``get("tanh")``, ``get(None)`` is ``linear``
 """
 import numpy as np
 
+from . import kernels
+
 
 class Activation:
     """A named elementwise function ``fn`` with its derivative ``grad``."""
@@ -36,7 +38,7 @@ class Activation:
 
 def _sigmoid(x):
     # 1 / (1 + e^-x) = (1 + tanh(x/2)) / 2: one vectorized tanh, no overflow for any x.
-    y = np.tanh(x * x.dtype.type(0.5))
+    y = kernels.tanh(x * x.dtype.type(0.5))
     y *= 0.5
     y += 0.5
     return y
@@ -59,7 +61,7 @@ def _softmax_backward(x, y, dy):
 
 
 linear = Activation("linear", lambda x: x, lambda x, y, dy: dy)
-tanh = Activation("tanh", np.tanh, lambda x, y, dy: dy * (1 - y * y))
+tanh = Activation("tanh", kernels.tanh, lambda x, y, dy: dy * (1 - y * y))
 sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
 relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (x > 0))
 hard_sigmoid = Activation(

@@ -12,7 +12,7 @@ an operand has; a single mask (``(B, K)``) is shared by all gates.
 """
 import numpy as np
 
-from .. import utils
+from .. import kernels, utils
 
 
 def dropout_mask(shape, rate, dtype):
@@ -139,6 +139,7 @@ class GateActivations:
         self.blocks = list(activations)
         self.units = units
         self.fused = all(a is acts.sigmoid or a is acts.tanh for a in self.blocks)
+        self.default_lstm = self.blocks == [acts.sigmoid, acts.sigmoid, acts.tanh, acts.sigmoid]
         self._constants = {}
 
     def _consts(self, dtype):
@@ -156,7 +157,7 @@ class GateActivations:
             return np.concatenate([act(z[:, k * n:(k + 1) * n]) for k, act in enumerate(self.blocks)], axis=1)
         s_in, s_out, shift, _, _ = self._consts(z.dtype)
         a = z * s_in
-        np.tanh(a, out=a)
+        kernels.tanh(a, out=a)
         a *= s_out
         a += shift                                     # a = tanh(z * s_in) * s_out + shift
         return a

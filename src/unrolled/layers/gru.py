@@ -1,12 +1,14 @@
 """GRU: the cell's step math, forward and backward beside it, and the ``GRU`` layer."""
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
+
+_c = kernels.contiguous
 
 
 def _split_gate_inputs(h_in):
@@ -103,6 +105,13 @@ class GRUCell(Layer):
         else:
             h_zr, h_h = _split_gate_inputs(h_in)
             rec = gate_product(h_zr, rk[:, :2 * m], pg)
+        if self.reset_after and self._fused(xp_t):       # the lines below, one compiled loop
+            h_prev = _c(h_prev, xp_t.dtype)
+            zr, rh, hh, h = (np.empty_like(xp_t[:, :2 * m]),) + tuple(
+                np.empty_like(h_prev) for _ in range(3))
+            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, zr, rh, hh, h)
+            az, ar, ah = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
+            return h, [h], (h_prev, h_in, rec_mask, az, ar, zr[:, :m], zr[:, m:], rh, ah, hh)
         # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
         azr = xp_t[:, :2 * m]
         azr += rec[:, :2 * m]                                # [az | ar] = [xz + rz | xr + rr]
@@ -126,6 +135,14 @@ class GRUCell(Layer):
         m = self.units
         rk = self.recurrent_kernel.value
         ract = self.recurrent_activation
+        if self.reset_after and self._fused(hh):        # the reset_after lines below, compiled
+            dt = hh.dtype
+            dxp, drec = np.empty(hh.shape[:1] + (3 * m,), dt), np.empty(hh.shape[:1] + (3 * m,), dt)
+            dh_prev = np.empty_like(hh)
+            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev,
+                         _c(np.concatenate([z, r], axis=1), dt), rh, hh, dxp, drec, dh_prev)
+            dh_in = gate_product_backward(drec, h_in, rk, is_per_gate(rec_mask))
+            return dxp, [dh_prev + unmask(dh_in, rec_mask)]
         dh = dout + dstates[0]                          # h is both the output and the state
         # h = z*h_prev + (1-z)*hh:
         dz = dh * (h_prev - hh)                         #  =>  dz = dh*(h_prev - hh)
@@ -154,6 +171,11 @@ class GRUCell(Layer):
         dh_prev = dh_prev + unmask(dh_in, rec_mask)     # h_in = h_prev * rec_mask
         dxp = np.concatenate([daz, dar, dah], axis=1)   # xp_t = [xz | xr | xh] enters az, ar, ah
         return dxp, [dh_prev]
+
+    def _fused(self, a):
+        """True when ``kernels`` runs this step: float32, numba present, default activations."""
+        return (self.activation is activations.tanh
+                and self.recurrent_activation is activations.sigmoid and kernels.active(a.dtype))
 
     def weight_gradients(self, x, caches, dxp):
         m = self.units

@@ -1,12 +1,16 @@
 """LSTM: the cell's step math, forward and backward beside it, and the ``LSTM`` layer."""
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     GateActivations, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
+
+_c = kernels.contiguous
+
+
 
 
 class _UnitForgetBias(initializers.Initializer):
@@ -97,6 +101,11 @@ class LSTMCell(Layer):
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
         z = xp_t                                          # (the loop's buffer, reused in place)
         z += gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
+        if self._fused(z):                                # the same math, one compiled loop
+            a, c, tc, h = (np.empty_like(z),) + tuple(np.empty_like(c_prev) for _ in range(3))
+            kernels.call("lstm_forward", z, _c(c_prev, z.dtype), a, c, tc, h)
+            i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
+            return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a)
         a = self._gates(z)                                # [i | f | g | o], all gates at once
         i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
         c = f * c_prev
@@ -106,6 +115,19 @@ class LSTMCell(Layer):
         return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a)
 
     def step_backward(self, cache, dout, dstates):
+        h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a = cache
+        rk = self.recurrent_kernel.value
+        if self._fused(z):                              # the lines below, one compiled loop
+            dz, dc_prev = np.empty_like(a), np.empty_like(c_prev)
+            kernels.call("lstm_backward", _c(dout, z.dtype), _c(dstates[0], z.dtype),
+                         _c(dstates[1], z.dtype), a, c_prev, tc, dz, dc_prev)
+        else:
+            dz, dc_prev = self._step_backward_numpy(cache, dout, dstates)
+        dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
+        dh_prev = unmask(dh_in, rec_mask)               # h_in = h_prev * rec_mask
+        return dz, [dh_prev, dc_prev]                   # z = xp_t + ...  =>  dxp_t = dz
+
+    def _step_backward_numpy(self, cache, dout, dstates):
         h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a = cache
         dh = dout + dstates[0]                          # h is both the output and a state
         do = dh * tc                                    # h = o*tc  =>  do = dh*tc
@@ -117,10 +139,11 @@ class LSTMCell(Layer):
         dc_prev = dc * f                                # c = f*c_prev + i*g  =>  dc_prev = dc*f
         da = np.concatenate([di, df, dg, do], axis=1)
         dz = self._gates.backward(z, a, da)             # [i|f|g|o] = [ract|ract|act|ract](z)
-        rk = self.recurrent_kernel.value
-        dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
-        dh_prev = unmask(dh_in, rec_mask)               # h_in = h_prev * rec_mask
-        return dz, [dh_prev, dc_prev]                   # z = xp_t + ...  =>  dxp_t = dz
+        return dz, dc_prev
+
+    def _fused(self, z):
+        """True when ``kernels`` runs this step: float32, numba present, default activations."""
+        return self._gates.default_lstm and kernels.active(z.dtype) and z.flags.c_contiguous
 
     def weight_gradients(self, x, caches, dxp):
         per_gate = is_per_gate(caches[0][1])

@@ -1,0 +1,123 @@
+"""The optional compiled kernels (``unrolled.kernels``, numba): accuracy and identity.
+
+The fused LSTM/GRU loops must perform exactly the float operations of the NumPy step
+math, so with the kernels on, a fused step and the unfused NumPy lines (which call the
+same compiled ``tanh``) agree bit for bit. The compiled ``tanh`` itself is an
+approximation; its error is bounded here against float64. numba is a test dependency,
+so none of this skips in CI.
+"""
+import numpy as np
+import pytest
+
+from unrolled import kernels
+from unrolled.layers import GRU, LSTM, SimpleRNN
+
+pytest.importorskip("numba")  # a test dependency: present in CI (pyproject [test])
+
+
+@pytest.fixture(autouse=True)
+def compiled_on():
+    before = kernels._enabled
+    kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
+
+
+def test_kernels_are_active_for_float32_only():
+    assert kernels.enabled()
+    assert kernels.active(np.dtype(np.float32))
+    assert not kernels.active(np.dtype(np.float64))
+    kernels.set_enabled(False)
+    assert not kernels.active(np.dtype(np.float32))
+
+
+def test_tanh_error_bound_and_special_values():
+    x = np.concatenate([np.linspace(-12, 12, 400_001), np.geomspace(1e-30, 20, 10_000),
+                        -np.geomspace(1e-30, 20, 10_000)]).astype(np.float32)
+    got = kernels.tanh(x)
+    assert got.dtype == np.float32
+    err = np.abs(got.astype(np.float64) - np.tanh(x.astype(np.float64)))
+    assert err.max() < 4e-7, err.max()
+    rel = err / np.maximum(np.abs(np.tanh(x.astype(np.float64))), 1e-38)
+    assert rel[np.abs(x) < 1e-3].max() < 2.5e-7               # tiny inputs stay relative
+    special = kernels.tanh(np.array([np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30], np.float32))
+    assert np.isnan(special[0])
+    np.testing.assert_array_equal(special[1:], [1, -1, 0, 1, -1])
+    assert (np.abs(got) <= 1).all()
+
+
+def test_tanh_keeps_layout_and_out_argument():
+    x = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    expect = kernels.tanh(np.ascontiguousarray(x.T))
+    np.testing.assert_array_equal(kernels.tanh(x.T), expect)          # non-contiguous input
+    out = np.empty((8, 6), np.float32)
+    assert kernels.tanh(x.T, out=out) is out
+    np.testing.assert_array_equal(out, expect)
+    x64 = x.astype(np.float64)
+    np.testing.assert_array_equal(kernels.tanh(x64), np.tanh(x64))  # float64: NumPy's
+
+
+def _unfused(layer):
+    layer.cell._fused = lambda *a: False
+    return layer
+
+
+def _case(make, seed, b=5, t=7, f=4, m=6):
+    r = np.random.default_rng(seed)
+    fused, plain = make(m), _unfused(make(m))
+    x = r.standard_normal((b, t, f)).astype(np.float32)
+    fused.build(x.shape)
+    plain.build(x.shape)
+    weights = [r.standard_normal(w.shape).astype(np.float32) * 0.5 for w in fused.weights]
+    fused.set_weights(weights)
+    plain.set_weights(weights)
+    return r, x, fused, plain
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: LSTM(m, return_sequences=True, return_state=True),
+    lambda m: GRU(m, return_sequences=True, return_state=True),
+    lambda m: LSTM(m, return_sequences=True, go_backwards=True, unit_forget_bias=False),
+    lambda m: GRU(m, return_sequences=True, use_bias=False),
+], ids=["lstm", "gru", "lstm-backwards", "gru-nobias"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
+    r, x, fused, plain = _case(make, seed)
+    mask = r.random(x.shape[:2]) > 0.2
+    out_f, cache_f = fused.forward(x, mask=mask)
+    out_p, cache_p = plain.forward(x, mask=mask)
+    listed = isinstance(out_f, list)
+    out_f, out_p = (out_f, out_p) if listed else ([out_f], [out_p])
+    for a, b in zip(out_f, out_p):
+        np.testing.assert_array_equal(a, b)
+    douts = [r.standard_normal(o.shape).astype(np.float32) for o in out_f]
+    douts = douts if listed else douts[0]
+    (dx_f, *_), dw_f = fused.backward(cache_f, douts)
+    (dx_p, *_), dw_p = plain.backward(cache_p, douts)
+    np.testing.assert_array_equal(dx_f, dx_p)
+    for a, b in zip(dw_f, dw_p):
+        np.testing.assert_array_equal(a, b)
+    assert len(cache_f[3]) == x.shape[1]                     # one step cache per time step
+
+
+def test_the_fused_path_really_runs(monkeypatch):
+    calls = []
+    real = kernels.call
+    monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
+    for make in (LSTM, GRU):
+        _, x, fused, _ = _case(lambda m: make(m), 0)
+        out, cache = fused.forward(x)
+        fused.backward(cache, np.ones_like(out))
+    assert calls.count("lstm_forward") == 7 and calls.count("lstm_backward") == 7
+    assert calls.count("gru_forward") == 7 and calls.count("gru_backward") == 7
+
+
+@pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])
+def test_compiled_and_numpy_tanh_agree_to_float32_rounding(make):
+    """The whole layer, kernels on vs off (np.tanh): the approximation's error stays small."""
+    r, x, fused, _ = _case(lambda m: make(m, return_sequences=True), 3)
+    on = fused.call(x)
+    kernels.set_enabled(False)
+    off = fused.call(x)
+    np.testing.assert_allclose(on, off, atol=2e-6)
+    assert not np.array_equal(on, off)           # the two paths really differ
