@@ -57,14 +57,9 @@ def test_tanh_keeps_layout_and_out_argument():
     np.testing.assert_array_equal(kernels.tanh(x64), np.tanh(x64))  # float64: NumPy's
 
 
-def _unfused(layer):
-    layer.cell._fused = lambda *a: False
-    return layer
-
-
 def _case(make, seed, b=5, t=7, f=4, m=6):
     r = np.random.default_rng(seed)
-    fused, plain = make(m), _unfused(make(m))
+    fused, plain = make(m), make(m)
     x = r.standard_normal((b, t, f)).astype(np.float32)
     fused.build(x.shape)
     plain.build(x.shape)
@@ -79,13 +74,18 @@ def _case(make, seed, b=5, t=7, f=4, m=6):
     lambda m: GRU(m, return_sequences=True, return_state=True),
     lambda m: LSTM(m, return_sequences=True, go_backwards=True, unit_forget_bias=False),
     lambda m: GRU(m, return_sequences=True, use_bias=False),
-], ids=["lstm", "gru", "lstm-backwards", "gru-nobias"])
+    lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
+], ids=["lstm", "gru", "lstm-backwards", "gru-nobias", "simple"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
+@pytest.mark.parametrize("threads", [False, True], ids=["serial", "threads"])
+def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed, threads, monkeypatch):
+    if threads:                                   # rows split over numba's threads
+        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
     r, x, fused, plain = _case(make, seed)
     mask = r.random(x.shape[:2]) > 0.2
     out_f, cache_f = fused.forward(x, mask=mask)
-    out_p, cache_p = plain.forward(x, mask=mask)
+    with kernels.unfused():
+        out_p, cache_p = plain.forward(x, mask=mask)
     listed = isinstance(out_f, list)
     out_f, out_p = (out_f, out_p) if listed else ([out_f], [out_p])
     for a, b in zip(out_f, out_p):
@@ -93,7 +93,8 @@ def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
     douts = [r.standard_normal(o.shape).astype(np.float32) for o in out_f]
     douts = douts if listed else douts[0]
     (dx_f, *_), dw_f = fused.backward(cache_f, douts)
-    (dx_p, *_), dw_p = plain.backward(cache_p, douts)
+    with kernels.unfused():
+        (dx_p, *_), dw_p = plain.backward(cache_p, douts)
     np.testing.assert_array_equal(dx_f, dx_p)
     for a, b in zip(dw_f, dw_p):
         np.testing.assert_array_equal(a, b)
@@ -104,12 +105,13 @@ def test_the_fused_path_really_runs(monkeypatch):
     calls = []
     real = kernels.call
     monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
-    for make in (LSTM, GRU):
+    for make in (LSTM, GRU, SimpleRNN):
         _, x, fused, _ = _case(lambda m: make(m), 0)
         out, cache = fused.forward(x)
         fused.backward(cache, np.ones_like(out))
     assert calls.count("lstm_forward") == 7 and calls.count("lstm_backward") == 7
     assert calls.count("gru_forward") == 7 and calls.count("gru_backward") == 7
+    assert calls.count("simple_forward") == 7
 
 
 @pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])

@@ -26,10 +26,12 @@ everything is plain NumPy with ``np.tanh``. Both paths pass the same Keras parit
 The matrix products always stay in NumPy (BLAS); only elementwise loops are compiled.
 """
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
 _enabled = os.environ.get("UNROLLED_COMPILED", "1") != "0"
+_fuse = True                         # False inside ``unfused()``
 _kernels = None                      # the compiled functions, built on first use; False: no numba
 
 
@@ -45,7 +47,25 @@ def enabled():
 
 
 def active(dtype):
+    """True when float32 ``tanh`` runs compiled for arrays of ``dtype``."""
     return dtype == np.float32 and enabled()
+
+
+def fused(dtype):
+    """True when the cells' fused step kernels run for arrays of ``dtype``."""
+    return _fuse and active(dtype)
+
+
+@contextmanager
+def unfused():
+    """Run the cells' NumPy step lines (still with the compiled ``tanh``): the same numbers
+    bit for bit, but every intermediate (pre-activations too) is kept. ``explain`` uses it."""
+    global _fuse
+    before, _fuse = _fuse, False
+    try:
+        yield
+    finally:
+        _fuse = before
 
 
 def _load():
@@ -68,7 +88,7 @@ _Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.893525
 
 
 def _build():
-    from numba import njit
+    from numba import njit, prange
 
     f32 = np.float32
     hi = f32(_CLAMP)
@@ -77,7 +97,12 @@ def _build():
     half, one = f32(0.5), f32(1.0)
     # error_model="numpy": no ZeroDivisionError check, so LLVM can vectorize the loops.
     jit = njit(error_model="numpy", nogil=True, inline="always")
-    loop = njit(error_model="numpy", nogil=True)
+    kernels = {}
+
+    def loop(fn):                    # each kernel twice: serial, and over batch rows in threads
+        kernels[fn.__name__] = njit(error_model="numpy", nogil=True)(fn)
+        kernels[fn.__name__ + "_parallel"] = njit(error_model="numpy", nogil=True, parallel=True)(fn)
+        return fn
 
     @jit
     def tanh(x):
@@ -95,35 +120,48 @@ def _build():
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @loop
+    def simple_forward(xp, hw, h):
+        """a = xp + hw, written into xp; h = tanh(a)."""
+        for b in prange(xp.shape[0]):
+            xb, hwb, hb = xp[b], hw[b], h[b]
+            for j in range(xb.shape[0]):
+                a = xb[j] + hwb[j]
+                xb[j] = a
+                hb[j] = tanh(a)
+
+    @loop
     def tanh_flat(x, out):
         for k in range(x.shape[0]):
             out[k] = tanh(x[k])
 
     @loop
-    def lstm_forward(z, c_prev, a, c, tc, h):
-        """a = [sigmoid | sigmoid | tanh | sigmoid](z); c = f*c_prev + i*g; h = o*tanh(c)."""
+    def lstm_forward(z, hw, c_prev, c, h):
+        """z + hw -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z;
+        c = f*c_prev + i*g; h = o*tanh(c)."""
         m = c_prev.shape[1]
-        for b in range(z.shape[0]):
+        for b in prange(z.shape[0]):
             zi, zf, zg, zo = z[b, :m], z[b, m:2 * m], z[b, 2 * m:3 * m], z[b, 3 * m:]
-            ai, af, ag, ao = a[b, :m], a[b, m:2 * m], a[b, 2 * m:3 * m], a[b, 3 * m:]
-            cp, cb, tb, hb = c_prev[b], c[b], tc[b], h[b]
+            hi_, hf, hg, ho = hw[b, :m], hw[b, m:2 * m], hw[b, 2 * m:3 * m], hw[b, 3 * m:]
+            cp, cb, hb = c_prev[b], c[b], h[b]
             for j in range(m):
-                i, f, g, o = sigmoid(zi[j]), sigmoid(zf[j]), tanh(zg[j]), sigmoid(zo[j])
-                ai[j], af[j], ag[j], ao[j] = i, f, g, o
+                i = sigmoid(zi[j] + hi_[j])
+                f = sigmoid(zf[j] + hf[j])
+                g = tanh(zg[j] + hg[j])
+                o = sigmoid(zo[j] + ho[j])
+                zi[j], zf[j], zg[j], zo[j] = i, f, g, o
                 cc = f * cp[j] + i * g
-                t = tanh(cc)
-                cb[j], tb[j], hb[j] = cc, t, o * t
+                cb[j], hb[j] = cc, o * tanh(cc)
 
     @loop
-    def lstm_backward(dout, dh_next, dc_next, a, c_prev, tc, dz, dc_prev):
+    def lstm_backward(dout, dh_next, dc_next, a, c_prev, c, dz, dc_prev):
         """dz = d(loss)/d(z) of one step and dc_prev, as LSTMCell.step_backward computes."""
         m = c_prev.shape[1]
-        for b in range(dz.shape[0]):
+        for b in prange(dz.shape[0]):
             ai, af, ag, ao = a[b, :m], a[b, m:2 * m], a[b, 2 * m:3 * m], a[b, 3 * m:]
             di, df, dg, do_ = dz[b, :m], dz[b, m:2 * m], dz[b, 2 * m:3 * m], dz[b, 3 * m:]
-            dout_b, dhn, dcn, cp, tb, dcp = dout[b], dh_next[b], dc_next[b], c_prev[b], tc[b], dc_prev[b]
+            dout_b, dhn, dcn, cp, cb, dcp = dout[b], dh_next[b], dc_next[b], c_prev[b], c[b], dc_prev[b]
             for j in range(m):
-                i, f, g, o, t = ai[j], af[j], ag[j], ao[j], tb[j]
+                i, f, g, o, t = ai[j], af[j], ag[j], ao[j], tanh(cb[j])   # tanh(c) again
                 dh = dout_b[j] + dhn[j]
                 dc = dcn[j] + dh * o * (one - t * t)
                 di[j] = ((one - i) * i) * (dc * g)
@@ -133,28 +171,27 @@ def _build():
                 dcp[j] = dc * f
 
     @loop
-    def gru_forward(xp, rec, h_prev, zr, rh, hh, h):
-        """GRU (reset_after) step after the products; az, ar, ah are written into xp."""
+    def gru_forward(xp, rec, h_prev, rh, h):
+        """GRU (reset_after) after the products: [z | r | hh] written over xp = [xz | xr | xh]."""
         m = h_prev.shape[1]
-        for b in range(xp.shape[0]):
+        for b in prange(xp.shape[0]):
             xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
             rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
-            zb, rb, rhb, hhb, hp, hb = zr[b, :m], zr[b, m:], rh[b], hh[b], h_prev[b], h[b]
+            rhb, hp, hb = rh[b], h_prev[b], h[b]
             for j in range(m):
-                az, ar = xz[j] + rz[j], xr[j] + rr[j]
-                z, r = sigmoid(az), sigmoid(ar)
-                ah = xh[j] + r * rhh[j]
-                hv = tanh(ah)
-                xz[j], xr[j], xh[j] = az, ar, ah
-                zb[j], rb[j], rhb[j], hhb[j] = z, r, rhh[j], hv
+                z = sigmoid(xz[j] + rz[j])
+                r = sigmoid(xr[j] + rr[j])
+                hv = tanh(xh[j] + r * rhh[j])
+                xz[j], xr[j], xh[j], rhb[j] = z, r, hv, rhh[j]
                 hb[j] = z * hp[j] + (one - z) * hv
 
     @loop
-    def gru_backward(dout, dh_next, h_prev, zr, rh, hh, dxp, drec, dh_prev):
-        """d(loss)/d[az|ar|ah] (dxp), d(loss)/d(rec) (drec) and the direct part of dh_prev."""
+    def gru_backward(dout, dh_next, h_prev, a, rh, dxp, drec, dh_prev):
+        """From a = [z | r | hh]: d(loss)/d[az|ar|ah] (dxp), d(loss)/d(rec) (drec) and the
+        direct part of dh_prev."""
         m = h_prev.shape[1]
-        for b in range(dxp.shape[0]):
-            zb, rb, rhb, hhb, hp = zr[b, :m], zr[b, m:], rh[b], hh[b], h_prev[b]
+        for b in prange(dxp.shape[0]):
+            zb, rb, hhb, rhb, hp = a[b, :m], a[b, m:2 * m], a[b, 2 * m:], rh[b], h_prev[b]
             dxz, dxr, dxh = dxp[b, :m], dxp[b, m:2 * m], dxp[b, 2 * m:]
             drz, drr, drh = drec[b, :m], drec[b, m:2 * m], drec[b, 2 * m:]
             dout_b, dhn, dhp = dout[b], dh_next[b], dh_prev[b]
@@ -169,9 +206,7 @@ def _build():
                 drz[j], drr[j], drh[j] = daz, dar, dah * r
                 dhp[j] = dh * z
 
-    return {"tanh_flat": tanh_flat, "lstm_forward": lstm_forward,
-            "lstm_backward": lstm_backward, "gru_forward": gru_forward,
-            "gru_backward": gru_backward}
+    return kernels
 
 
 def tanh(x, out=None):
@@ -193,6 +228,13 @@ def contiguous(x, dtype):
     return np.ascontiguousarray(x, dtype)
 
 
+PARALLEL_MIN = 10 ** 12     # batch x units from which a step's loop is split over threads
+
+
 def call(name, *arrays):
-    """Run fused kernel ``name`` on C-contiguous float32 arrays (outputs preallocated)."""
-    _kernels[name](*arrays)
+    """Run fused kernel ``name`` on C-contiguous float32 arrays (outputs preallocated).
+
+    Large steps run their batch rows on numba's threads (the rows are independent)."""
+    out = arrays[-1]
+    threads = out.size >= PARALLEL_MIN
+    _kernels[name + "_parallel" if threads else name](*arrays)

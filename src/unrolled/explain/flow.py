@@ -24,6 +24,7 @@ would make that unnecessary.
 """
 import numpy as np
 
+from .. import kernels
 from .recording import cells_of, is_recurrent, recording_steps
 
 
@@ -155,7 +156,7 @@ def gradient_flow(model, x, y, loss=None, jacobians=True):
         raise ValueError("gradient_flow needs a loss: compile the model "
                          "(model.compile(loss='mse')) or pass loss='mse'.")
     xs, ys = _check_xy(model, x, y)
-    with recording_steps(model, "step_backward") as blogs:
+    with kernels.unfused(), recording_steps(model, "step_backward") as blogs:
         y_pred, tape = model.forward(model._pack(xs), training=False)
         value = float(loss_fn(ys, y_pred))
         model.backward(tape, loss_fn.gradient(ys, y_pred))   # the ordinary backward pass

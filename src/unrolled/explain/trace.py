@@ -27,6 +27,7 @@ the cell computed and carries the previous states on.
 """
 import numpy as np
 
+from .. import kernels
 from .recording import cells_of, is_recurrent, recording_forwards, recording_steps
 
 # Fused gate vectors split into one block per gate, for the cells that fuse them; a fused
@@ -310,7 +311,7 @@ def trace(model_or_layer, x, mask=None, initial_state=None):
     if hasattr(obj, "_nodes"):                       # a model: run the graph, read its tape
         xs = obj._standardize_inputs(x)
         calls = []                                   # every node's forward call, in order
-        with recording_steps(obj) as logs, recording_forwards(obj, calls):
+        with kernels.unfused(), recording_steps(obj) as logs, recording_forwards(obj, calls):
             y, tape = obj.forward(obj._pack(xs), training=False)
         out, j = [], 0
         for node, cache in tape:
@@ -321,6 +322,6 @@ def trace(model_or_layer, x, mask=None, initial_state=None):
         return Trace(out, y)
     x = obj._prepare_eager(x)
     kwargs = {} if initial_state is None else {"initial_state": initial_state}
-    with recording_steps(obj) as logs:
+    with kernels.unfused(), recording_steps(obj) as logs:
         y, cache = obj.forward(x, training=False, mask=mask, **kwargs)
     return Trace(layer_traces(obj, x, y, cache, logs), y)

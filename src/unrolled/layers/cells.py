@@ -18,7 +18,7 @@ Naming: ``d<name>`` is dLoss/d<name>, as in min-char-rnn.
 """
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, kernels
 from .base import Layer
 from .gates import apply_mask, gate_kernel_gradient, gate_product
 
@@ -87,9 +87,18 @@ class SimpleRNNCell(Layer):
         (h_prev,) = states
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t                                             # (the loop's buffer, reused in place)
-        a += h_in @ self.recurrent_kernel.value             # a = x W_x + b + h_{t-1} W_h
+        hw = h_in @ self.recurrent_kernel.value
+        if self._fused(a):
+            h = np.empty_like(hw)                            # the two lines below, compiled
+            kernels.call("simple_forward", a, hw, h)
+            return h, [h], (h_in, a, h, rec_mask)
+        a += hw                                              # a = x W_x + b + h_{t-1} W_h
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
+
+    def _fused(self, a):
+        """True when ``kernels`` runs this step: float32, numba present, tanh."""
+        return self.activation is activations.tanh and kernels.fused(a.dtype) and a.flags.c_contiguous
 
     def step_backward(self, cache, dout, dstates):
         h_in, a, h, rec_mask = cache

@@ -50,7 +50,8 @@ class GRUCell(Layer):
 
     gates = 3
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
-    cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh")
+    # The compiled step keeps only ``a = [z | r | hh]`` (written over xp_t), not az, ar, ah.
+    cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh", "a")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -105,13 +106,12 @@ class GRUCell(Layer):
         else:
             h_zr, h_h = _split_gate_inputs(h_in)
             rec = gate_product(h_zr, rk[:, :2 * m], pg)
-        if self.reset_after and self._fused(xp_t):       # the lines below, one compiled loop
-            h_prev = _c(h_prev, xp_t.dtype)
-            zr, rh, hh, h = (np.empty_like(xp_t[:, :2 * m]),) + tuple(
-                np.empty_like(h_prev) for _ in range(3))
-            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, zr, rh, hh, h)
-            az, ar, ah = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
-            return h, [h], (h_prev, h_in, rec_mask, az, ar, zr[:, :m], zr[:, m:], rh, ah, hh)
+        if self.reset_after and self._fused(xp_t):       # the lines below, one compiled loop;
+            h_prev = _c(h_prev, xp_t.dtype)               # it writes [z | r | hh] over xp_t
+            rh, h = np.empty_like(h_prev), np.empty_like(h_prev)
+            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, rh, h)
+            z, r, hh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
+            return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
         azr = xp_t[:, :2 * m]
         azr += rec[:, :2 * m]                                # [az | ar] = [xz + rz | xr + rr]
@@ -128,19 +128,19 @@ class GRUCell(Layer):
             ah += rh_in @ rk[:, 2 * m:]                      # ah = xh + (r * h_h) W_hh
         hh = self.activation(ah)
         h = z * h_prev + (1 - z) * hh
-        return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh)
+        return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh, None)
 
     def step_backward(self, cache, dout, dstates):
-        h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh = cache
+        h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh, a = cache
         m = self.units
         rk = self.recurrent_kernel.value
         ract = self.recurrent_activation
-        if self.reset_after and self._fused(hh):        # the reset_after lines below, compiled
+        if a is not None:                               # the reset_after lines below, compiled
             dt = hh.dtype
             dxp, drec = np.empty(hh.shape[:1] + (3 * m,), dt), np.empty(hh.shape[:1] + (3 * m,), dt)
             dh_prev = np.empty_like(hh)
-            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev,
-                         _c(np.concatenate([z, r], axis=1), dt), rh, hh, dxp, drec, dh_prev)
+            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, rh, dxp,
+                         drec, dh_prev)
             dh_in = gate_product_backward(drec, h_in, rk, is_per_gate(rec_mask))
             return dxp, [dh_prev + unmask(dh_in, rec_mask)]
         dh = dout + dstates[0]                          # h is both the output and the state
@@ -175,7 +175,7 @@ class GRUCell(Layer):
     def _fused(self, a):
         """True when ``kernels`` runs this step: float32, numba present, default activations."""
         return (self.activation is activations.tanh
-                and self.recurrent_activation is activations.sigmoid and kernels.active(a.dtype))
+                and self.recurrent_activation is activations.sigmoid and kernels.fused(a.dtype))
 
     def weight_gradients(self, x, caches, dxp):
         m = self.units

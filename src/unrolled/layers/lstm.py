@@ -100,12 +100,14 @@ class LSTMCell(Layer):
         m = self.units
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
         z = xp_t                                          # (the loop's buffer, reused in place)
-        z += gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
-        if self._fused(z):                                # the same math, one compiled loop
-            a, c, tc, h = (np.empty_like(z),) + tuple(np.empty_like(c_prev) for _ in range(3))
-            kernels.call("lstm_forward", z, _c(c_prev, z.dtype), a, c, tc, h)
+        hw = gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
+        if self._fused(z):                                # the lines below, one compiled loop;
+            c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # it writes a over z, and
+            kernels.call("lstm_forward", z, _c(hw, z.dtype), _c(c_prev, z.dtype), c, h)
+            a = z                                         # the backward recomputes tanh(c)
             i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
-            return h, [h, c], (h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a)
+            return h, [h, c], (h_in, rec_mask, c_prev, None, i, f, g, o, c, None, a)
+        z += hw                                           # z = xp_t + h_in W_h
         a = self._gates(z)                                # [i | f | g | o], all gates at once
         i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
         c = f * c_prev
@@ -117,10 +119,10 @@ class LSTMCell(Layer):
     def step_backward(self, cache, dout, dstates):
         h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a = cache
         rk = self.recurrent_kernel.value
-        if self._fused(z):                              # the lines below, one compiled loop
+        if self._fused(a):                              # the lines below, one compiled loop
             dz, dc_prev = np.empty_like(a), np.empty_like(c_prev)
-            kernels.call("lstm_backward", _c(dout, z.dtype), _c(dstates[0], z.dtype),
-                         _c(dstates[1], z.dtype), a, c_prev, tc, dz, dc_prev)
+            kernels.call("lstm_backward", _c(dout, a.dtype), _c(dstates[0], a.dtype),
+                         _c(dstates[1], a.dtype), a, c_prev, c, dz, dc_prev)
         else:
             dz, dc_prev = self._step_backward_numpy(cache, dout, dstates)
         dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h
@@ -143,7 +145,7 @@ class LSTMCell(Layer):
 
     def _fused(self, z):
         """True when ``kernels`` runs this step: float32, numba present, default activations."""
-        return self._gates.default_lstm and kernels.active(z.dtype) and z.flags.c_contiguous
+        return self._gates.default_lstm and kernels.fused(z.dtype) and z.flags.c_contiguous
 
     def weight_gradients(self, x, caches, dxp):
         per_gate = is_per_gate(caches[0][1])
