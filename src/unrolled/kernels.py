@@ -120,14 +120,12 @@ def _build():
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @loop
-    def simple_forward(xp, hw, h):
-        """a = xp + hw, written into xp; h = tanh(a)."""
+    def simple_forward(xp, hw):
+        """h = tanh(xp + hw), written over xp."""
         for b in prange(xp.shape[0]):
-            xb, hwb, hb = xp[b], hw[b], h[b]
+            xb, hwb = xp[b], hw[b]
             for j in range(xb.shape[0]):
-                a = xb[j] + hwb[j]
-                xb[j] = a
-                hb[j] = tanh(a)
+                xb[j] = tanh(xb[j] + hwb[j])
 
     @loop
     def tanh_flat(x, out):
@@ -153,12 +151,13 @@ def _build():
                 cb[j], hb[j] = cc, o * tanh(cc)
 
     @loop
-    def lstm_backward(dout, dh_next, dc_next, a, c_prev, c, dz, dc_prev):
-        """dz = d(loss)/d(z) of one step and dc_prev, as LSTMCell.step_backward computes."""
+    def lstm_backward(dout, dh_next, dc_next, a, c_prev, c, dc_prev):
+        """d(loss)/d(z) of one step, written over a = [i | f | g | o], and dc_prev, as
+        LSTMCell.step_backward computes them."""
         m = c_prev.shape[1]
-        for b in prange(dz.shape[0]):
+        for b in prange(a.shape[0]):
             ai, af, ag, ao = a[b, :m], a[b, m:2 * m], a[b, 2 * m:3 * m], a[b, 3 * m:]
-            di, df, dg, do_ = dz[b, :m], dz[b, m:2 * m], dz[b, 2 * m:3 * m], dz[b, 3 * m:]
+            di, df, dg, do_ = ai, af, ag, ao
             dout_b, dhn, dcn, cp, cb, dcp = dout[b], dh_next[b], dc_next[b], c_prev[b], c[b], dc_prev[b]
             for j in range(m):
                 i, f, g, o, t = ai[j], af[j], ag[j], ao[j], tanh(cb[j])   # tanh(c) again
@@ -171,28 +170,28 @@ def _build():
                 dcp[j] = dc * f
 
     @loop
-    def gru_forward(xp, rec, h_prev, rh, h):
-        """GRU (reset_after) after the products: [z | r | hh] written over xp = [xz | xr | xh]."""
+    def gru_forward(xp, rec, h_prev, r_out, rh, h):
+        """GRU (reset_after) after the products: z and hh written over xz and xh, r apart."""
         m = h_prev.shape[1]
         for b in prange(xp.shape[0]):
             xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
             rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
-            rhb, hp, hb = rh[b], h_prev[b], h[b]
+            rb, rhb, hp, hb = r_out[b], rh[b], h_prev[b], h[b]
             for j in range(m):
                 z = sigmoid(xz[j] + rz[j])
                 r = sigmoid(xr[j] + rr[j])
                 hv = tanh(xh[j] + r * rhh[j])
-                xz[j], xr[j], xh[j], rhb[j] = z, r, hv, rhh[j]
+                xz[j], rb[j], xh[j], rhb[j] = z, r, hv, rhh[j]
                 hb[j] = z * hp[j] + (one - z) * hv
 
     @loop
-    def gru_backward(dout, dh_next, h_prev, a, rh, dxp, drec, dh_prev):
-        """From a = [z | r | hh]: d(loss)/d[az|ar|ah] (dxp), d(loss)/d(rec) (drec) and the
-        direct part of dh_prev."""
+    def gru_backward(dout, dh_next, h_prev, a, r_, rh, drec, dh_prev):
+        """From a = [z | . | hh] and r: d(loss)/d[az|ar|ah], written over a, d(loss)/d(rec)
+        (drec) and the direct part of dh_prev."""
         m = h_prev.shape[1]
-        for b in prange(dxp.shape[0]):
-            zb, rb, hhb, rhb, hp = a[b, :m], a[b, m:2 * m], a[b, 2 * m:], rh[b], h_prev[b]
-            dxz, dxr, dxh = dxp[b, :m], dxp[b, m:2 * m], dxp[b, 2 * m:]
+        for b in prange(a.shape[0]):
+            zb, hhb, rb, rhb, hp = a[b, :m], a[b, 2 * m:], r_[b], rh[b], h_prev[b]
+            dxz, dxr, dxh = a[b, :m], a[b, m:2 * m], a[b, 2 * m:]
             drz, drr, drh = drec[b, :m], drec[b, m:2 * m], drec[b, 2 * m:]
             dout_b, dhn, dhp = dout[b], dh_next[b], dh_prev[b]
             for j in range(m):
@@ -235,6 +234,5 @@ def call(name, *arrays):
     """Run fused kernel ``name`` on C-contiguous float32 arrays (outputs preallocated).
 
     Large steps run their batch rows on numba's threads (the rows are independent)."""
-    out = arrays[-1]
-    threads = out.size >= PARALLEL_MIN
+    threads = arrays[0].size >= PARALLEL_MIN
     _kernels[name + "_parallel" if threads else name](*arrays)

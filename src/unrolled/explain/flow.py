@@ -105,7 +105,9 @@ def step_jacobian(cell, cache):
         for j in range(size):
             dstates = [np.zeros((B, s), dtype) for s in sizes]
             dstates[k][:, j] = 1
-            _, dprev = cell.step_backward(cache, np.zeros((B, cell.output_size), dtype), dstates)
+            fresh = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in cache)
+            # (a copy each time: a compiled step_backward writes gradients over its cache)
+            _, dprev = cell.step_backward(fresh, np.zeros((B, cell.output_size), dtype), dstates)
             rows.append(np.concatenate(dprev, axis=1))
     return np.stack(rows, axis=1)                         # (B, S, S)
 

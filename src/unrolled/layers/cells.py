@@ -10,7 +10,9 @@ time loop. A cell provides:
     one step from the projected input ``xp_t`` and the previous states.
 ``step_backward(cache, doutput, dstates) -> (dxp_t, dstates_prev)``
     the same step backwards: dLoss/d(xp_t) and dLoss/d(previous states), given
-    dLoss/d(output) and dLoss/d(new states).
+    dLoss/d(output) and dLoss/d(new states). The compiled LSTM and GRU steps
+    (``unrolled.kernels``) write dxp_t over the activations in their cache, so a step's
+    cache serves one backward call (``RNN.backward`` then uses the xp buffer as dxp).
 ``weight_gradients(x, caches, dxp)``
     dLoss/d(weights), each summed over all time steps as a single matrix product.
 
@@ -88,10 +90,9 @@ class SimpleRNNCell(Layer):
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t                                             # (the loop's buffer, reused in place)
         hw = h_in @ self.recurrent_kernel.value
-        if self._fused(a):
-            h = np.empty_like(hw)                            # the two lines below, compiled
-            kernels.call("simple_forward", a, hw, h)
-            return h, [h], (h_in, a, h, rec_mask)
+        if self._fused(a):                                   # the two lines below, compiled,
+            kernels.call("simple_forward", a, hw)            # h written over a
+            return a, [a], (h_in, None, a, rec_mask)
         a += hw                                              # a = x W_x + b + h_{t-1} W_h
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)

@@ -104,11 +104,21 @@ def gate_kernel_gradient(a, dz, per_gate=False):
     """dLoss/d(kernel) = sum over steps and batch of ``a^T dz`` — one product.
 
     ``a`` is ``(T, B, K)`` (or ``(G, T, B, K)`` per gate) and ``dz`` is ``(T, B, G*N)``."""
-    if not per_gate:
-        return np.tensordot(a, dz, axes=([0, 1], [0, 1]))
+    if not per_gate:                # (K, T*B) @ (T*B, N); a strided dz (a column block of a
+        a2 = a.reshape(-1, a.shape[-1])                     # contiguous array) is not copied
+        dz2 = dz.reshape(-1, dz.shape[-1]) if dz.flags.c_contiguous else _rows(dz)
+        return a2.T @ dz2
     g, k = a.shape[0], a.shape[-1]
     dz_g = dz.reshape(dz.shape[:-1] + (g, -1))
     return np.einsum("gtbk,tbgn->kgn", a, dz_g).reshape(k, -1)
+
+
+def _rows(a):
+    """A (T, B, N) view as (T*B, N) without copying when its rows are evenly spaced."""
+    t, b, n = a.shape
+    if a.strides[0] == b * a.strides[1] and a.strides[2] == a.itemsize:
+        return np.lib.stride_tricks.as_strided(a, (t * b, n), a.strides[1:])
+    return a.reshape(t * b, n)
 
 
 def stack_steps(items, per_gate=False):

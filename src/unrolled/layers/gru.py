@@ -50,7 +50,7 @@ class GRUCell(Layer):
 
     gates = 3
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
-    # The compiled step keeps only ``a = [z | r | hh]`` (written over xp_t), not az, ar, ah.
+    # The compiled step keeps z and hh written over xp_t (``a``), not az, ar, ah.
     cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh", "a")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
@@ -108,9 +108,9 @@ class GRUCell(Layer):
             rec = gate_product(h_zr, rk[:, :2 * m], pg)
         if self.reset_after and self._fused(xp_t):       # the lines below, one compiled loop;
             h_prev = _c(h_prev, xp_t.dtype)               # it writes [z | r | hh] over xp_t
-            rh, h = np.empty_like(h_prev), np.empty_like(h_prev)
-            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, rh, h)
-            z, r, hh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
+            r, rh, h = (np.empty_like(h_prev) for _ in range(3))
+            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, r, rh, h)
+            z, hh = xp_t[:, :m], xp_t[:, 2 * m:]
             return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
         azr = xp_t[:, :2 * m]
@@ -137,9 +137,8 @@ class GRUCell(Layer):
         ract = self.recurrent_activation
         if a is not None:                               # the reset_after lines below, compiled
             dt = hh.dtype
-            dxp, drec = np.empty(hh.shape[:1] + (3 * m,), dt), np.empty(hh.shape[:1] + (3 * m,), dt)
-            dh_prev = np.empty_like(hh)
-            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, rh, dxp,
+            dxp, drec, dh_prev = a, np.empty_like(a), np.empty_like(hh)     # dxp written over a
+            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, r, rh,
                          drec, dh_prev)
             dh_in = gate_product_backward(drec, h_in, rk, is_per_gate(rec_mask))
             return dxp, [dh_prev + unmask(dh_in, rec_mask)]
@@ -182,16 +181,21 @@ class GRUCell(Layer):
         per_gate = is_per_gate(caches[0][2])
         h_ins = stack_steps([c[1] for c in caches], per_gate)          # ([3,] T, B, M)
         dkernel = gate_kernel_gradient(x, dxp, x.ndim == 4)            # sum_t x_t^T dxp_t
+        h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)
         if self.reset_after:
-            r = np.stack([c[6] for c in caches])
-            drec = dxp.copy()                           # d(rec) = dxp except in the h block,
-            drec[..., 2 * m:] *= r                      # where ah = xh + r*rh  =>  drh = dah*r
-            grads = [dkernel, gate_kernel_gradient(h_ins, drec, per_gate)]  # sum_t h_in^T drec_t
+            # d(rec) = dxp in the z and r blocks; in the h block ah = xh + r*rh => drh = dah*r
+            drh = np.empty(dxp.shape[:-1] + (m,), dxp.dtype)
+            for t, c in enumerate(caches):                          # (no stacked copy of r)
+                np.multiply(dxp[t, :, 2 * m:], c[6], out=drh[t])
+            grads = [dkernel, np.concatenate([                          # sum_t h_in^T drec_t
+                gate_kernel_gradient(h_zr, dxp[..., :2 * m], per_gate),
+                gate_kernel_gradient(h_h, drh)], axis=1)]
             if self.use_bias:
-                grads.append(np.stack([dxp.sum(axis=(0, 1)),            # db[0] = sum_t dxp_t
-                                       drec.sum(axis=(0, 1))]))         # db[1] = sum_t drec_t
+                dxp_sum = dxp.sum(axis=(0, 1))
+                grads.append(np.stack([dxp_sum,                          # db[0] = sum_t dxp_t
+                                       np.concatenate([dxp_sum[:2 * m],  # db[1] = sum_t drec_t
+                                                       drh.sum(axis=(0, 1))])]))
         else:
-            h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)
             rh_in = np.stack([c[6] for c in caches]) * h_h  # (T, B, M): rh_in = r * h_h
             drk = np.concatenate([
                 gate_kernel_gradient(h_zr, dxp[..., :2 * m], per_gate),  # sum_t h_zr^T [daz|dar]

@@ -119,10 +119,10 @@ class LSTMCell(Layer):
     def step_backward(self, cache, dout, dstates):
         h_in, rec_mask, c_prev, z, i, f, g, o, c, tc, a = cache
         rk = self.recurrent_kernel.value
-        if self._fused(a):                              # the lines below, one compiled loop
-            dz, dc_prev = np.empty_like(a), np.empty_like(c_prev)
+        if z is None:                                   # the compiled step ran: the lines
+            dz, dc_prev = a, np.empty_like(c_prev)      # below, compiled, dz written over a
             kernels.call("lstm_backward", _c(dout, a.dtype), _c(dstates[0], a.dtype),
-                         _c(dstates[1], a.dtype), a, c_prev, c, dz, dc_prev)
+                         _c(dstates[1], a.dtype), a, c_prev, c, dc_prev)
         else:
             dz, dc_prev = self._step_backward_numpy(cache, dout, dstates)
         dh_in = gate_product_backward(dz, h_in, rk, is_per_gate(rec_mask))  # z = xp_t + h_in W_h

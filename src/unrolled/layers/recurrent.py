@@ -26,6 +26,17 @@ from .cells import SimpleRNNCell
 from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
 
 
+class _Cache(tuple):
+    """What ``RNN.forward`` keeps for ``backward``: (xs, mask, dropout mask, step caches,
+    number of initial states, input shape), plus the projected inputs ``xp``. ``consumed``
+    turns True once a backward pass has written gradients over ``xp``."""
+
+    def __new__(cls, xs, mask, dp_mask, caches, n_states, x_shape, xp):
+        self = super().__new__(cls, (xs, mask, dp_mask, caches, n_states, x_shape))
+        self.xp, self.consumed = xp, False
+        return self
+
+
 class RNN(Layer):
     """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
 
@@ -189,12 +200,16 @@ class RNN(Layer):
         y = ys if self.return_sequences else out
         result = [y] + list(states) if self.return_state else y
         n_states = len(to_list(initial_state))
-        return result, (xs, m, dp_mask, caches, n_states, x.shape)
+        return result, _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
 
     def backward(self, cache, doutputs):
         """Backpropagation through time: the forward loop run from the last step to the first."""
         cell = self.cell
         xs, m, dp_mask, caches, n_states, x_shape = cache
+        if cache.consumed:
+            raise RuntimeError(
+                f"Layer '{self.name}': this forward cache was already used by a backward pass, "
+                "which wrote gradients over the activations it held. Run forward() again.")
         if self.return_state:
             dy, *dfinal = doutputs
         else:
@@ -225,9 +240,12 @@ class RNN(Layer):
             dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
             if m is not None:
                 dstates = [a + b for a, b in zip(dstates, dpass)]
-            if dxp is None:
-                dxp = np.empty((T,) + dxp_t.shape, dtype)
-            dxp[t] = dxp_t
+            if dxp is None:     # compiled cells write dxp_t over their activations in xp[t]:
+                in_place = np.may_share_memory(dxp_t, cache.xp[t])    # then xp becomes dxp
+                dxp = cache.xp if in_place else np.empty((T,) + dxp_t.shape, dtype)
+                cache.consumed = in_place
+            if dxp is not cache.xp:
+                dxp[t] = dxp_t
         dweights = cell.weight_gradients(xs, caches, dxp)
         # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
         dxs = unmask(gate_product_backward(dxp, xs, cell.kernel.value, xs.ndim == 4), dp_mask)
