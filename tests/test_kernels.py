@@ -123,3 +123,19 @@ def test_compiled_and_numpy_tanh_agree_to_float32_rounding(make):
     off = fused.call(x)
     np.testing.assert_allclose(on, off, atol=2e-6)
     assert not np.array_equal(on, off)           # the two paths really differ
+
+
+@pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])
+@pytest.mark.parametrize("compiled", [True, False])
+def test_chunked_inference_projection_equals_one_product(make, compiled, monkeypatch):
+    """Inference projects the inputs a few steps at a time; training keeps one product.
+    Both give the same numbers, bit for bit, also across a masked and a reversed sequence."""
+    from unrolled.layers import recurrent
+    kernels.set_enabled(compiled)
+    r, x, layer, _ = _case(lambda m: make(m, return_sequences=True, go_backwards=True), 4, t=9)
+    mask = r.random(x.shape[:2]) > 0.3
+    whole, _ = layer.forward(x, mask=mask)                 # keeps caches: one product
+    width = layer.cell.kernel.shape[-1]                    # G * units
+    monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
+    assert layer._projection_chunk(x.transpose(1, 0, 2)) == 2
+    np.testing.assert_array_equal(layer.call(x, mask=mask), whole)

@@ -48,7 +48,9 @@ def enabled():
 
 def active(dtype):
     """True when float32 ``tanh`` runs compiled for arrays of ``dtype``."""
-    return dtype == np.float32 and enabled()
+    if not _enabled or dtype != np.float32:      # (called every step: kept cheap)
+        return False
+    return (_kernels if _kernels is not None else _load()) is not False
 
 
 def fused(dtype):

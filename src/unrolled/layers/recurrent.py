@@ -26,6 +26,9 @@ from .cells import SimpleRNNCell
 from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
 
 
+PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
+
+
 class _Cache(tuple):
     """What ``RNN.forward`` keeps for ``backward``: (xs, mask, dropout mask, step caches,
     number of initial states, input shape), plus the projected inputs ``xp``. ``consumed``
@@ -177,12 +180,17 @@ class RNN(Layer):
                 m = m[::-1]
         dp_mask, rec_mask = draw_dropout_masks(cell, B, x.shape[2], self.dtype, training)
         xs = apply_mask(np.ascontiguousarray(xs), dp_mask, time_axis=True)   # input dropout
-        xp = cell.project_inputs(xs)                         # one product for all steps
+        # The input projection of all steps is one product. Inference projects a chunk of
+        # steps at a time instead: the same numbers, without a (T, B, G*M) buffer that can
+        # reach gigabytes, and the chunk is still in cache when the loop reads it.
+        chunk = T if keep_cache else self._projection_chunk(xs)
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches = []
-        out = prev_out = None
+        out = prev_out = xp = None
         for t in range(T):
-            out, new_states, cache = cell.step(xp[t], states, rec_mask)
+            if t % chunk == 0:                              # (a new buffer: states may view the last)
+                xp = cell.project_inputs(xs[..., t:t + chunk, :, :])
+            out, new_states, cache = cell.step(xp[t % chunk], states, rec_mask)
             if m is not None:                                # carry states over masked steps
                 keep = m[t][:, None]
                 if prev_out is None:
@@ -201,6 +209,13 @@ class RNN(Layer):
         result = [y] + list(states) if self.return_state else y
         n_states = len(to_list(initial_state))
         return result, _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
+
+    def _projection_chunk(self, xs):
+        """Steps per input projection in inference: about PROJECTION_CHUNK_BYTES of output."""
+        shape = getattr(getattr(self.cell, "kernel", None), "shape", None)
+        width = shape[-1] if shape else 4 * self.cell.output_size
+        T, B = xs.shape[-3], xs.shape[-2]
+        return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.itemsize)))
 
     def backward(self, cache, doutputs):
         """Backpropagation through time: the forward loop run from the last step to the first."""
