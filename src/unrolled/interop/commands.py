@@ -109,7 +109,8 @@ def _stats_row(name, a):
 
 def _raw_arrays(path):
     """(name, array) of a weights-only file, read with the same safety checks."""
-    from ..io.safety import SafeZip, import_h5py, open_h5, read_dataset, read_file, read_npy
+    from ..io.h5_sandbox import H5Dataset, open_h5
+    from ..io.safety import SafeZip, read_dataset, read_file, read_npy
 
     if _is(path, TORCH_SUFFIXES):
         from .torch import load_torch_state
@@ -119,12 +120,10 @@ def _raw_arrays(path):
         archive = SafeZip(data, path)
         return [(n[:-4], read_npy(archive.read(n), n, path)) for n in archive.names()
                 if n.endswith(".npy")]
-    h5py = import_h5py()
-
     out = []
     with open_h5(data, path) as f:
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
+            if isinstance(obj, H5Dataset):
                 out.append((name, read_dataset(obj, None, name, path, len(data))))
         f.visititems(visit)
     return out

@@ -8,10 +8,11 @@ save_model(m, "x.h5")``, tf.keras 2) stores the config as the ``model_config`` a
 and the weights under ``model_weights/<layer name>``, listed by the ``layer_names`` and
 ``weight_names`` attributes.
 
-Files are read into memory and checked as ``safety.py`` describes; the errors raised are
-``FileNotFoundError`` and ``safety.ModelFileError`` and its subclasses ``UnsafeModelError``
-and ``UnsupportedModelError`` (all ``ValueError``). Files are written atomically.
-``h5py`` is imported only here, inside the functions.
+Files are read into memory and checked as ``safety.py`` describes; HDF5 is parsed in a
+separate process with a time limit and read back as a snapshot (``h5_sandbox``). The errors
+raised are ``FileNotFoundError`` and ``safety.ModelFileError`` and its subclasses
+``UnsafeModelError`` and ``UnsupportedModelError`` (all ``ValueError``). Files are written
+atomically, in this process: ``h5py`` is imported only inside the writers.
 """
 import datetime
 import io
@@ -23,8 +24,9 @@ import numpy as np
 from .. import __version__
 from .atomic import atomic_write
 from .graph import keras_layer_order, model_config, model_from_config, weight_groups
-from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, import_h5py, open_h5,
-                     read_attr, read_dataset, read_file)
+from .h5_sandbox import H5Dataset, H5Group, open_h5
+from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, import_h5py, read_attr,
+                     read_dataset, read_file)
 
 KERAS_VERSION = "3.15.1"          # the Keras version whose format these files follow
 
@@ -64,13 +66,12 @@ def weights_h5_bytes(model, layers=None):
 
 def load_weights_h5(model, f, path, file_size, layers=None):
     """Assign every variable of ``model`` from an open Keras 3 weights file (shapes checked)."""
-    h5py = import_h5py()
     updates = []
     for group_path, variables in weight_groups(model, layers):
         if not variables:
             continue
         group = f.get(f"{group_path}/vars")
-        if not isinstance(group, h5py.Group):
+        if not isinstance(group, H5Group):
             raise ModelFileError(
                 f"{path!r} has no weights at {group_path}/vars for layer variables "
                 f"{[v.path for v in variables]}; the file belongs to a different model."
@@ -82,7 +83,7 @@ def load_weights_h5(model, f, path, file_size, layers=None):
             )
         for i, var in enumerate(variables):
             ds = group.get(str(i))
-            if not isinstance(ds, h5py.Dataset):
+            if not isinstance(ds, H5Dataset):
                 raise ModelFileError(f"{path!r}: {group_path}/vars/{i} is missing.")
             updates.append((var, read_dataset(ds, var.shape, f"{group_path}/vars/{i}", path,
                                               file_size)))
@@ -91,15 +92,15 @@ def load_weights_h5(model, f, path, file_size, layers=None):
 
 
 # --- legacy HDF5 (tf.keras 2, keras.saving.save_model(m, "x.h5")) --------------------------------
-def _attr_list(group, name, path, file_size):
+def _attr_list(group, name):
     """A string-list attribute, also when Keras split it into ``name0``, ``name1``, …
-    (sizes checked before reading, see ``safety.read_attr``)."""
+    (sizes checked before reading, see ``h5_worker``)."""
     if name in group.attrs:
-        values = list(read_attr(group, name, path, file_size))
+        values = list(read_attr(group, name))
     else:
         values, k = [], 0
         while f"{name}{k}" in group.attrs and k < 10_000:
-            values += list(read_attr(group, f"{name}{k}", path, file_size))
+            values += list(read_attr(group, f"{name}{k}"))
             k += 1
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
@@ -108,9 +109,9 @@ def load_legacy_weights(model, group, path, file_size):
     """Assign weights from a legacy ``model_weights`` group, matching layers by name."""
     updates = []
     stored = {}
-    for name in _attr_list(group, "layer_names", path, file_size):
+    for name in _attr_list(group, "layer_names"):
         if name in group:
-            stored[name] = _attr_list(group[name], "weight_names", path, file_size)
+            stored[name] = _attr_list(group[name], "weight_names")
     for layer in model.layers:
         own = layer.weights
         if not own:
@@ -202,7 +203,7 @@ def save_legacy_h5(model, path):
 def load_legacy_h5(path):
     data = read_file(path)
     with open_h5(data, path) as f:
-        raw = read_attr(f, "model_config", path, len(data))
+        raw = read_attr(f, "model_config")
         if raw is None:
             raise ModelFileError(f"{path!r} has no model_config attribute: it holds weights only. "
                                  "Build the model and use model.load_weights().")

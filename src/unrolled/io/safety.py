@@ -9,8 +9,10 @@ Every reader in ``unrolled.io`` goes through these checks before it allocates or
   name climbs out (``../x``, ``/etc/x``) or appears twice is refused;
 * a member's declared size is checked before it is read (a zip bomb fails fast), and an
   ``.npy`` header's declared shape is checked against the bytes that are really there;
-* HDF5 soft links, external links, external storage and virtual datasets are refused,
-  and every dataset's shape and dtype are checked before its data is read;
+* HDF5 files are parsed in a separate process with a time limit (``h5_sandbox``: a
+  corrupted file can make the HDF5 library loop forever); soft links, external links,
+  external storage and virtual datasets are refused, and every attribute's and dataset's
+  declared size is checked before it is read;
 * nothing is unpickled: ``np.load`` always runs with ``allow_pickle=False``.
 
 The errors, all subclasses of ``ValueError`` (so ``except ValueError`` catches them):
@@ -28,6 +30,7 @@ The errors, all subclasses of ``ValueError`` (so ``except ValueError`` catches t
 A missing file raises ``FileNotFoundError`` (an ``OSError``).
 """
 import io
+import math
 import os
 import zipfile
 
@@ -164,93 +167,32 @@ def read_npy(data, name, path):
     return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
+H5PY_MISSING = ("Reading and writing .keras and .h5 files needs h5py: pip install "
+                "'unrolled[h5]'. The .unrolled.npz format needs NumPy alone.")
+
+
 def import_h5py():
     try:
         import h5py
     except ImportError:
-        raise ImportError("Reading and writing .keras and .h5 files needs h5py: "
-                          "pip install 'unrolled[h5]'. The .unrolled.npz format needs NumPy "
-                          "alone.") from None
+        raise ImportError(H5PY_MISSING) from None
     return h5py
 
 
-def check_h5_tree(h5file, path):
-    """Refuse HDF5 soft/external links, external storage and virtual datasets, anywhere."""
-    h5py = import_h5py()
-
-    def walk(group, prefix):
-        for key in group.keys():
-            link = group.get(key, getlink=True)
-            where = f"{prefix}/{key}"
-            if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
-                raise UnsafeModelError(
-                    f"{path!r} holds an HDF5 {type(link).__name__} at {where!r}; links can "
-                    "point at other files or objects and are refused."
-                )
-            obj = group.get(key)
-            if isinstance(obj, h5py.Group):
-                walk(obj, where)
-            elif isinstance(obj, h5py.Dataset):
-                if obj.external or obj.is_virtual:
-                    raise UnsafeModelError(
-                        f"{path!r}: dataset {where!r} stores its data outside the file "
-                        "(external or virtual storage); refused."
-                    )
-            else:
-                raise ModelFileError(f"{path!r}: unexpected HDF5 object at {where!r}.")
-
-    walk(h5file, "")
+MAX_ATTR_ITEMS = 100_000           # an HDF5 attribute with more entries is corrupted
 
 
-def open_h5(data, path):
-    """An ``h5py.File`` over in-memory bytes, after the link checks."""
-    h5py = import_h5py()
+def read_attr(obj, name, default=None):
+    """Attribute ``name`` of an HDF5 object from ``h5_sandbox.open_h5``; missing: ``default``.
 
-    check_magic(data, HDF5_MAGIC, path, "an HDF5 file")
-    try:
-        f = h5py.File(io.BytesIO(data), "r")
-        check_h5_tree(f, path)
-    except UnsafeModelError:
-        raise
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        raise ModelFileError(f"{path!r} is not a readable HDF5 file ({e}); it may be "
-                             "truncated or corrupted.") from None
-    return f
+    Its declared size was checked in the parsing process; an attribute that failed to read
+    or failed the checks raises ``ModelFileError`` here, when it is asked for."""
+    return obj.attrs[name] if name in obj.attrs else default
 
 
-MAX_ATTR_ITEMS = 100_000
-
-
-def read_attr(obj, name, path, file_size, default=None):
-    """HDF5 attribute ``name`` of ``obj`` after checking its declared size.
-
-    A corrupted attribute header can declare billions of entries; h5py would then spend
-    minutes (holding the GIL, so no alarm fires) allocating and converting them. The
-    declared element count and storage are checked first. Missing: ``default``."""
-    if name not in obj.attrs:
-        return default
-    try:
-        aid = obj.attrs.get_id(name)
-        count = int(np.prod(aid.shape, dtype=np.int64)) if aid.shape else 1
-    except (OSError, ValueError, KeyError, RuntimeError, OverflowError, TypeError) as e:
-        raise ModelFileError(f"{path!r}: attribute {name!r} cannot be read ({e}).") from None
-    try:
-        storage = aid.get_storage_size() if count else 0
-    except (OSError, RuntimeError):              # HDF5 reports an empty attribute's storage as an error
-        storage = 0
-    if count > MAX_ATTR_ITEMS or storage > file_size:
-        raise ModelFileError(
-            f"{path!r}: attribute {name!r} declares {count} entries ({storage} bytes), more "
-            f"than a model file of {file_size} bytes can hold."
-        )
-    try:
-        return obj.attrs[name]
-    except (OSError, ValueError, KeyError, RuntimeError, OverflowError, TypeError) as e:
-        raise ModelFileError(f"{path!r}: attribute {name!r} cannot be read ({e}).") from None
-
-
-def read_dataset(ds, expected_shape, where, path, file_size):
-    """The data of HDF5 dataset ``ds`` after checking dtype, shape and size (no allocation first)."""
+def check_dataset(ds, expected_shape, where, path, file_size, compression_ratio=None):
+    """Raise unless HDF5 dataset ``ds`` holds numbers of ``expected_shape`` (None: any) and
+    declares no more bytes than the file can hold (judged before anything is allocated)."""
     if ds.dtype.kind not in "biuf":
         raise ModelFileError(f"{path!r}: weight {where!r} has dtype {ds.dtype}; expected numbers.")
     if expected_shape is not None and tuple(ds.shape) != tuple(expected_shape):
@@ -258,13 +200,24 @@ def read_dataset(ds, expected_shape, where, path, file_size):
             f"{path!r}: weight {where!r} has shape {tuple(ds.shape)}, but the model expects "
             f"{tuple(expected_shape)}."
         )
-    nbytes = int(np.prod(ds.shape, dtype=np.int64)) * ds.dtype.itemsize
-    limit = file_size * (MAX_COMPRESSION_RATIO if ds.compression else 1) + 4096
-    if nbytes > limit:
+    nbytes = math.prod(int(n) for n in ds.shape) * ds.dtype.itemsize     # no int64 wrap-around
+    if nbytes > dataset_limit(file_size, ds.compression, compression_ratio):
         raise ModelFileError(
             f"{path!r}: weight {where!r} declares shape {tuple(ds.shape)} ({nbytes} bytes), "
             f"more than the file ({file_size} bytes) can hold."
         )
+    return nbytes
+
+
+def dataset_limit(file_size, compressed, compression_ratio=None):
+    """The most bytes a dataset of a ``file_size``-byte HDF5 file can really hold."""
+    ratio = MAX_COMPRESSION_RATIO if compression_ratio is None else compression_ratio
+    return file_size * (ratio if compressed else 1) + 4096
+
+
+def read_dataset(ds, expected_shape, where, path, file_size):
+    """The data of HDF5 dataset ``ds`` after ``check_dataset``."""
+    check_dataset(ds, expected_shape, where, path, file_size)
     try:
         return np.asarray(ds[()])
     except (OSError, ValueError, RuntimeError) as e:

@@ -1,0 +1,396 @@
+"""HDF5 files parsed in a separate process with a time limit, read back as a snapshot.
+
+Why: a corrupted HDF5 file can make the HDF5 C library loop forever. tests/test_fuzz.py
+found one: a variable-length string attribute pointing into a mangled global heap. h5py
+holds the GIL in that loop, so no thread, alarm or timeout of this process can stop it.
+
+So ``open_h5`` hands the bytes to a persistent child process (``h5_worker``), which opens
+the file, refuses links and outside storage, and reads every attribute and every dataset
+that passes the size checks of ``safety.py``. While it parses, this process waits on the
+pipe (``selectors``), which releases the GIL, so signals and alarms still work. If the
+child takes longer than ``h5_timeout`` it is killed (a new one starts for the next file)
+and the file is refused with ``ModelFileError``.
+
+What comes back is an in-memory tree of ``H5Group`` and ``H5Dataset``: the part of h5py's
+API the readers use. Nothing is pickled (the child's module docstring has the protocol).
+h5py is imported in the child only, which starts on the first load and then serves every
+later one, so ``import unrolled`` still needs NumPy alone.
+"""
+import atexit
+import importlib.util
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from . import safety
+from .h5_worker import LENGTH
+from .safety import (H5PY_MISSING, HDF5_MAGIC, ModelFileError, UnsafeModelError,
+                     UnsupportedModelError, check_magic, read_npy)
+
+H5_TIMEOUT = None        # seconds a file may take; None: 10 + size / (20 MB/s)
+STARTUP_TIMEOUT = 120    # seconds for the child to import NumPy and h5py
+ERRORS = {c.__name__: c for c in (ModelFileError, UnsafeModelError, UnsupportedModelError)}
+
+
+def h5_timeout(nbytes):
+    """Seconds the child may take over a file of ``nbytes``: ``UNROLLED_H5_TIMEOUT`` if set,
+    else ``H5_TIMEOUT``, else ``10 + nbytes / 20e6``."""
+    env = os.environ.get("UNROLLED_H5_TIMEOUT")
+    if env:
+        try:
+            return float(env)
+        except ValueError:
+            raise ValueError(f"UNROLLED_H5_TIMEOUT must be a number of seconds, not "
+                             f"{env!r}.") from None
+    return H5_TIMEOUT if H5_TIMEOUT is not None else 10 + nbytes / 20e6
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Died(Exception):
+    pass
+
+
+class _Worker:
+    """The child process; its pipes are non-blocking, so every wait has a deadline."""
+
+    def __init__(self):
+        src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        self.proc = subprocess.Popen(   # cwd: `-m` puts it first on sys.path, so this unrolled
+            [sys.executable, "-m", "unrolled.io.h5_worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, cwd=src)
+        self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self.wfd, False)
+        os.set_blocking(self.rfd, False)
+        self.writable, self.readable = selectors.DefaultSelector(), selectors.DefaultSelector()
+        self.writable.register(self.wfd, selectors.EVENT_WRITE)
+        self.readable.register(self.rfd, selectors.EVENT_READ)
+
+    @staticmethod
+    def _wait(selector, deadline):
+        left = deadline - time.monotonic()
+        if left <= 0 or not selector.select(left):
+            raise _TimedOut
+
+    def send(self, parts, deadline):
+        for part in parts:
+            view = memoryview(part).cast("B")
+            while view:
+                self._wait(self.writable, deadline)
+                try:
+                    view = view[os.write(self.wfd, view):]
+                except BlockingIOError:
+                    continue
+                except OSError:                  # BrokenPipeError: the child is gone
+                    raise _Died from None
+
+    def recv(self, deadline):
+        """The next frame from the child (a bytearray)."""
+        (n,) = LENGTH.unpack(self._read(LENGTH.size, deadline))
+        return self._read(n, deadline)
+
+    def _read(self, n, deadline):
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            self._wait(self.readable, deadline)
+            try:
+                k = os.readv(self.rfd, [view[got:]])
+            except BlockingIOError:
+                continue
+            if k == 0:
+                raise _Died
+            got += k
+        return buf
+
+    def stop(self):
+        """Kill the child at once; its exit status."""
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        status = self.proc.wait()
+        self._close()
+        return status
+
+    def close(self):
+        """End of stdin: the child exits by itself (killed if it does not within 2 s)."""
+        self._close()
+        try:
+            self.proc.wait(2)
+        except subprocess.TimeoutExpired:
+            self.stop()
+
+    def _close(self):
+        for f in (self.writable, self.readable, self.proc.stdin, self.proc.stdout):
+            f.close()
+
+
+_lock = threading.Lock()
+_worker = None
+
+
+def _get_worker():
+    global _worker
+    if _worker is not None and _worker.proc.poll() is not None:      # it died between loads
+        _worker.stop()
+        _worker = None
+    if _worker is None:
+        worker = _Worker()
+        try:
+            ready = json.loads(worker.recv(time.monotonic() + STARTUP_TIMEOUT))
+        except (_TimedOut, _Died, ValueError):
+            worker.stop()
+            raise RuntimeError(f"The HDF5 parsing process did not start; `{sys.executable} -m "
+                               "unrolled.io.h5_worker < /dev/null` shows why.") from None
+        except BaseException:
+            worker.stop()
+            raise
+        if "error" in ready:
+            worker.stop()
+            raise ImportError(ready["message"])
+        _worker = worker
+    return _worker
+
+
+def _stop_worker():
+    global _worker
+    worker, _worker = _worker, None
+    return worker.stop()
+
+
+@atexit.register
+def _shutdown():
+    global _worker
+    worker, _worker = _worker, None
+    if worker is not None:
+        worker.close()
+
+
+def _forget_after_fork():
+    """In a forked child the parent's worker is not ours: drop our copies of its pipes."""
+    global _lock, _worker
+    worker, _worker, _lock = _worker, None, threading.Lock()
+    if worker is not None:
+        worker._close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def worker_pid():
+    """The pid of the running parsing process, or None."""
+    worker = _worker
+    return worker.proc.pid if worker is not None and worker.proc.poll() is None else None
+
+
+def h5py_available():
+    try:
+        return importlib.util.find_spec("h5py") is not None
+    except ValueError:                           # imported, without a spec
+        return True
+
+
+def open_h5(data, path):
+    """A snapshot ``H5Group`` of the HDF5 file ``data``, parsed in the child within
+    ``h5_timeout``; refused files raise ``ModelFileError`` or ``UnsafeModelError``."""
+    if not h5py_available():
+        raise ImportError(H5PY_MISSING)
+    name = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
+    check_magic(data, HDF5_MAGIC, name, "an HDF5 file")
+    limit = h5_timeout(len(data))
+    header = json.dumps({"path": name, "max_attr_items": safety.MAX_ATTR_ITEMS,
+                         "max_compression_ratio": safety.MAX_COMPRESSION_RATIO}).encode()
+    with _lock:
+        worker = _get_worker()
+        deadline = time.monotonic() + limit
+        try:
+            worker.send([LENGTH.pack(len(header)), header, LENGTH.pack(len(data)), data], deadline)
+            reply, blob = worker.recv(deadline), worker.recv(deadline)
+        except _TimedOut:
+            _stop_worker()
+            raise ModelFileError(
+                f"{name!r}: the HDF5 library did not finish parsing within {round(limit, 1):g} s; "
+                "the file is corrupted (parsing runs in a separate process, which was stopped)."
+            ) from None
+        except _Died:
+            status = _stop_worker()
+            raise ModelFileError(
+                f"{name!r}: the HDF5 parsing process ended (exit status {status}) before it "
+                "finished; the file is corrupted. (A new process starts for the next file.)"
+            ) from None
+        except BaseException:                    # an alarm or Ctrl-C mid-request
+            _stop_worker()
+            raise
+    reply = json.loads(reply)
+    if "error" in reply:
+        raise ERRORS.get(reply["error"], ModelFileError)(reply["message"])
+    return H5Group(reply["tree"], _File(name, blob), "/")
+
+
+class _File:
+    """What the snapshot's objects share: the path for messages and the arrays' blob."""
+
+    def __init__(self, path, blob):
+        self.path, self.blob = path, blob
+
+    def array(self, at, name):
+        if self.blob is None:
+            raise ValueError(f"{self.path!r} is closed.")
+        return read_npy(memoryview(self.blob)[at[0]:at[0] + at[1]], name, self.path)
+
+    def decode(self, value, name):
+        """An attribute value from the child's typed JSON (see ``h5_worker.Snapshot.encode``)."""
+        kind = value["t"]
+        if kind == "error":
+            raise ModelFileError(value["message"])
+        if kind == "str":
+            return np.str_(value["v"]) if value["numpy"] else value["v"]
+        if kind == "bytes":
+            raw = value["v"].encode("latin-1")
+            return np.bytes_(raw) if value["numpy"] else raw
+        if kind == "npy":
+            array = self.array(value["at"], name)
+            return array[()] if value["scalar"] else array
+        if kind == "S":
+            return np.array([v.encode("latin-1") for v in value["v"]],
+                            dtype=f"S{max(1, value['itemsize'])}").reshape(value["shape"])
+        if kind == "O":
+            out = np.empty(len(value["v"]), dtype=object)
+            out[:] = [self.decode(v, name) for v in value["v"]]
+            return out.reshape(value["shape"])
+        raise ModelFileError(f"{self.path!r}: attribute {name!r} has an unknown encoding.")
+
+
+class H5Attrs(Mapping):
+    """The attributes of a snapshot object; one that failed in the child raises
+    ``ModelFileError`` when it is read (as h5py would fail only then)."""
+
+    def __init__(self, values, file):
+        self._values, self._file = values, file
+
+    def __getitem__(self, name):
+        return self._file.decode(self._values[name], name)
+
+    def __contains__(self, name):
+        return name in self._values
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+
+class H5Group:
+    """A snapshot of an HDF5 group (or the file): ``attrs``, ``keys``, ``get``, ``[]``,
+    ``in``, ``visititems`` as in h5py; names may be paths (``"a/b"``, ``"/a"``)."""
+
+    def __init__(self, node, file, name, root=None):
+        self.name, self._file = name, file
+        self._root = self if root is None else root
+        self.attrs = H5Attrs(node.get("attrs", {}), file)
+        prefix = name.rstrip("/") + "/"
+        self._members = {
+            key: (H5Group if child["kind"] == "group" else H5Dataset)(child, file, prefix + key,
+                                                                      self._root)
+            for key, child in node["members"].items()}
+
+    def keys(self):
+        return list(self._members)
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def __len__(self):
+        return len(self._members)
+
+    def __bool__(self):                          # as h5py: an empty group is still true
+        return True
+
+    def get(self, name, default=None):
+        obj = self._root if name.startswith("/") else self
+        for part in name.split("/"):
+            if part in ("", "."):
+                continue
+            if not isinstance(obj, H5Group) or part not in obj._members:
+                return default
+            obj = obj._members[part]
+        return obj
+
+    def __contains__(self, name):
+        return self.get(name) is not None
+
+    def __getitem__(self, name):
+        obj = self.get(name)
+        if obj is None:
+            raise KeyError(f"{name!r} is not in {self._file.path!r}.")
+        return obj
+
+    def visititems(self, fn):
+        """``fn(relative name, object)`` for every object below, parents first, until it
+        returns something other than None (then returned)."""
+        for name, obj in self._walk(""):
+            result = fn(name, obj)
+            if result is not None:
+                return result
+        return None
+
+    def _walk(self, prefix):
+        for key, obj in self._members.items():
+            yield prefix + key, obj
+            if isinstance(obj, H5Group):
+                yield from obj._walk(prefix + key + "/")
+
+    def close(self):
+        self._file.blob = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class H5Dataset:
+    """A snapshot of an HDF5 dataset: ``attrs``, ``shape``, ``dtype``, ``compression`` and
+    its data as ``ds[()]`` (an ``OSError`` when the child could not or would not read it)."""
+
+    def __init__(self, node, file, name, root=None):
+        self.name, self._node, self._file = name, node, file
+        self.attrs = H5Attrs(node.get("attrs", {}), file)
+
+    def _meta(self, key):
+        if "error" in self._node:
+            raise ModelFileError(self._node["error"])
+        return self._node[key]
+
+    @property
+    def shape(self):
+        shape = self._meta("shape")
+        return None if shape is None else tuple(shape)
+
+    @property
+    def dtype(self):
+        return np.dtype(self._meta("dtype"))
+
+    @property
+    def compression(self):
+        return self._meta("compression")
+
+    def __getitem__(self, key):
+        self._meta("dtype")
+        if "data" not in self._node:
+            raise OSError(self._node.get("read_error", "its data was not read: it failed the "
+                                                       "size checks"))
+        return self._file.array(self._node["data"], self.name)[key]
