@@ -77,10 +77,7 @@ def _case(make, seed, b=5, t=7, f=4, m=6):
     lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
 ], ids=["lstm", "gru", "lstm-backwards", "gru-nobias", "simple"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("threads", [False, True], ids=["serial", "threads"])
-def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed, threads, monkeypatch):
-    if threads:                                   # rows split over numba's threads
-        monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
     r, x, fused, plain = _case(make, seed)
     mask = r.random(x.shape[:2]) > 0.2
     out_f, cache_f = fused.forward(x, mask=mask)

@@ -90,7 +90,7 @@ _Q = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.893525
 
 
 def _build():
-    from numba import njit, prange
+    from numba import njit
 
     f32 = np.float32
     hi = f32(_CLAMP)
@@ -101,9 +101,8 @@ def _build():
     jit = njit(error_model="numpy", nogil=True, inline="always")
     kernels = {}
 
-    def loop(fn):                    # each kernel twice: serial, and over batch rows in threads
+    def loop(fn):
         kernels[fn.__name__] = njit(error_model="numpy", nogil=True)(fn)
-        kernels[fn.__name__ + "_parallel"] = njit(error_model="numpy", nogil=True, parallel=True)(fn)
         return fn
 
     @jit
@@ -124,7 +123,7 @@ def _build():
     @loop
     def simple_forward(xp, hw):
         """h = tanh(xp + hw), written over xp."""
-        for b in prange(xp.shape[0]):
+        for b in range(xp.shape[0]):
             xb, hwb = xp[b], hw[b]
             for j in range(xb.shape[0]):
                 xb[j] = tanh(xb[j] + hwb[j])
@@ -139,7 +138,7 @@ def _build():
         """z + hw -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z;
         c = f*c_prev + i*g; h = o*tanh(c)."""
         m = c_prev.shape[1]
-        for b in prange(z.shape[0]):
+        for b in range(z.shape[0]):
             zi, zf, zg, zo = z[b, :m], z[b, m:2 * m], z[b, 2 * m:3 * m], z[b, 3 * m:]
             hi_, hf, hg, ho = hw[b, :m], hw[b, m:2 * m], hw[b, 2 * m:3 * m], hw[b, 3 * m:]
             cp, cb, hb = c_prev[b], c[b], h[b]
@@ -157,7 +156,7 @@ def _build():
         """d(loss)/d(z) of one step, written over a = [i | f | g | o], and dc_prev, as
         LSTMCell.step_backward computes them."""
         m = c_prev.shape[1]
-        for b in prange(a.shape[0]):
+        for b in range(a.shape[0]):
             ai, af, ag, ao = a[b, :m], a[b, m:2 * m], a[b, 2 * m:3 * m], a[b, 3 * m:]
             di, df, dg, do_ = ai, af, ag, ao
             dout_b, dhn, dcn, cp, cb, dcp = dout[b], dh_next[b], dc_next[b], c_prev[b], c[b], dc_prev[b]
@@ -175,7 +174,7 @@ def _build():
     def gru_forward(xp, rec, h_prev, r_out, rh, h):
         """GRU (reset_after) after the products: z and hh written over xz and xh, r apart."""
         m = h_prev.shape[1]
-        for b in prange(xp.shape[0]):
+        for b in range(xp.shape[0]):
             xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
             rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
             rb, rhb, hp, hb = r_out[b], rh[b], h_prev[b], h[b]
@@ -191,7 +190,7 @@ def _build():
         """From a = [z | . | hh] and r: d(loss)/d[az|ar|ah], written over a, d(loss)/d(rec)
         (drec) and the direct part of dh_prev."""
         m = h_prev.shape[1]
-        for b in prange(a.shape[0]):
+        for b in range(a.shape[0]):
             zb, hhb, rb, rhb, hp = a[b, :m], a[b, 2 * m:], r_[b], rh[b], h_prev[b]
             dxz, dxr, dxh = a[b, :m], a[b, m:2 * m], a[b, 2 * m:]
             drz, drr, drh = drec[b, :m], drec[b, m:2 * m], drec[b, 2 * m:]
@@ -229,12 +228,10 @@ def contiguous(x, dtype):
     return np.ascontiguousarray(x, dtype)
 
 
-PARALLEL_MIN = 10 ** 12     # batch x units from which a step's loop is split over threads
-
-
 def call(name, *arrays):
     """Run fused kernel ``name`` on C-contiguous float32 arrays (outputs preallocated).
 
-    Large steps run their batch rows on numba's threads (the rows are independent)."""
-    threads = arrays[0].size >= PARALLEL_MIN
-    _kernels[name + "_parallel" if threads else name](*arrays)
+    Single-threaded on purpose: splitting the rows over numba's threads halved a kernel's
+    time alone, but between two multi-threaded BLAS products the two thread pools made
+    whole layers 3 to 25 times slower (measured; see benchmarks/README.md)."""
+    _kernels[name](*arrays)
