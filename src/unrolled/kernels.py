@@ -46,16 +46,20 @@ def enabled():
     return _enabled and _load() is not False
 
 
+_F32 = np.dtype(np.float32)
+
+
 def active(dtype):
     """True when float32 ``tanh`` runs compiled for arrays of ``dtype``."""
-    if not _enabled or dtype != np.float32:      # (called every step: kept cheap)
+    if not _enabled or dtype != _F32:            # (called every step: kept cheap)
         return False
     return (_kernels if _kernels is not None else _load()) is not False
 
 
 def fused(dtype):
     """True when the cells' fused step kernels run for arrays of ``dtype``."""
-    return _fuse and active(dtype)
+    return _fuse and _enabled and dtype == _F32 and (
+        _kernels if _kernels is not None else _load()) is not False
 
 
 @contextmanager

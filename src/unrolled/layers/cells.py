@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .gates import apply_mask, gate_kernel_gradient, gate_product
+from .gates import apply_mask, gate_kernel_gradient, gate_product, matmul_last
 
 
 def _check_units(units):
@@ -89,7 +89,7 @@ class SimpleRNNCell(Layer):
         (h_prev,) = states
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t                                             # (the loop's buffer, reused in place)
-        hw = h_in @ self.recurrent_kernel.value
+        hw = matmul_last(h_in, self.recurrent_kernel.value)
         if self._fused(a):                                   # the two lines below, compiled,
             kernels.call("simple_forward", a, hw)            # h written over a
             return a, [a], (h_in, None, a, rec_mask)
@@ -105,7 +105,7 @@ class SimpleRNNCell(Layer):
         h_in, a, h, rec_mask = cache
         dh = dout + dstates[0]                               # h is both output and state
         da = self.activation.backward(a, h, dh)              # backprop through the activation
-        dh_prev = da @ self.recurrent_kernel.value.T         # a = ... + h_{t-1} W_h
+        dh_prev = np.dot(da, self.recurrent_kernel.value.T)  # a = ... + h_{t-1} W_h
         if rec_mask is not None:
             dh_prev *= rec_mask                              # through recurrent dropout
         return da, [dh_prev]

@@ -68,9 +68,9 @@ def matmul_last(a, b):
 
     NumPy runs ``(T, B, F) @ (F, N)`` as T separate small products, several times slower
     than the same work folded into one ``(T*B, F) @ (F, N)`` product."""
-    if a.ndim == 2:
-        return a @ b
-    return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + (b.shape[-1],))
+    if a.ndim == 2:                  # np.dot: the same BLAS call as @, with less overhead
+        return np.dot(a, b)          # (a third of a 32x64 @ 64x256 product's time)
+    return np.dot(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
 
 
 def _kernel_per_gate(kernel, gates):
@@ -107,7 +107,7 @@ def gate_kernel_gradient(a, dz, per_gate=False):
     if not per_gate:                # (K, T*B) @ (T*B, N); a strided dz (a column block of a
         a2 = a.reshape(-1, a.shape[-1])                     # contiguous array) is not copied
         dz2 = dz.reshape(-1, dz.shape[-1]) if dz.flags.c_contiguous else _rows(dz)
-        return a2.T @ dz2
+        return np.dot(a2.T, dz2)
     g, k = a.shape[0], a.shape[-1]
     dz_g = dz.reshape(dz.shape[:-1] + (g, -1))
     return np.einsum("gtbk,tbgn->kgn", a, dz_g).reshape(k, -1)

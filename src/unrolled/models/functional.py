@@ -181,18 +181,18 @@ class Model(Trainer, Layer):
         tape = []
         for node in self._nodes:
             layer = node.layer
-            args = [values[id(t)] for t in to_list(node.inputs)]
-            in_masks = [masks[id(t)] for t in to_list(node.inputs)]
-            main = args if isinstance(node.inputs, list) else args[0]
-            mask_arg = in_masks if isinstance(node.inputs, list) else in_masks[0]
-            if isinstance(node.inputs, list) and all(m is None for m in in_masks):
+            args = [values[i] for i in node.input_ids]
+            in_masks = [masks[i] for i in node.input_ids]
+            main = args if node.list_input else args[0]
+            mask_arg = in_masks if node.list_input else in_masks[0]
+            if node.list_input and all(m is None for m in in_masks):
                 mask_arg = None
             if mask_arg is not None and not layer.supports_masking:
                 _warn_mask_dropped(layer)
                 mask_arg = None
             kwargs = {}
-            if node.states:
-                kwargs["initial_state"] = [values[id(t)] for t in node.states]
+            if node.state_ids:
+                kwargs["initial_state"] = [values[i] for i in node.state_ids]
             train = training if node.kwargs.get("training") is None else node.kwargs["training"]
             if keep_tape:
                 out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
@@ -264,6 +264,10 @@ class Model(Trainer, Layer):
         verbose = 1 if verbose == "auto" else verbose
         steps_total = max(1, math.ceil(n / batch_size))
         bar = Progbar(steps_total, verbose=verbose)
+        if steps_total == 1:                 # one batch: no slicing, no concatenation
+            out = self.call(self._pack(arrays), training=False)
+            bar.update(1)
+            return out
         chunks = []
         for step in range(steps_total):
             batch = [a[step * batch_size:(step + 1) * batch_size] for a in arrays]
