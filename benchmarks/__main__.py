@@ -31,14 +31,47 @@ def _timed(fn):
     return time.perf_counter() - t0
 
 
-def run_framework(framework, workloads, min_seconds):
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.runner", framework, str(min_seconds)],
-        input=json.dumps(workloads), capture_output=True, text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if proc.returncode != 0:
-        raise RuntimeError(f"{framework} benchmark failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout)
+class Runner:
+    """One framework's timing process (``benchmarks.runner``), fed one workload at a time."""
+
+    def __init__(self, framework, min_seconds):
+        self.framework = framework
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.runner", framework, str(min_seconds)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    def time(self, workload):
+        self.proc.stdin.write(json.dumps(workload) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.framework} benchmark process failed "
+                               f"(exit code {self.proc.wait()}); its error is printed above.")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_all(frameworks, workloads, min_seconds, rounds):
+    """Seconds per call, ``{framework: [per workload]}``: the best of ``rounds`` rounds.
+
+    The frameworks take turns on each workload, so that a machine that speeds up or slows
+    down over minutes (shared machines do) shifts all of them alike."""
+    runners = [Runner(fw, min_seconds) for fw in frameworks]
+    best = {fw: [float("inf")] * len(workloads) for fw in frameworks}
+    try:
+        for r in range(rounds):
+            for i, w in enumerate(workloads):
+                print(f"round {r + 1}/{rounds}: {name(w)}", file=sys.stderr, flush=True)
+                for runner in runners:
+                    best[runner.framework][i] = min(best[runner.framework][i], runner.time(w))
+    finally:
+        for runner in runners:
+            runner.close()
+    return best
 
 
 def _fmt(seconds):
@@ -66,13 +99,12 @@ def main(argv=None):
     parser.add_argument("--smoke", action="store_true", help="a seconds-long subset")
     parser.add_argument("--write", action="store_true", help="save benchmarks/RESULTS.md")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, best of them kept")
     args = parser.parse_args(argv)
     workloads = all_workloads(smoke=args.smoke)
-    min_seconds = 0.01 if args.smoke else 0.3
-    results = {}
-    for fw in args.frameworks.split(","):
-        print(f"timing {fw} ...", file=sys.stderr, flush=True)
-        results[fw] = run_framework(fw, workloads, min_seconds)
+    min_seconds = 0.01 if args.smoke else 0.2
+    results = run_all(args.frameworks.split(","), workloads, min_seconds,
+                      rounds=1 if args.smoke else args.rounds)
     gflops = gemm_gflops()
     header = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
               f"NumPy {np.__version__}; float32 GEMM (1024^3): {gflops:.1f} GFLOP/s",
@@ -82,8 +114,9 @@ def main(argv=None):
     if args.write:
         path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
         with open(path, "w") as f:
-            f.write("# Benchmark results\n\nTimes per call (median of 5); ratio < 1 means unrolled "
-                    "is faster than both PyTorch and Keras.\n\n" + "\n".join(lines) + "\n")
+            f.write("# Benchmark results\n\nTimes per call (the best of 3 interleaved rounds, each "
+                    "the median of 5); ratio < 1 means unrolled is faster than both PyTorch and "
+                    "Keras.\n\n" + "\n".join(lines) + "\n")
     return 0
 
 

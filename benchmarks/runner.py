@@ -1,7 +1,8 @@
 """Times one framework on a list of workloads; run as its own process by ``benchmarks``.
 
-Usage: ``python -m benchmarks.runner FRAMEWORK MIN_SECONDS < workloads.json`` prints a JSON
-list of seconds per call (the median of 5 repeats of a timed inner loop).
+Usage: ``python -m benchmarks.runner FRAMEWORK MIN_SECONDS`` reads one JSON workload per
+line on stdin and answers each with a line holding the seconds per call (the median of 5
+repeats of a timed inner loop), so that ``benchmarks`` can interleave the frameworks.
 """
 import json
 import os
@@ -93,15 +94,13 @@ def keras_fn(w, x, y):
 
 
 def main():
+    """Serve timing requests: one JSON workload per stdin line, one JSON number per line."""
     framework, min_seconds = sys.argv[1], float(sys.argv[2])
-    workloads = [tuple(w) for w in json.load(sys.stdin)]
     make = {"unrolled": unrolled_fn, "torch": torch_fn, "keras": keras_fn}[framework]
-    rng = np.random.default_rng(0)
-    results = []
-    for w in workloads:
-        x, y = _data(w, rng)
-        results.append(_time(make(w, x, y), min_seconds))
-    json.dump(results, sys.stdout)
+    for line in sys.stdin:
+        w = tuple(json.loads(line))
+        x, y = _data(w, np.random.default_rng(0))
+        print(json.dumps(_time(make(w, x, y), min_seconds)), flush=True)
 
 
 if __name__ == "__main__":
