@@ -136,3 +136,18 @@ def test_chunked_inference_projection_equals_one_product(make, compiled, monkeyp
     monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
     assert layer._projection_chunk(x.transpose(1, 0, 2)) == 2
     np.testing.assert_array_equal(layer.call(x, mask=mask), whole)
+
+
+@pytest.mark.parametrize("make", [LSTM, GRU])
+def test_a_cache_that_took_gradients_in_place_refuses_a_second_backward(make):
+    """The compiled backward writes dxp over the activations kept in the forward cache."""
+    _, x, layer, _ = _case(lambda m: make(m), 5)
+    out, cache = layer.forward(x)
+    layer.backward(cache, np.ones_like(out))
+    with pytest.raises(RuntimeError, match="already used by a backward pass"):
+        layer.backward(cache, np.ones_like(out))
+    with kernels.unfused():                        # the NumPy lines keep their caches intact
+        out, cache = layer.forward(x)
+        first = layer.backward(cache, np.ones_like(out))
+        again = layer.backward(cache, np.ones_like(out))
+    np.testing.assert_array_equal(first[0][0], again[0][0])

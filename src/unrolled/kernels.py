@@ -130,12 +130,12 @@ def _build():
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @loop
-    def simple_forward(xp, hw):
-        """h = tanh(xp + hw), written over xp."""
+    def simple_forward(xp, bias, hw):
+        """h = tanh((xp + bias) + hw), written over xp."""
         for b in range(xp.shape[0]):
             xb, hwb = xp[b], hw[b]
             for j in range(xb.shape[0]):
-                xb[j] = tanh(xb[j] + hwb[j])
+                xb[j] = tanh((xb[j] + bias[j]) + hwb[j])
 
     @loop
     def tanh_flat(x, out):
@@ -143,19 +143,20 @@ def _build():
             out[k] = tanh(x[k])
 
     @loop
-    def lstm_forward(z, hw, c_prev, c, h):
-        """z + hw -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z;
-        c = f*c_prev + i*g; h = o*tanh(c)."""
+    def lstm_forward(z, bias, hw, c_prev, c, h):
+        """(z + bias) + hw -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written
+        over z; c = f*c_prev + i*g; h = o*tanh(c)."""
         m = c_prev.shape[1]
+        bi, bf, bg, bo = bias[:m], bias[m:2 * m], bias[2 * m:3 * m], bias[3 * m:]
         for b in range(z.shape[0]):
             zi, zf, zg, zo = z[b, :m], z[b, m:2 * m], z[b, 2 * m:3 * m], z[b, 3 * m:]
             hi_, hf, hg, ho = hw[b, :m], hw[b, m:2 * m], hw[b, 2 * m:3 * m], hw[b, 3 * m:]
             cp, cb, hb = c_prev[b], c[b], h[b]
             for j in range(m):
-                i = sigmoid(zi[j] + hi_[j])
-                f = sigmoid(zf[j] + hf[j])
-                g = tanh(zg[j] + hg[j])
-                o = sigmoid(zo[j] + ho[j])
+                i = sigmoid((zi[j] + bi[j]) + hi_[j])
+                f = sigmoid((zf[j] + bf[j]) + hf[j])
+                g = tanh((zg[j] + bg[j]) + hg[j])
+                o = sigmoid((zo[j] + bo[j]) + ho[j])
                 zi[j], zf[j], zg[j], zo[j] = i, f, g, o
                 cc = f * cp[j] + i * g
                 cb[j], hb[j] = cc, o * tanh(cc)
@@ -180,18 +181,22 @@ def _build():
                 dcp[j] = dc * f
 
     @loop
-    def gru_forward(xp, rec, h_prev, r_out, rh, h):
-        """GRU (reset_after) after the products: z and hh written over xz and xh, r apart."""
+    def gru_forward(xp, b_in, rec, b_rec, h_prev, r_out, rh, h):
+        """GRU (reset_after) after the products, with xp + b_in and rec + b_rec: z and hh
+        written over xz and xh, r and rh apart."""
         m = h_prev.shape[1]
+        bz, br, bh = b_in[:m], b_in[m:2 * m], b_in[2 * m:]
+        cz, cr, ch = b_rec[:m], b_rec[m:2 * m], b_rec[2 * m:]
         for b in range(xp.shape[0]):
             xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
             rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
             rb, rhb, hp, hb = r_out[b], rh[b], h_prev[b], h[b]
             for j in range(m):
-                z = sigmoid(xz[j] + rz[j])
-                r = sigmoid(xr[j] + rr[j])
-                hv = tanh(xh[j] + r * rhh[j])
-                xz[j], rb[j], xh[j], rhb[j] = z, r, hv, rhh[j]
+                z = sigmoid((xz[j] + bz[j]) + (rz[j] + cz[j]))
+                r = sigmoid((xr[j] + br[j]) + (rr[j] + cr[j]))
+                rhv = rhh[j] + ch[j]
+                hv = tanh((xh[j] + bh[j]) + r * rhv)
+                xz[j], rb[j], xh[j], rhb[j] = z, r, hv, rhv
                 hb[j] = z * hp[j] + (one - z) * hv
 
     @loop
@@ -235,6 +240,18 @@ def tanh(x, out=None):
 def contiguous(x, dtype):
     """``x`` as a C-contiguous array of ``dtype``, the kernels' calling convention."""
     return np.ascontiguousarray(x, dtype)
+
+
+_zeros = {}
+
+
+def bias_or_zeros(bias, n, dtype):
+    """The kernels' bias argument: the bias values, or n zeros for a layer without bias."""
+    if bias is not None:
+        return bias
+    if n not in _zeros:
+        _zeros[n] = np.zeros(n, dtype)
+    return _zeros[n]
 
 
 def call(name, *arrays):

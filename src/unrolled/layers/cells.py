@@ -81,7 +81,7 @@ class SimpleRNNCell(Layer):
 
     def project_inputs(self, x):
         xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
-        if self.use_bias:
+        if self.use_bias and not self._compiled(x.dtype):   # (the compiled step adds it)
             xp += self.bias.value
         return xp
 
@@ -90,16 +90,19 @@ class SimpleRNNCell(Layer):
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t                                             # (the loop's buffer, reused in place)
         hw = matmul_last(h_in, self.recurrent_kernel.value)
-        if self._fused(a):                                   # the two lines below, compiled,
-            kernels.call("simple_forward", a, hw)            # h written over a
+        if self._compiled(a.dtype):                          # the lines below, compiled, the
+            bias = self.bias.value if self.use_bias else None   # bias added here, h over a
+            kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype), hw)
             return a, [a], (h_in, None, a, rec_mask)
         a += hw                                              # a = x W_x + b + h_{t-1} W_h
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
 
-    def _fused(self, a):
-        """True when ``kernels`` runs this step: float32, numba present, tanh."""
-        return self.activation is activations.tanh and kernels.fused(a.dtype) and a.flags.c_contiguous
+    def _compiled(self, dtype):
+        """True when ``kernels`` runs this step: float32, numba present, tanh. Then
+        ``project_inputs`` leaves the bias out and the compiled step adds it, in the same
+        order: ``(x W_x + b) + h W_h``."""
+        return self.activation is activations.tanh and kernels.fused(dtype)
 
     def step_backward(self, cache, dout, dstates):
         h_in, a, h, rec_mask = cache

@@ -88,7 +88,7 @@ class GRUCell(Layer):
 
     def project_inputs(self, x):
         xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
-        if self.use_bias:
+        if self.use_bias and not self._compiled(x.dtype):   # (the compiled step adds it)
             xp += self.bias.value[0] if self.reset_after else self.bias.value
         return xp
 
@@ -99,6 +99,16 @@ class GRUCell(Layer):
         pg = is_per_gate(rec_mask)
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         xz, xr, xh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
+        if self._compiled(xp_t.dtype):                   # the lines below, one compiled loop
+            dt = xp_t.dtype                               # with both biases added in it; z
+            h_prev = _c(h_prev, dt)                       # and hh are written over xp_t
+            r, rh, h = (np.empty_like(h_prev) for _ in range(3))
+            b_in, b_rec = self.bias.value if self.use_bias else (None, None)
+            kernels.call("gru_forward", xp_t, kernels.bias_or_zeros(b_in, 3 * m, dt),
+                         gate_product(h_in, rk, pg), kernels.bias_or_zeros(b_rec, 3 * m, dt),
+                         h_prev, r, rh, h)
+            z, hh = xp_t[:, :m], xp_t[:, 2 * m:]
+            return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         if self.reset_after:
             rec = gate_product(h_in, rk, pg)
             if self.use_bias:
@@ -106,12 +116,6 @@ class GRUCell(Layer):
         else:
             h_zr, h_h = _split_gate_inputs(h_in)
             rec = gate_product(h_zr, rk[:, :2 * m], pg)
-        if self.reset_after and self._fused(xp_t):       # the lines below, one compiled loop;
-            h_prev = _c(h_prev, xp_t.dtype)               # it writes [z | r | hh] over xp_t
-            r, rh, h = (np.empty_like(h_prev) for _ in range(3))
-            kernels.call("gru_forward", xp_t, _c(rec, xp_t.dtype), h_prev, r, rh, h)
-            z, hh = xp_t[:, :m], xp_t[:, 2 * m:]
-            return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
         azr = xp_t[:, :2 * m]
         azr += rec[:, :2 * m]                                # [az | ar] = [xz + rz | xr + rr]
@@ -171,10 +175,12 @@ class GRUCell(Layer):
         dxp = np.concatenate([daz, dar, dah], axis=1)   # xp_t = [xz | xr | xh] enters az, ar, ah
         return dxp, [dh_prev]
 
-    def _fused(self, a):
-        """True when ``kernels`` runs this step: float32, numba present, default activations."""
-        return (self.activation is activations.tanh
-                and self.recurrent_activation is activations.sigmoid and kernels.fused(a.dtype))
+    def _compiled(self, dtype):
+        """True when ``kernels`` runs this step: reset_after, default activations, float32,
+        numba present. Then ``project_inputs`` leaves the bias out and the compiled step adds
+        both biases, in the same order as the lines below."""
+        return (self.reset_after and self.activation is activations.tanh
+                and self.recurrent_activation is activations.sigmoid and kernels.fused(dtype))
 
     def weight_gradients(self, x, caches, dxp):
         m = self.units

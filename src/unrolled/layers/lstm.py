@@ -91,7 +91,7 @@ class LSTMCell(Layer):
 
     def project_inputs(self, x):
         xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
-        if self.use_bias:
+        if self.use_bias and not self._compiled(x.dtype):   # (the compiled step adds it)
             xp += self.bias.value
         return xp
 
@@ -101,12 +101,13 @@ class LSTMCell(Layer):
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
         z = xp_t                                          # (the loop's buffer, reused in place)
         hw = gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
-        if self._fused(z):                                # the lines below, one compiled loop;
-            c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # it writes a over z, and
-            kernels.call("lstm_forward", z, _c(hw, z.dtype), _c(c_prev, z.dtype), c, h)
-            a = z                                         # the backward recomputes tanh(c)
-            i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
-            return h, [h, c], (h_in, rec_mask, c_prev, None, i, f, g, o, c, None, a)
+        if self._compiled(z.dtype):                       # the lines below, one compiled loop
+            c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # (bias added here), a
+            bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None,
+                                         z.shape[-1], z.dtype)    # written over z; the
+            kernels.call("lstm_forward", z, bias, hw, _c(c_prev, z.dtype), c, h)  # backward
+            a = z                                                 # recomputes tanh(c)
+            return h, [h, c], (h_in, rec_mask, c_prev, None, None, None, None, None, c, None, a)
         z += hw                                           # z = xp_t + h_in W_h
         a = self._gates(z)                                # [i | f | g | o], all gates at once
         i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
@@ -143,9 +144,11 @@ class LSTMCell(Layer):
         dz = self._gates.backward(z, a, da)             # [i|f|g|o] = [ract|ract|act|ract](z)
         return dz, dc_prev
 
-    def _fused(self, z):
-        """True when ``kernels`` runs this step: float32, numba present, default activations."""
-        return self._gates.default_lstm and kernels.fused(z.dtype) and z.flags.c_contiguous
+    def _compiled(self, dtype):
+        """True when ``kernels`` runs this step: float32, numba present, default activations.
+        Then ``project_inputs`` leaves the bias out and the compiled step adds it, in the
+        same order: ``(x W_x + b) + h W_h``."""
+        return self._gates.default_lstm and kernels.fused(dtype)
 
     def weight_gradients(self, x, caches, dxp):
         per_gate = is_per_gate(caches[0][1])
