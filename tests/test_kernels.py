@@ -151,3 +151,23 @@ def test_a_cache_that_took_gradients_in_place_refuses_a_second_backward(make):
         first = layer.backward(cache, np.ones_like(out))
         again = layer.backward(cache, np.ones_like(out))
     np.testing.assert_array_equal(first[0][0], again[0][0])
+
+
+def test_training_keeps_freed_memory_once_and_can_be_turned_off():
+    """unrolled.memory raises glibc's thresholds at the first training step (Linux)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import numpy as np, unrolled.memory as mem\n"
+            "from unrolled.layers import Input, LSTM, Dense\n"
+            "from unrolled.models import Sequential\n"
+            "m = Sequential([Input((3, 2)), LSTM(4), Dense(1)]); m.compile('adam', 'mse')\n"
+            "m.predict(np.ones((2, 3, 2), 'float32'), verbose=0)\n"
+            "before = mem.applied\n"
+            "m.train_on_batch(np.ones((2, 3, 2), 'float32'), np.ones((2, 1), 'float32'))\n"
+            "print(before, mem.applied)\n")
+    for env, expected in (("1", "True"), ("0", "False")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, "UNROLLED_KEEP_MEMORY": env})
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["None", expected]     # untouched until training

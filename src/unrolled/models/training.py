@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import utils
+from .. import memory, utils
 from ..progbar import Progbar
 from ..utils import to_list
 
@@ -116,6 +116,7 @@ class Trainer:
         return loss, grads, y_pred
 
     def _train_step(self, xs, ys, sample_weight):
+        memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)
         loss, grads, y_pred = self._loss_and_grads(xs, ys, sample_weight, training=True)
         trainable = self.trainable_weights
         ids = {id(w) for w in trainable}
