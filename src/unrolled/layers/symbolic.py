@@ -50,9 +50,6 @@ class Node:
         self.outputs = outputs
         self.kwargs = kwargs
         self.flat_inputs = to_list(inputs) + list(states)
-        # For Model._run_graph, which runs every node on every call: the lookups, once.
-        self.input_ids = [id(t) for t in to_list(inputs)]
-        self.state_ids = [id(t) for t in states]
         self.list_input = isinstance(inputs, list)
 
     @property

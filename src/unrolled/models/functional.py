@@ -181,8 +181,9 @@ class Model(Trainer, Layer):
         tape = []
         for node in self._nodes:
             layer = node.layer
-            args = [values[i] for i in node.input_ids]
-            in_masks = [masks[i] for i in node.input_ids]
+            ids = [id(t) for t in to_list(node.inputs)]    # (ids change when pickled: not cached)
+            args = [values[i] for i in ids]
+            in_masks = [masks[i] for i in ids]
             main = args if node.list_input else args[0]
             mask_arg = in_masks if node.list_input else in_masks[0]
             if node.list_input and all(m is None for m in in_masks):
@@ -191,8 +192,8 @@ class Model(Trainer, Layer):
                 _warn_mask_dropped(layer)
                 mask_arg = None
             kwargs = {}
-            if node.state_ids:
-                kwargs["initial_state"] = [values[i] for i in node.state_ids]
+            if node.states:
+                kwargs["initial_state"] = [values[id(t)] for t in node.states]
             train = training if node.kwargs.get("training") is None else node.kwargs["training"]
             if keep_tape:
                 out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
