@@ -112,11 +112,17 @@ def main(argv=None):
     lines = header + table(workloads, results)
     print("\n".join(lines))
     if args.write:
+        memory = subprocess.run([sys.executable, "-m", "benchmarks.memory"], check=True,
+                                capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
         with open(path, "w") as f:
-            f.write("# Benchmark results\n\nTimes per call (the best of 3 interleaved rounds, each "
-                    "the median of 5); ratio < 1 means unrolled is faster than both PyTorch and "
-                    "Keras.\n\n" + "\n".join(lines) + "\n")
+            f.write(f"# Benchmark results\n\nTimes per call (the best of {args.rounds} "
+                    "interleaved rounds, each the median of 5); ratio < 1 means unrolled is "
+                    "faster than both PyTorch and Keras.\n\n" + "\n".join(lines) + "\n\n"
+                    "## Training memory\n\nPeak extra memory of one `train_on_batch` "
+                    "(tracemalloc) over the activations BPTT must keep "
+                    "(`python -m benchmarks.memory`; target 1.5):\n\n" + memory.stdout)
     return 0
 
 
