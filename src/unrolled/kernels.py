@@ -2,23 +2,28 @@
 
 Why this exists. NumPy's float32 ``tanh`` costs ~3 ns per element on an AVX2 machine
 (it has no SIMD kernel below AVX-512), and an LSTM step runs a dozen separate ufunc
-passes over its gates. At (256, 100, 32, 256) that elementwise work costs more than the
+passes over its gates. At (256, 100, 32, 256) that elementwise work cost more than the
 recurrent matrix product. With numba installed (``pip install 'unrolled[fast]'``), float32
 computations use:
 
-* ``tanh``: a rational approximation that LLVM vectorizes (~0.25 ns per element)::
+* ``tanh``: a rational approximation that LLVM vectorizes (~0.45 ns per element)::
 
       x = clip(x, -7.905311, 7.905311)          # beyond this tanh(x) rounds to +-1
       tanh(x) = x * P(x^2) / Q(x^2)             # P of degree 6, Q of degree 3 in x^2
 
   The coefficients are the float32 minimax fit that Eigen, and so TensorFlow's CPU
-  kernels, use. Maximum absolute error 3.4e-7 over the real line; TensorFlow's own
-  float32 ``tanh`` is off by up to 3.3e-7 and NumPy's by 6e-8. NaN stays NaN.
+  kernels, use; multiply-adds may fuse (FMA). Maximum absolute error 2.5e-7 (tested
+  below 4e-7); TensorFlow's own float32 ``tanh`` is off by up to 3.3e-7, NumPy's by
+  6e-8. NaN stays NaN, +-inf gives exactly +-1.
 * ``sigmoid(x) = 0.5 * tanh(0.5 * x) + 0.5``, the formula ``activations.sigmoid`` uses.
-* one fused loop per cell step, forward and backward, for LSTM and GRU (``reset_after``)
-  with their default activations. Each performs exactly the float operations of the
-  NumPy step in ``lstm.py``/``gru.py``, in the same order, so the fused and unfused
-  paths agree bit for bit (``tests/test_kernels.py`` checks it).
+* one fused loop per cell step, forward and backward, for SimpleRNN (tanh), LSTM and GRU
+  (``reset_after``) with their default activations. Each performs exactly the float
+  operations of the NumPy lines in ``cells.py``/``lstm.py``/``gru.py``, in the same order
+  (the biases included: ``(x W + b) + h U``), so the fused and unfused paths agree bit
+  for bit (``tests/test_kernels.py``). To keep less memory, the forward writes the gate
+  activations over the projected inputs and the backward writes dxp over the gates; the
+  pre-activations are never needed, since every derivative comes from an output.
+  ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
 Without numba, or for float64 (used by the gradient checks), or after
 ``unrolled.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),
