@@ -6,13 +6,12 @@ same compiled ``tanh``) agree bit for bit. The compiled ``tanh`` itself is an
 approximation; its error is bounded here against float64. numba is a test dependency,
 so none of this skips in CI.
 """
+import numba  # noqa: F401  (a test dependency, pyproject [test]: these tests never skip)
 import numpy as np
 import pytest
 
 from unrolled import kernels
 from unrolled.layers import GRU, LSTM, SimpleRNN
-
-pytest.importorskip("numba")  # a test dependency: present in CI (pyproject [test])
 
 
 @pytest.fixture(autouse=True)
