@@ -107,7 +107,7 @@ def gate_kernel_gradient(a, dz, per_gate=False):
     if not per_gate:                # (K, T*B) @ (T*B, N); a strided dz (a column block of a
         a2 = a.reshape(-1, a.shape[-1])                     # contiguous array) is not copied
         dz2 = dz.reshape(-1, dz.shape[-1]) if dz.flags.c_contiguous else _rows(dz)
-        return np.dot(a2.T, dz2)
+        return a2.T @ dz2           # (@, not np.dot: np.dot copies a strided dz2)
     g, k = a.shape[0], a.shape[-1]
     dz_g = dz.reshape(dz.shape[:-1] + (g, -1))
     return np.einsum("gtbk,tbgn->kgn", a, dz_g).reshape(k, -1)
