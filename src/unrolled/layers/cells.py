@@ -14,7 +14,9 @@ time loop. A cell provides:
     (``unrolled.kernels``) write dxp_t over the activations in their cache, so a step's
     cache serves one backward call (``RNN.backward`` then uses the xp buffer as dxp).
 ``weight_gradients(x, caches, dxp)``
-    dLoss/d(weights), each summed over all time steps as a single matrix product.
+    dLoss/d(weights) summed over the steps given, each as a single matrix product.
+    ``RNN.backward`` calls it on consecutive chunks of steps and adds the results, so
+    its stacked operands stay a fraction of the sequence.
 
 Naming: ``d<name>`` is dLoss/d<name>, as in min-char-rnn.
 """
@@ -22,7 +24,7 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .gates import apply_mask, gate_kernel_gradient, gate_product, matmul_last
+from .gates import apply_mask, gate_kernel_gradient, gate_product, matmul_last, stack_steps
 
 
 def _check_units(units):
@@ -114,7 +116,7 @@ class SimpleRNNCell(Layer):
         return da, [dh_prev]
 
     def weight_gradients(self, x, caches, dxp):
-        h_in = np.stack([c[0] for c in caches])              # (T, B, units)
+        h_in = stack_steps([c[0] for c in caches])           # (T, B, units)
         grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T da_t
                  np.tensordot(h_in, dxp, axes=([0, 1], [0, 1]))]   # dW_h = sum_t h_{t-1}^T da_t
         if self.use_bias:

@@ -122,8 +122,30 @@ def _rows(a):
 
 
 def stack_steps(items, per_gate=False):
-    """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate."""
-    return np.stack(items, axis=1 if per_gate else 0)
+    """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate.
+
+    When the steps already lie one after another in a single buffer (``buf[k], buf[k+1],
+    ...``, as a compiled SimpleRNN's states do), the result is a view of that buffer: the
+    same numbers in the same layout as the stacked copy, without the copy."""
+    view = None if per_gate else _consecutive_view(items)
+    return view if view is not None else np.stack(items, axis=1 if per_gate else 0)
+
+
+def _consecutive_view(items):
+    first = items[0]
+    owner = first.base
+    if owner is None or not first.flags.c_contiguous or not owner.flags.c_contiguous:
+        return None
+    start = first.__array_interface__["data"][0]
+    offset = start - owner.__array_interface__["data"][0]
+    if offset < 0 or offset + len(items) * first.nbytes > owner.nbytes:
+        return None
+    for i, item in enumerate(items):
+        if (item.base is not owner or item.shape != first.shape or item.dtype != first.dtype
+                or not item.flags.c_contiguous
+                or item.__array_interface__["data"][0] != start + i * first.nbytes):
+            return None
+    return np.ndarray((len(items),) + first.shape, first.dtype, buffer=owner, offset=offset)
 
 
 class GateActivations:

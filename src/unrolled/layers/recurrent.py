@@ -27,6 +27,7 @@ from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
 
 
 PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
+BACKWARD_CHUNK_ROWS = 2048
 
 
 class _Cache(tuple):
@@ -233,7 +234,11 @@ class RNN(Layer):
         dtype = xs.dtype
         dstates = [np.zeros((B, s), dtype) if d is None else d
                    for d, s in zip(dfinal, cell.state_size)]
-        dxp = None                                           # (T, B, gates*units), filled below
+        dx = np.empty(x_shape, dtype)                        # filled chunk by chunk, batch-major
+        dxs = dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]   # in processing order
+        dweights = None
+        chunk = None                                         # steps per weight-gradient product
+        dxp = None                                           # dxp of the current chunk's steps
         dcarry = None                                        # dLoss/d(previous output), masks only
         for t in range(T - 1, -1, -1):
             if dy is None:
@@ -255,20 +260,47 @@ class RNN(Layer):
             dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
             if m is not None:
                 dstates = [a + b for a, b in zip(dstates, dpass)]
-            if dxp is None:     # compiled cells write dxp_t over their activations in xp[t]:
+            if chunk is None:   # compiled cells write dxp_t over their activations in xp[t]:
                 in_place = np.may_share_memory(dxp_t, cache.xp[t])    # then xp becomes dxp
-                dxp = cache.xp if in_place else np.empty((T,) + dxp_t.shape, dtype)
+                chunk = self._backward_chunk(T, dxp_t)
+                dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
                 cache.consumed = in_place
+            t0 = 0 if chunk >= T or t == 0 else t - (t - 1) % chunk   # chunk: t0 .. t1-1
             if dxp is not cache.xp:
-                dxp[t] = dxp_t
-        dweights = cell.weight_gradients(xs, caches, dxp)
-        # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
-        dxs = unmask(gate_product_backward(dxp, xs, cell.kernel.value, xs.ndim == 4), dp_mask)
-        if self.go_backwards:
-            dxs = dxs[::-1]
-        dx = np.ascontiguousarray(dxs.transpose(1, 0, 2))
+                dxp[t - t0] = dxp_t
+            if t == t0:                                      # the chunk is complete
+                t1 = T if chunk >= T else (min(t0 + chunk, T) if t0 else 1)
+                dxp_c = dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0]
+                xs_c = xs[..., t0:t1, :, :]
+                grads = cell.weight_gradients(xs_c, caches[t0:t1], dxp_c)
+                if dweights is None:
+                    dweights = grads
+                else:
+                    for total, g in zip(dweights, grads):
+                        total += g
+                # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
+                dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
+                                                          xs.ndim == 4), dp_mask)
         dinit = dstates if n_states else []
         return [dx] + list(dinit), dweights
+
+    def _backward_chunk(self, T, dxp_t):
+        """Steps per weight-gradient product in BPTT.
+
+        The weight gradients are sums over time (``dW_h = sum_t h_{t-1}^T dz_t``). Summing
+        them one chunk of steps at a time keeps the stacked operands (previous states, and
+        dxp when a cell does not write it in place) at an eighth of the sequence instead of
+        whole-sequence copies next to the activations. A chunk has at least
+        BACKWARD_CHUNK_ROWS rows (steps x batch): each product stays large enough for BLAS
+        speed, and small models, whose time goes to per-call overhead, keep one chunk.
+
+        When the sequence is split, step 0 is a chunk of its own: its previous state is the
+        initial state, while the later steps' previous states may be consecutive slices of
+        one buffer (a compiled SimpleRNN keeps h_t in xp[t]), which ``stack_steps`` then
+        takes as a view instead of a copy.
+        """
+        rows = max(1, dxp_t.shape[0])
+        return min(T, max(-(-T // 8), -(-BACKWARD_CHUNK_ROWS // rows)))
 
     def get_config(self):
         return {**super().get_config(), "return_sequences": self.return_sequences,
