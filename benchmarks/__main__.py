@@ -100,8 +100,12 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="save benchmarks/RESULTS.md")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--rounds", type=int, default=3, help="rounds, best of them kept")
+    parser.add_argument("--only", default="", help="workloads whose name contains this text, "
+                        "e.g. 'infer LSTM' (not with --write)")
     args = parser.parse_args(argv)
-    workloads = all_workloads(smoke=args.smoke)
+    if args.only and args.write:
+        parser.error("--write saves the full tables: run it without --only")
+    workloads = [w for w in all_workloads(smoke=args.smoke) if args.only in name(w)]
     min_seconds = 0.01 if args.smoke else 0.2
     results = run_all(args.frameworks.split(","), workloads, min_seconds,
                       rounds=1 if args.smoke else args.rounds)

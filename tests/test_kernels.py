@@ -137,6 +137,88 @@ def test_chunked_inference_projection_equals_one_product(make, compiled, monkeyp
     np.testing.assert_array_equal(layer.call(x, mask=mask), whole)
 
 
+SEQUENCE_LAYERS = {
+    "lstm": lambda m: LSTM(m, return_sequences=True, return_state=True),
+    "lstm-last-backwards": lambda m: LSTM(m, go_backwards=True, return_state=True),
+    "gru": lambda m: GRU(m, return_sequences=True, return_state=True),
+    "gru-nobias-last": lambda m: GRU(m, use_bias=False, return_state=True),
+    "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
+    "simple-nobias-backwards": lambda m: SimpleRNN(m, use_bias=False, go_backwards=True),
+}
+
+
+def _step_by_step(layer, x, **kw):
+    """The layer's inference with the whole-sequence kernels turned off."""
+    real = kernels.sequence
+    kernels.sequence = lambda dtype, units: False
+    try:
+        return layer.call(x, **kw)
+    finally:
+        kernels.sequence = real
+
+
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+@pytest.mark.parametrize("b,t,m", [(1, 10, 5), (4, 7, 2), (32, 12, 64), (3, 5, 1)])
+@pytest.mark.parametrize("kind", sorted(SEQUENCE_LAYERS))
+def test_compiled_sequence_inference_equals_the_step_path_bit_for_bit(kind, b, t, m, order):
+    """Inference runs a chunk of steps per compiled call, calling NumPy's own BLAS with
+    np.dot's arguments: the numbers of the step path, bit for bit, for one row (gemv),
+    many rows (gemm), and recurrent kernels in C order, Fortran order (what the orthogonal
+    initializer gives) or strided. One unit falls back to the step path."""
+    r, x, layer, _ = _case(SEQUENCE_LAYERS[kind], t + m, b=b, t=t, f=3, m=m)
+    rk = layer.cell.recurrent_kernel
+    value = rk.value
+    rk.value = {"C": np.ascontiguousarray(value), "F": np.asfortranarray(value),
+                "strided": np.repeat(value, 2, axis=1)[:, ::2]}[order]
+    np.testing.assert_array_equal(rk.value, value)
+    init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
+    before = [s.copy() for s in init]
+    seq = layer.call(x, initial_state=init)
+    step = _step_by_step(layer, x, initial_state=init)
+    for a, c in zip(seq if isinstance(seq, list) else [seq], step if isinstance(step, list) else [step]):
+        np.testing.assert_array_equal(a, c)
+    for s, s0 in zip(init, before):
+        np.testing.assert_array_equal(s, s0)                   # the initial states are not touched
+    assert kernels.sequence(np.dtype(np.float32), m) == (m > 1)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple"])
+def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
+    """The sequence kernels really run (NumPy's BLAS is found here: a NumPy wheel), one call
+    per projection chunk, and stateful layers carry their states across calls."""
+    from unrolled.layers import recurrent
+    make = {"lstm": LSTM, "gru": GRU, "simple": SimpleRNN}[kind]
+    r, x, layer, _ = _case(lambda m: make(m, return_sequences=True), 6, t=9)
+    assert "matmul" in kernels._load(), "NumPy's own OpenBLAS was not found"
+    calls = []
+    real = kernels.run_sequence
+    monkeypatch.setattr(kernels, "run_sequence", lambda name, *a: calls.append(name) or real(name, *a))
+    width = layer.cell.kernel.shape[-1]
+    monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
+    chunked = layer.call(x)
+    assert calls == [f"{kind}_sequence"] * 5                  # steps 0-1, 2-3, 4-5, 6-7, 8
+    np.testing.assert_array_equal(chunked, _step_by_step(layer, x))
+
+    stateful = make(6, stateful=True, return_sequences=True)
+    stateful.build(x.shape)
+    stateful.set_weights(layer.get_weights())
+    first, second = stateful.call(x[:, :4]), stateful.call(x[:, 4:])
+    stateful.reset_state()
+    np.testing.assert_array_equal(np.concatenate([first, second], axis=1), chunked)
+
+
+def test_blas_matmul_equals_np_dot_bit_for_bit():
+    r = np.random.default_rng(7)
+    matmul = kernels._load()["matmul"]
+    for rows, k, n in [(1, 5, 20), (1, 64, 256), (2, 3, 4), (32, 64, 256), (300, 17, 9)]:
+        a = r.standard_normal((rows, k)).astype(np.float32)
+        w = r.standard_normal((k, n)).astype(np.float32)
+        for b in (w, np.asfortranarray(w)):
+            out = np.empty((rows, n), np.float32)
+            matmul(a, *kernels.blas_operand(b), out)
+            np.testing.assert_array_equal(out, np.dot(a, b))
+
+
 @pytest.mark.parametrize("make", [LSTM, GRU])
 def test_a_cache_that_took_gradients_in_place_refuses_a_second_backward(make):
     """The compiled backward writes dxp over the activations kept in the forward cache."""

@@ -225,7 +225,147 @@ def _build():
                 drz[j], drr[j], drh[j] = daz, dar, dah * r
                 dhp[j] = dh * z
 
+    blas = _numpy_blas()
+    if blas is not None:
+        _build_sequences(kernels, jit, blas)
     return kernels
+
+
+# --- Whole-sequence inference ------------------------------------------------------------
+# In inference a small layer spends about a third of each step in Python: calling np.dot,
+# dispatching the compiled step, allocating the step's outputs. The loops below run all
+# the steps of a chunk in one compiled call. The recurrent product calls the very BLAS
+# function NumPy's ``np.dot`` calls (NumPy's own OpenBLAS, located in the process), with
+# the arguments NumPy passes, so each step gives the same numbers as the step path bit for
+# bit (tests/test_kernels.py). Without that library (another BLAS build), the step path runs.
+
+_ROW_MAJOR, _COL_MAJOR, _NO_TRANS, _TRANS = 101, 102, 111, 112
+
+
+def _numpy_blas():
+    """NumPy's own ``cblas_sgemm``/``cblas_sgemv`` (64-bit integer OpenBLAS) as ctypes
+    functions, or None when NumPy's BLAS is not one this module knows how to call."""
+    import ctypes
+    import glob
+
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    libs = (glob.glob(os.path.join(root, "numpy.libs", "*openblas64*"))        # Linux wheels
+            + glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "*openblas64*")))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
+            gemm = getattr(lib, f"{prefix}cblas_sgemm{suffix}", None)
+            gemv = getattr(lib, f"{prefix}cblas_sgemv{suffix}", None)
+            if gemm is None or gemv is None:
+                continue
+            i32, i64, f32, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+            gemm.argtypes = [i32, i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+            gemv.argtypes = [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+            gemm.restype = gemv.restype = None
+            return gemm, gemv
+    return None
+
+
+def _build_sequences(kernels, jit, blas):
+    sgemm, sgemv = blas
+    one, zero = np.float32(1.0), np.float32(0.0)
+    simple_forward, lstm_forward, gru_forward = (
+        kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward"))
+
+    @jit
+    def matmul(a, b, b_fortran, out):
+        """out = a @ b as np.dot computes it, for C-contiguous float32 a (R, K) and out, and
+        b (K, N) C-contiguous, or Fortran-ordered when b_fortran; K, N > 1. The same BLAS
+        call: gemm, or gemv for a single row, with NumPy's order and leading dimensions."""
+        rows, k = a.shape
+        n = b.shape[1]
+        if rows == 1:
+            order, ld = (_COL_MAJOR, k) if b_fortran else (_ROW_MAJOR, n)
+            sgemv(order, _TRANS, k, n, one, b.ctypes.data, ld, a.ctypes.data, 1,
+                  zero, out.ctypes.data, 1)
+        else:
+            trans, ld = (_TRANS, k) if b_fortran else (_NO_TRANS, n)
+            sgemm(_ROW_MAJOR, _NO_TRANS, trans, rows, n, k, one, a.ctypes.data, k,
+                  b.ctypes.data, ld, zero, out.ctypes.data, n)
+
+    kernels["matmul"] = matmul
+
+    @jit
+    def simple_sequence(xp, bias, rk, rk_f, h, ys, keep):
+        """SimpleRNN steps over xp (T, B, M): h_t = tanh((xp_t + b) + h_{t-1} rk), written
+        over xp[t]. ys[:, t] = h_t when keep. Returns the last h."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            h = xp[t]
+            simple_forward(h, bias, hw)
+            if keep:
+                ys[:, t, :] = h
+        return h.copy()
+
+    @jit
+    def lstm_sequence(xp, bias, rk, rk_f, h, c, ys, keep):
+        """LSTM steps over xp (T, B, 4M) from states h, c. Returns the last h and c."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        h2, c2 = np.empty_like(h), np.empty_like(c)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            lstm_forward(xp[t], bias, hw, c, c2, h2)
+            h, h2, c, c2 = h2, h, c2, c
+            if keep:
+                ys[:, t, :] = h
+        return h, c
+
+    @jit
+    def gru_sequence(xp, b_in, rk, rk_f, b_rec, h, ys, keep):
+        """GRU (reset_after) steps over xp (T, B, 3M) from state h. Returns the last h."""
+        rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        r, rh, h2 = np.empty_like(h), np.empty_like(h), np.empty_like(h)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, rec)
+            gru_forward(xp[t], b_in, rec, b_rec, h, r, rh, h2)
+            h, h2 = h2, h
+            if keep:
+                ys[:, t, :] = h
+        return h
+
+    kernels.update(simple_sequence=simple_sequence, lstm_sequence=lstm_sequence,
+                   gru_sequence=gru_sequence)
+
+
+def sequence(dtype, units):
+    """True when the cells can run inference a chunk of steps per compiled call: the fused
+    kernels are active for ``dtype`` and NumPy's BLAS was found. (One unit would make NumPy
+    take another BLAS route for the recurrent product, so that runs step by step.)"""
+    return fused(dtype) and units > 1 and "matmul" in _kernels
+
+
+def blas_operand(w):
+    """``(w, fortran)`` for the ``matmul`` kernel, as np.dot takes ``w``: a C- or
+    Fortran-ordered array as it is (the orthogonal initializer gives Fortran order), any
+    other layout copied to C order."""
+    if w.flags.c_contiguous:
+        return w, False
+    if w.flags.f_contiguous:
+        return w, True
+    return np.ascontiguousarray(w), False
+
+
+def run_sequence(name, *args):
+    """Run a whole-sequence kernel: ``ys`` (B, T, M), or None when no sequence is returned."""
+    *head, ys = args
+    keep = ys is not None
+    if not keep:
+        ys = _no_ys.get(head[0].dtype)
+        if ys is None:
+            ys = _no_ys[head[0].dtype] = np.empty((1, 1, 1), head[0].dtype)
+    return _kernels[name](*head, ys, keep)
+
+
+_no_ys = {}
 
 
 def tanh(x, out=None):

@@ -100,6 +100,20 @@ class SimpleRNNCell(Layer):
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
 
+    def sequence_ready(self, dtype):
+        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
+        return self._compiled(dtype) and kernels.sequence(dtype, self.units)
+
+    def run_steps(self, xp, states, ys):
+        """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
+        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h])."""
+        dt = xp.dtype
+        bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
+        h = kernels.run_sequence("simple_sequence", xp, bias,
+                                 *kernels.blas_operand(self.recurrent_kernel.value),
+                                 np.array(states[0], dt, order="C"), ys)
+        return h, [h]
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, tanh. Then
         ``project_inputs`` leaves the bias out and the compiled step adds it, in the same

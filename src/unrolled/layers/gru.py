@@ -175,6 +175,21 @@ class GRUCell(Layer):
         dxp = np.concatenate([daz, dar, dah], axis=1)   # xp_t = [xz | xr | xh] enters az, ar, ah
         return dxp, [dh_prev]
 
+    def sequence_ready(self, dtype):
+        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
+        return self._compiled(dtype) and kernels.sequence(dtype, self.units)
+
+    def run_steps(self, xp, states, ys):
+        """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
+        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h])."""
+        dt, m = xp.dtype, self.units
+        b_in, b_rec = self.bias.value if self.use_bias else (None, None)
+        h = kernels.run_sequence("gru_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
+                                 *kernels.blas_operand(self.recurrent_kernel.value),
+                                 kernels.bias_or_zeros(b_rec, 3 * m, dt),
+                                 np.array(states[0], dt, order="C"), ys)
+        return h, [h]
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: reset_after, default activations, float32,
         numba present. Then ``project_inputs`` leaves the bias out and the compiled step adds

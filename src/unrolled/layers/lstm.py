@@ -144,6 +144,20 @@ class LSTMCell(Layer):
         dz = self._gates.backward(z, a, da)             # [i|f|g|o] = [ract|ract|act|ract](z)
         return dz, dc_prev
 
+    def sequence_ready(self, dtype):
+        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
+        return self._compiled(dtype) and kernels.sequence(dtype, self.units)
+
+    def run_steps(self, xp, states, ys):
+        """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
+        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h, c])."""
+        dt = xp.dtype
+        bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1], dt)
+        h, c = kernels.run_sequence("lstm_sequence", xp, bias,
+                                    *kernels.blas_operand(self.recurrent_kernel.value),
+                                    *(np.array(s, dt, order="C") for s in states), ys)
+        return h, [h, c]
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
         Then ``project_inputs`` leaves the bias out and the compiled step adds it, in the

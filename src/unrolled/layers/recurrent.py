@@ -41,6 +41,12 @@ class _Cache(tuple):
         return self
 
 
+def _sequence_ready(cell, dtype):
+    """True when ``cell.run_steps`` can run a chunk of inference steps in one compiled call."""
+    ready = getattr(cell, "sequence_ready", None)
+    return ready is not None and ready(dtype)
+
+
 class RNN(Layer):
     """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
 
@@ -188,22 +194,27 @@ class RNN(Layer):
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches = []
         out = prev_out = xp = None
-        for t in range(T):
-            if t % chunk == 0:                              # (a new buffer: states may view the last)
-                xp = cell.project_inputs(xs[..., t:t + chunk, :, :])
-            out, new_states, cache = cell.step(xp[t % chunk], states, rec_mask)
-            if m is not None:                                # carry states over masked steps
-                keep = m[t][:, None]
-                if prev_out is None:
-                    prev_out = np.zeros_like(out)
-                out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
-                new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
-            if ys is not None:
-                ys[:, t] = out                               # processing order, batch-major
-            if keep_cache:
-                caches.append(cache)
-            states = new_states
-            prev_out = out
+        if not keep_cache and m is None and rec_mask is None and _sequence_ready(cell, xs.dtype):
+            for t0 in range(0, T, chunk):                    # compiled inference: one call per
+                xp = cell.project_inputs(xs[..., t0:t0 + chunk, :, :])      # projected chunk
+                out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
+        else:
+            for t in range(T):
+                if t % chunk == 0:                              # (a new buffer: states may view the last)
+                    xp = cell.project_inputs(xs[..., t:t + chunk, :, :])
+                out, new_states, cache = cell.step(xp[t % chunk], states, rec_mask)
+                if m is not None:                                # carry states over masked steps
+                    keep = m[t][:, None]
+                    if prev_out is None:
+                        prev_out = np.zeros_like(out)
+                    out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
+                    new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
+                if ys is not None:
+                    ys[:, t] = out                               # processing order, batch-major
+                if keep_cache:
+                    caches.append(cache)
+                states = new_states
+                prev_out = out
         if self.stateful:
             self.states = [s.copy() for s in states]
         y = ys if self.return_sequences else out
