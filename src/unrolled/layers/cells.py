@@ -42,6 +42,15 @@ def _check_rate(name, rate):
     return min(1.0, max(0.0, float(rate)))
 
 
+def project(cell, x, bias, out=None):
+    """A cell's ``project_inputs``: ``x @ kernel + bias`` for all steps, one product (into
+    ``out`` when given). The compiled steps add the bias themselves, so it is left out then."""
+    xp = gate_product(x, cell.kernel.value, per_gate=x.ndim == 4, out=out)
+    if bias is not None and not cell._compiled(x.dtype):
+        xp += bias
+    return xp
+
+
 class SimpleRNNCell(Layer):
     r"""The Elman cell of the seed notebook.
 
@@ -81,11 +90,8 @@ class SimpleRNNCell(Layer):
         self.bias = self.add_weight("bias", (m,), self.bias_initializer) if self.use_bias else None
         self.built = True
 
-    def project_inputs(self, x):
-        xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
-        if self.use_bias and not self._compiled(x.dtype):   # (the compiled step adds it)
-            xp += self.bias.value
-        return xp
+    def project_inputs(self, x, out=None):
+        return project(self, x, self.bias.value if self.use_bias else None, out)
 
     def step(self, xp_t, states, rec_mask=None):
         (h_prev,) = states

@@ -63,14 +63,19 @@ def unmask(da, mask):
     return (da * shaped).sum(axis=0)
 
 
-def matmul_last(a, b):
-    """``a @ b`` over the last axis of ``a`` of any rank, as one 2-D BLAS product.
+def matmul_last(a, b, out=None):
+    """``a @ b`` over the last axis of ``a`` of any rank, as one 2-D BLAS product, written
+    into ``out`` (C-contiguous, the result's shape) when given.
 
     NumPy runs ``(T, B, F) @ (F, N)`` as T separate small products, several times slower
     than the same work folded into one ``(T*B, F) @ (F, N)`` product."""
-    if a.ndim == 2:                  # np.dot: the same BLAS call as @, with less overhead
+    if a.ndim == 2 and out is None:  # np.dot: the same BLAS call as @, with less overhead
         return np.dot(a, b)          # (a third of a 32x64 @ 64x256 product's time)
-    return np.dot(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    n = b.shape[-1]
+    if out is None:
+        return np.dot(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (n,))
+    np.dot(a.reshape(-1, a.shape[-1]), b, out=out.reshape(-1, n))
+    return out
 
 
 def _kernel_per_gate(kernel, gates):
@@ -78,10 +83,11 @@ def _kernel_per_gate(kernel, gates):
     return kernel.reshape(k, gates, -1).transpose(1, 0, 2)        # (K, G*N) -> (G, K, N)
 
 
-def gate_product(a, kernel, per_gate=False):
-    """``a @ kernel``; with ``per_gate``, gate g's columns use ``a[g]``. Result ``(..., G*N)``."""
+def gate_product(a, kernel, per_gate=False, out=None):
+    """``a @ kernel``; with ``per_gate``, gate g's columns use ``a[g]``. Result ``(..., G*N)``,
+    in ``out`` when given (without ``per_gate``)."""
     if not per_gate:
-        return matmul_last(a, kernel)
+        return matmul_last(a, kernel, out)
     g = a.shape[0]
     kg = _kernel_per_gate(kernel, g)
     kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])   # broadcast over time

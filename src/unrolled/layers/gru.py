@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .cells import _check_rate, _check_units
+from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
@@ -86,11 +86,9 @@ class GRUCell(Layer):
             self.bias = self.add_weight("bias", shape, self.bias_initializer)
         self.built = True
 
-    def project_inputs(self, x):
-        xp = gate_product(x, self.kernel.value, per_gate=x.ndim == 4)
-        if self.use_bias and not self._compiled(x.dtype):   # (the compiled step adds it)
-            xp += self.bias.value[0] if self.reset_after else self.bias.value
-        return xp
+    def project_inputs(self, x, out=None):
+        bias = None if not self.use_bias else self.bias.value[0] if self.reset_after else self.bias.value
+        return project(self, x, bias, out)
 
     def step(self, xp_t, states, rec_mask=None):
         (h_prev,) = states

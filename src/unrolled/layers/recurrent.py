@@ -195,8 +195,13 @@ class RNN(Layer):
         caches = []
         out = prev_out = xp = None
         if not keep_cache and m is None and rec_mask is None and _sequence_ready(cell, xs.dtype):
-            for t0 in range(0, T, chunk):                    # compiled inference: one call per
-                xp = cell.project_inputs(xs[..., t0:t0 + chunk, :, :])      # projected chunk
+            # Compiled inference: one call per projected chunk, all chunks in one buffer (a
+            # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
+            buf = None
+            for t0 in range(0, T, chunk):
+                x_c = xs[..., t0:t0 + chunk, :, :]
+                xp = cell.project_inputs(x_c, None if buf is None else buf[:x_c.shape[-3]])
+                buf = xp if buf is None else buf
                 out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
         else:
             for t in range(T):
