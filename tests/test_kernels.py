@@ -100,6 +100,7 @@ def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
 def test_the_fused_path_really_runs(monkeypatch):
     calls = []
     real = kernels.call
+    monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)   # step by step
     monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
     for make in (LSTM, GRU, SimpleRNN):
         _, x, fused, _ = _case(lambda m: make(m), 0)
@@ -205,6 +206,56 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     first, second = stateful.call(x[:, :4]), stateful.call(x[:, 4:])
     stateful.reset_state()
     np.testing.assert_array_equal(np.concatenate([first, second], axis=1), chunked)
+
+
+TRAIN_LAYERS = {
+    "lstm": lambda m: LSTM(m, return_sequences=True, return_state=True),
+    "lstm-last-backwards": lambda m: LSTM(m, go_backwards=True, unit_forget_bias=False),
+    "gru": lambda m: GRU(m, return_sequences=True, return_state=True),
+    "gru-nobias-last-backwards": lambda m: GRU(m, use_bias=False, go_backwards=True,
+                                               return_state=True),
+}
+
+
+def _train_pass(layer, x, init, seed):
+    out, cache = layer.forward(x, initial_state=init)
+    outs = out if isinstance(out, list) else [out]
+    r = np.random.default_rng(seed)
+    douts = [r.standard_normal(o.shape).astype(np.float32) for o in outs]
+    if layer.return_state:
+        douts[1] = None                                      # an unused final state
+    (dx, *dinit), dweights = layer.backward(cache, douts if isinstance(out, list) else douts[0])
+    return cache, [*outs, dx, *dinit, *dweights]
+
+
+@pytest.mark.parametrize("rows", [2048, 3])                  # one chunk; chunks of 1 step
+@pytest.mark.parametrize("b,t,m", [(1, 10, 5), (4, 9, 2), (32, 12, 64)])
+@pytest.mark.parametrize("kind", sorted(TRAIN_LAYERS))
+def test_compiled_training_equals_the_step_path_bit_for_bit(kind, b, t, m, rows, monkeypatch):
+    """Training without masks runs the forward and BPTT a chunk of steps per compiled call,
+    keeping states in (T+1, B, M) buffers: the step path's outputs and gradients, bit for bit."""
+    from unrolled.layers import recurrent
+    monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    r, x, layer, _ = _case(TRAIN_LAYERS[kind], 11 + t, b=b, t=t, f=3, m=m)
+    init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
+    before = [s.copy() for s in init]
+    cache, compiled = _train_pass(layer, x, init, 1)
+    assert cache.sequence is not None and cache.consumed
+    monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)
+    cache, steps = _train_pass(layer, x, init, 1)
+    assert cache.sequence is None
+    assert len(compiled) == len(steps)
+    for a, c in zip(compiled, steps):
+        np.testing.assert_array_equal(a, c)
+    for s, s0 in zip(init, before):
+        np.testing.assert_array_equal(s, s0)
+
+
+def test_masks_and_recurrent_dropout_train_step_by_step():
+    _, x, layer, _ = _case(lambda m: LSTM(m, recurrent_dropout=0.3), 12)
+    assert layer.forward(x)[1].sequence is not None
+    assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is None
+    assert layer.forward(x, training=True)[1].sequence is None
 
 
 def test_blas_matmul_equals_np_dot_bit_for_bit():

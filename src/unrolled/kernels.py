@@ -25,10 +25,17 @@ computations use:
   pre-activations are never needed, since every derivative comes from an output.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
+* whole-sequence inference loops (``*_sequence``): the steps of a projected chunk in one
+  call, for layers called without masks or recurrent dropout. A small layer otherwise
+  spends a third of each step in Python. Their recurrent product calls NumPy's own BLAS
+  (``_numpy_blas``) exactly as ``np.dot`` does, so they too match the step path bit for
+  bit; where NumPy's BLAS is not the bundled OpenBLAS, inference runs step by step.
+
 Without numba, or for float64 (used by the gradient checks), or after
 ``unrolled.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),
 everything is plain NumPy with ``np.tanh``. Both paths pass the same Keras parity tests.
-The matrix products always stay in NumPy (BLAS); only elementwise loops are compiled.
+The matrix products are always BLAS's: ``np.dot``, or the same BLAS function called from
+the sequence loops.
 """
 import os
 from contextlib import contextmanager
@@ -335,6 +342,68 @@ def _build_sequences(kernels, jit, blas):
     kernels.update(simple_sequence=simple_sequence, lstm_sequence=lstm_sequence,
                    gru_sequence=gru_sequence)
 
+    # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
+    # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
+    lstm_backward, gru_backward = kernels["lstm_backward"], kernels["gru_backward"]
+
+    @jit
+    def fill_dout(dout, dy, first, t):
+        """dLoss/d(output_t): dy[:, t - first] from step ``first`` on, else 0."""
+        if t >= first:
+            dout[:, :] = dy[:, t - first, :]
+        else:
+            dout[:, :] = zero
+
+    @jit
+    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, ys, keep):
+        """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]."""
+        hw = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(H[t], rk, rk_f, hw)
+            lstm_forward(xp[t], bias, hw, C[t], C[t + 1], H[t + 1])
+            if keep:
+                ys[:, t, :] = H[t + 1]
+
+    @jit
+    def lstm_backward_steps(t0, t1, dy, first, xp, C, rk_t, rk_t_f, dh, dc):
+        """BPTT over steps t1-1 ... t0: dz over the gates in xp[t]; dh, dc hold dLoss/dh_t,
+        dLoss/dc_t of the step after and become those of step t0's inputs."""
+        dout, dc_prev = np.empty_like(dh), np.empty_like(dc)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            lstm_backward(dout, dh, dc, xp[t], C[t], C[t + 1], dc_prev)
+            matmul(xp[t], rk_t, rk_t_f, dh)                # dh_prev = dz @ recurrent_kernel^T
+            dc, dc_prev = dc_prev, dc
+        return dc
+
+    @jit
+    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, R, RH, ys, keep):
+        """Forward: z and hh over xp[t], r_t in R[t], rh_t in RH[t], h_t in H[t+1]."""
+        rec = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(H[t], rk, rk_f, rec)
+            gru_forward(xp[t], b_in, rec, b_rec, H[t], R[t], RH[t], H[t + 1])
+            if keep:
+                ys[:, t, :] = H[t + 1]
+
+    @jit
+    def gru_backward_steps(t0, t1, dy, first, xp, H, R, RH, rk_t, rk_t_f, dh):
+        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t]; dh as in lstm_backward_steps."""
+        drec = np.empty((dh.shape[0], rk_t.shape[0]), np.float32)
+        dout, dh_prev, dh_in = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            gru_backward(dout, dh, H[t], xp[t], R[t], RH[t], drec, dh_prev)
+            matmul(drec, rk_t, rk_t_f, dh_in)              # through rec = h_prev W_h + b
+            for b in range(dh.shape[0]):
+                db, dp, di = dh[b], dh_prev[b], dh_in[b]
+                for j in range(db.shape[0]):
+                    db[j] = dp[j] + di[j]
+
+    kernels.update(lstm_train_sequence=lstm_train_sequence,
+                   lstm_backward_steps=lstm_backward_steps,
+                   gru_train_sequence=gru_train_sequence, gru_backward_steps=gru_backward_steps)
+
 
 def sequence(dtype, units):
     """True when the cells can run inference a chunk of steps per compiled call: the fused
@@ -405,4 +474,4 @@ def call(name, *arrays):
     Single-threaded on purpose: splitting the rows over numba's threads halved a kernel's
     time alone, but between two multi-threaded BLAS products the two thread pools made
     whole layers 3 to 25 times slower (measured; see benchmarks/README.md)."""
-    _kernels[name](*arrays)
+    return _kernels[name](*arrays)

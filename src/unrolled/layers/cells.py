@@ -3,9 +3,9 @@
 A cell knows nothing about sequences, masks or directions — ``recurrent.RNN`` owns the
 time loop. A cell provides:
 
-``project_inputs(x)``
+``project_inputs(x, out=None)``
     the input part of every time step at once, ``x @ kernel (+ bias)``, one matrix product
-    over ``(T, B, F)``.
+    over ``(T, B, F)`` (written into ``out`` when given).
 ``step(xp_t, states, rec_mask) -> (output, new_states, cache)``
     one step from the projected input ``xp_t`` and the previous states.
 ``step_backward(cache, doutput, dstates) -> (dxp_t, dstates_prev)``
@@ -13,6 +13,10 @@ time loop. A cell provides:
     dLoss/d(output) and dLoss/d(new states). The compiled LSTM and GRU steps
     (``unrolled.kernels``) write dxp_t over the activations in their cache, so a step's
     cache serves one backward call (``RNN.backward`` then uses the xp buffer as dxp).
+``sequence_ready(dtype)`` and ``run_steps(xp, states, ys)`` (optional)
+    inference over a chunk of projected steps in one compiled call, the same numbers as
+    ``step`` t by t (``unrolled.kernels``); ``RNN`` uses it when there is no mask and no
+    recurrent dropout.
 ``weight_gradients(x, caches, dxp)``
     dLoss/d(weights) summed over the steps given, each as a single matrix product.
     ``RNN.backward`` calls it on consecutive chunks of steps and adds the results, so

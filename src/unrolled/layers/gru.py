@@ -188,6 +188,31 @@ class GRUCell(Layer):
                                  np.array(states[0], dt, order="C"), ys)
         return h, [h]
 
+    def train_steps(self, xp, states, ys):
+        """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
+        bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), r and rh in
+        ``(T, B, M)`` ones, z and hh over ``xp``. Returns (h, [h], step caches, buffers)."""
+        T, B, _ = xp.shape
+        m, dt = self.units, xp.dtype
+        H = np.empty((T + 1, B, m), dt)
+        R, RH = np.empty((T, B, m), dt), np.empty((T, B, m), dt)
+        H[0] = states[0]
+        b_in, b_rec = self.bias.value if self.use_bias else (None, None)
+        kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
+                             *kernels.blas_operand(self.recurrent_kernel.value),
+                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, R, RH, ys)
+        caches = [(H[t], H[t], None, None, None, xp[t][:, :m], R[t], RH[t], None,
+                   xp[t][:, 2 * m:], xp[t]) for t in range(T)]
+        return H[T], [H[T]], caches, (xp, H, R, RH)
+
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+        """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
+        buffers; ``dstates`` (C-contiguous, float32) are updated in place and returned."""
+        xp, H, R, RH = buffers
+        kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, R, RH,
+                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0])
+        return dstates
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: reset_after, default activations, float32,
         numba present. Then ``project_inputs`` leaves the bias out and the compiled step adds

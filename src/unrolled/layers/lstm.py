@@ -155,6 +155,31 @@ class LSTMCell(Layer):
                                     *(np.array(s, dt, order="C") for s in states), ys)
         return h, [h, c]
 
+    def train_steps(self, xp, states, ys):
+        """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
+        bit for bit, keeping h and c in ``(T+1, B, M)`` buffers (``H[t+1] = h_t``) and the
+        gates over ``xp``. Returns (h, [h, c], step caches viewing the buffers, buffers)."""
+        T, B, _ = xp.shape
+        H = np.empty((T + 1, B, self.units), xp.dtype)
+        C = np.empty_like(H)
+        H[0], C[0] = states
+        bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1],
+                                     xp.dtype)
+        kernels.run_sequence("lstm_train_sequence", xp, bias,
+                             *kernels.blas_operand(self.recurrent_kernel.value), H, C, ys)
+        caches = [(H[t], None, C[t], None, None, None, None, None, C[t + 1], None, xp[t])
+                  for t in range(T)]
+        return H[T], [H[T], C[T]], caches, (xp, H, C)
+
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+        """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
+        buffers; ``dstates`` (C-contiguous, float32) are updated in place and returned."""
+        xp, H, C = buffers
+        dh, dc = dstates
+        dc = kernels.call("lstm_backward_steps", t0, t1, dy, first, xp, C,
+                          *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc)
+        return [dh, dc]
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
         Then ``project_inputs`` leaves the bias out and the compiled step adds it, in the

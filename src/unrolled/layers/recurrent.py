@@ -33,12 +33,25 @@ BACKWARD_CHUNK_ROWS = 2048
 class _Cache(tuple):
     """What ``RNN.forward`` keeps for ``backward``: (xs, mask, dropout mask, step caches,
     number of initial states, input shape), plus the projected inputs ``xp``. ``consumed``
-    turns True once a backward pass has written gradients over ``xp``."""
+    turns True once a backward pass has written gradients over ``xp``. ``sequence`` holds
+    the buffers of a compiled training forward (``cell.train_steps``), else None."""
 
     def __new__(cls, xs, mask, dp_mask, caches, n_states, x_shape, xp):
         self = super().__new__(cls, (xs, mask, dp_mask, caches, n_states, x_shape))
-        self.xp, self.consumed = xp, False
+        self.xp, self.consumed, self.sequence = xp, False, None
         return self
+
+
+def _chunk_start(t, T, chunk):
+    """The first step of step t's weight-gradient chunk (see ``RNN._backward_chunk``)."""
+    return 0 if chunk >= T or t == 0 else t - (t - 1) % chunk
+
+
+def _chunks(T, chunk):
+    """The weight-gradient chunks ``[(t0, t1), ...]`` in time order."""
+    if chunk >= T:
+        return [(0, T)]
+    return [(0, 1)] + [(t0, min(t0 + chunk, T)) for t0 in range(1, T, chunk)]
 
 
 def _sequence_ready(cell, dtype):
@@ -194,7 +207,12 @@ class RNN(Layer):
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches = []
         out = prev_out = xp = None
-        if not keep_cache and m is None and rec_mask is None and _sequence_ready(cell, xs.dtype):
+        sequence = None                                      # compiled training buffers
+        compiled = m is None and rec_mask is None and _sequence_ready(cell, xs.dtype)
+        if compiled and keep_cache and hasattr(cell, "train_steps"):
+            xp = cell.project_inputs(xs)                     # one product, kept: the gates
+            out, states, caches, sequence = cell.train_steps(xp, states, ys)
+        elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
             buf = None
@@ -225,7 +243,9 @@ class RNN(Layer):
         y = ys if self.return_sequences else out
         result = [y] + list(states) if self.return_state else y
         n_states = len(to_list(initial_state))
-        return result, _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
+        cache = _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
+        cache.sequence = sequence
+        return result, cache
 
     def _projection_chunk(self, xs):
         """Steps per input projection in inference: about PROJECTION_CHUNK_BYTES of output."""
@@ -252,7 +272,50 @@ class RNN(Layer):
                    for d, s in zip(dfinal, cell.state_size)]
         dx = np.empty(x_shape, dtype)                        # filled chunk by chunk, batch-major
         dxs = dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]   # in processing order
-        dweights = None
+        dweights = []
+
+        def flush(t0, t1, dxp_c):
+            """Steps t0 .. t1-1 are done: add their weight gradients, write their dx."""
+            xs_c = xs[..., t0:t1, :, :]
+            grads = cell.weight_gradients(xs_c, caches[t0:t1], dxp_c)
+            if not dweights:
+                dweights.extend(grads)
+            else:
+                for total, g in zip(dweights, grads):
+                    total += g
+            # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
+            dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
+                                                      xs.ndim == 4), dp_mask)
+
+        if cache.sequence is not None:                       # compiled forward: compiled BPTT
+            dstates = self._backward_compiled(cache, dy, dstates, flush)
+        else:
+            dstates = self._backward_steps(cache, dy, dstates, flush)
+        dinit = dstates if n_states else []
+        return [dx] + list(dinit), dweights
+
+    def _backward_compiled(self, cache, dy, dstates, flush):
+        """BPTT a chunk of steps per compiled call (``cell.backward_steps``), the numbers of
+        ``_backward_steps`` bit for bit; dxp is written over the projected inputs."""
+        T, dtype = len(cache[3]), cache.xp.dtype
+        if dy is None:                                       # dLoss/d(output_t) = dy[:, t-first]
+            dy, first = np.zeros((cache.xp.shape[1], 0, self.cell.output_size), dtype), T
+        elif self.return_sequences:
+            dy, first = np.ascontiguousarray(dy, dtype), 0
+        else:
+            dy, first = np.ascontiguousarray(dy, dtype)[:, None], T - 1
+        dstates = [np.array(d, dtype, order="C") for d in dstates]   # updated in place
+        cache.consumed = True
+        chunk = self._backward_chunk(T, cache.xp[0])
+        for t0, t1 in reversed(_chunks(T, chunk)):
+            dstates = self.cell.backward_steps(cache.sequence, t0, t1, dy, first, dstates)
+            flush(t0, t1, cache.xp[t0:t1])
+        return dstates
+
+    def _backward_steps(self, cache, dy, dstates, flush):
+        cell = self.cell
+        xs, m, dp_mask, caches, n_states, x_shape = cache
+        T, B, dtype = len(caches), x_shape[0], xs.dtype
         chunk = None                                         # steps per weight-gradient product
         dxp = None                                           # dxp of the current chunk's steps
         dcarry = None                                        # dLoss/d(previous output), masks only
@@ -281,24 +344,13 @@ class RNN(Layer):
                 chunk = self._backward_chunk(T, dxp_t)
                 dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
                 cache.consumed = in_place
-            t0 = 0 if chunk >= T or t == 0 else t - (t - 1) % chunk   # chunk: t0 .. t1-1
+            t0 = _chunk_start(t, T, chunk)                   # this chunk: steps t0 .. t1-1
             if dxp is not cache.xp:
                 dxp[t - t0] = dxp_t
             if t == t0:                                      # the chunk is complete
                 t1 = T if chunk >= T else (min(t0 + chunk, T) if t0 else 1)
-                dxp_c = dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0]
-                xs_c = xs[..., t0:t1, :, :]
-                grads = cell.weight_gradients(xs_c, caches[t0:t1], dxp_c)
-                if dweights is None:
-                    dweights = grads
-                else:
-                    for total, g in zip(dweights, grads):
-                        total += g
-                # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
-                dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
-                                                          xs.ndim == 4), dp_mask)
-        dinit = dstates if n_states else []
-        return [dx] + list(dinit), dweights
+                flush(t0, t1, dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0])
+        return dstates
 
     def _backward_chunk(self, T, dxp_t):
         """Steps per weight-gradient product in BPTT.
