@@ -223,17 +223,17 @@ class RNN(Layer):
                 out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
         else:
             for t in range(T):
-                if t % chunk == 0:                              # (a new buffer: states may view the last)
+                if t % chunk == 0:                          # (a new buffer: states may view the last)
                     xp = cell.project_inputs(xs[..., t:t + chunk, :, :])
                 out, new_states, cache = cell.step(xp[t % chunk], states, rec_mask)
-                if m is not None:                                # carry states over masked steps
+                if m is not None:                            # carry states over masked steps
                     keep = m[t][:, None]
                     if prev_out is None:
                         prev_out = np.zeros_like(out)
                     out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
                     new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
                 if ys is not None:
-                    ys[:, t] = out                               # processing order, batch-major
+                    ys[:, t] = out                           # processing order, batch-major
                 if keep_cache:
                     caches.append(cache)
                 states = new_states
