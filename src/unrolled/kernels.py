@@ -400,7 +400,23 @@ def _build_sequences(kernels, jit, blas):
                 for j in range(db.shape[0]):
                     db[j] = dp[j] + di[j]
 
-    kernels.update(lstm_train_sequence=lstm_train_sequence,
+    @jit
+    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp):
+        """BPTT over steps t1-1 ... t0 of a tanh SimpleRNN whose h_t is in xp[t] (the
+        forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0];
+        dh as in lstm_backward_steps."""
+        dout = np.empty_like(dh)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            da, h = dxp[t - t0], xp[t]
+            for b in range(dh.shape[0]):
+                ab, hb, ob, db = da[b], h[b], dout[b], dh[b]
+                for j in range(ab.shape[0]):
+                    ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
+            matmul(da, rk_t, rk_t_f, dh)                   # dh_prev = da @ recurrent_kernel^T
+
+    kernels.update(simple_backward_steps=simple_backward_steps,
+                   lstm_train_sequence=lstm_train_sequence,
                    lstm_backward_steps=lstm_backward_steps,
                    gru_train_sequence=gru_train_sequence, gru_backward_steps=gru_backward_steps)
 

@@ -124,6 +124,27 @@ class SimpleRNNCell(Layer):
                                  np.array(states[0], dt, order="C"), ys)
         return h, [h]
 
+    def train_steps(self, xp, states, ys):
+        """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
+        bit for bit, with h_t written over xp[t] as the compiled step does. Returns
+        (h, [h], step caches viewing xp, buffers)."""
+        h0 = np.array(states[0], xp.dtype, order="C")
+        bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units,
+                                     xp.dtype)
+        kernels.run_sequence("simple_sequence", xp, bias,
+                             *kernels.blas_operand(self.recurrent_kernel.value), h0, ys)
+        caches = [(h0 if t == 0 else xp[t - 1], None, xp[t], None) for t in range(len(xp))]
+        return xp[-1], [xp[-1]], caches, (xp,)
+
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+        """``step_backward`` for t = t1-1 ... t0 in one compiled call. Returns the updated
+        ``dstates`` and dxp of those steps (a new array: h stays in xp)."""
+        (xp,) = buffers
+        dxp = np.empty((t1 - t0,) + xp.shape[1:], xp.dtype)
+        kernels.call("simple_backward_steps", t0, t1, dy, first, xp,
+                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp)
+        return dstates, dxp
+
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, tanh. Then
         ``project_inputs`` leaves the bias out and the compiled step adds it, in the same

@@ -207,11 +207,12 @@ class GRUCell(Layer):
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
-        buffers; ``dstates`` (C-contiguous, float32) are updated in place and returned."""
+        buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
+        dxp of those steps, written over the gates in xp."""
         xp, H, R, RH = buffers
         kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, R, RH,
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0])
-        return dstates
+        return dstates, xp[t0:t1]
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: reset_after, default activations, float32,

@@ -173,12 +173,13 @@ class LSTMCell(Layer):
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
-        buffers; ``dstates`` (C-contiguous, float32) are updated in place and returned."""
+        buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
+        dxp of those steps, written over the gates in xp."""
         xp, H, C = buffers
         dh, dc = dstates
         dc = kernels.call("lstm_backward_steps", t0, t1, dy, first, xp, C,
                           *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc)
-        return [dh, dc]
+        return [dh, dc], xp[t0:t1]
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.

@@ -305,11 +305,15 @@ class RNN(Layer):
         else:
             dy, first = np.ascontiguousarray(dy, dtype)[:, None], T - 1
         dstates = [np.array(d, dtype, order="C") for d in dstates]   # updated in place
-        cache.consumed = True
+        cache.consumed = True                                # (until we know dxp is apart)
         chunk = self._backward_chunk(T, cache.xp[0])
+        in_place = True
         for t0, t1 in reversed(_chunks(T, chunk)):
-            dstates = self.cell.backward_steps(cache.sequence, t0, t1, dy, first, dstates)
-            flush(t0, t1, cache.xp[t0:t1])
+            dxp = None                                       # (freed before the next chunk's)
+            dstates, dxp = self.cell.backward_steps(cache.sequence, t0, t1, dy, first, dstates)
+            flush(t0, t1, dxp)
+            in_place = np.may_share_memory(dxp, cache.xp)
+        cache.consumed = in_place
         return dstates
 
     def _backward_steps(self, cache, dy, dstates, flush):
