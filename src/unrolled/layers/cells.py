@@ -13,10 +13,10 @@ time loop. A cell provides:
     dLoss/d(output) and dLoss/d(new states). The compiled LSTM and GRU steps
     (``unrolled.kernels``) write dxp_t over the activations in their cache, so a step's
     cache serves one backward call (``RNN.backward`` then uses the xp buffer as dxp).
-``sequence_ready(dtype)`` and ``run_steps(xp, states, ys)`` (optional)
-    inference over a chunk of projected steps in one compiled call, the same numbers as
-    ``step`` t by t (``unrolled.kernels``); ``RNN`` uses it when there is no mask and no
-    recurrent dropout.
+``sequence_ready(dtype)``, ``run_steps``, ``train_steps``, ``backward_steps`` (optional)
+    inference, the training forward, and BPTT over a chunk of steps, each in one compiled
+    call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
+    ``RNN`` uses them when there is no mask and no recurrent dropout.
 ``weight_gradients(x, caches, dxp)``
     dLoss/d(weights) summed over the steps given, each as a single matrix product.
     ``RNN.backward`` calls it on consecutive chunks of steps and adds the results, so
