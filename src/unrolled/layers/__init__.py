@@ -1,12 +1,12 @@
 """Layers with Keras's names and arguments (``keras.layers``)."""
 from .base import Layer
-from .cells import SimpleRNNCell
+from .cells import SimpleRNN, SimpleRNNCell
 from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 from .merge import Add, Concatenate
-from .recurrent import RNN, SimpleRNN
+from .recurrent import RNN
 from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor

@@ -1,4 +1,5 @@
-"""Recurrent cells: the math of one time step, forward and backward side by side.
+"""Recurrent cells: the math of one time step, forward and backward side by side, and
+the SimpleRNN layer (LSTM and GRU live in lstm.py and gru.py, each with its cell).
 
 A cell knows nothing about sequences, masks or directions — ``recurrent.RNN`` owns the
 time loop. A cell provides:
@@ -29,6 +30,7 @@ import numpy as np
 from .. import activations, initializers, kernels
 from .base import Layer
 from .gates import apply_mask, gate_kernel_gradient, gate_product, matmul_last, stack_steps
+from .recurrent import RNN
 
 
 def _check_units(units):
@@ -172,3 +174,36 @@ class SimpleRNNCell(Layer):
         return {"units": self.units, "activation": self.activation.name,
                 "use_bias": self.use_bias, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout}
+
+
+class SimpleRNN(RNN):
+    """Fully-connected RNN whose output is fed back as the next step's state.
+
+    ``SimpleRNN(units)`` is ``RNN(SimpleRNNCell(units))`` with Keras's arguments::
+
+        h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
+    """
+
+    def __init__(self, units, activation="tanh", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False,
+                 stateful=False, unroll=False, seed=None, **kwargs):
+        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask", "implementation")
+                      if k in kwargs}
+        cell = SimpleRNNCell(units, activation=activation, use_bias=use_bias,
+                             kernel_initializer=kernel_initializer,
+                             recurrent_initializer=recurrent_initializer,
+                             bias_initializer=bias_initializer, dropout=dropout,
+                             recurrent_dropout=recurrent_dropout, seed=seed,
+                             dtype=kwargs.get("dtype"), name="simple_rnn_cell")
+        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
+                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
+                         **rnn_kwargs, **kwargs)
+
+    units = property(lambda self: self.cell.units)
+    activation = property(lambda self: self.cell.activation)
+    use_bias = property(lambda self: self.cell.use_bias)
+
+    def get_config(self):
+        return {**super().get_config(), **self.cell.get_config()}

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer, check_array
-from .cells import SimpleRNNCell
 from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
 
 
@@ -379,36 +378,3 @@ class RNN(Layer):
                 "return_state": self.return_state, "go_backwards": self.go_backwards,
                 "stateful": self.stateful, "unroll": self.unroll,
                 "zero_output_for_mask": self.zero_output_for_mask}
-
-
-class SimpleRNN(RNN):
-    """Fully-connected RNN whose output is fed back as the next step's state.
-
-    ``SimpleRNN(units)`` is ``RNN(SimpleRNNCell(units))`` with Keras's arguments::
-
-        h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
-    """
-
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
-                 return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, seed=None, **kwargs):
-        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask", "implementation")
-                      if k in kwargs}
-        cell = SimpleRNNCell(units, activation=activation, use_bias=use_bias,
-                             kernel_initializer=kernel_initializer,
-                             recurrent_initializer=recurrent_initializer,
-                             bias_initializer=bias_initializer, dropout=dropout,
-                             recurrent_dropout=recurrent_dropout, seed=seed,
-                             dtype=kwargs.get("dtype"), name="simple_rnn_cell")
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         **rnn_kwargs, **kwargs)
-
-    units = property(lambda self: self.cell.units)
-    activation = property(lambda self: self.cell.activation)
-    use_bias = property(lambda self: self.cell.use_bias)
-
-    def get_config(self):
-        return {**super().get_config(), **self.cell.get_config()}

@@ -1,0 +1,188 @@
+"""Whole-sequence loops for ``unrolled.kernels``: a chunk of steps per compiled call.
+
+A small layer spends about a third of each step in Python: calling np.dot, dispatching
+the compiled step, allocating the step's outputs. The loops below run the steps of a
+chunk in one compiled call: inference, the training forward, and BPTT. The recurrent product calls the very BLAS
+function NumPy's ``np.dot`` calls (NumPy's own OpenBLAS, located in the process), with
+the arguments NumPy passes, so each step gives the same numbers as the step path bit for
+bit (tests/test_kernels.py). Without that library (another BLAS build), the step path runs.
+
+``numpy_blas`` finds NumPy's own ``cblas_sgemm``/``cblas_sgemv``; ``build_sequences`` adds
+the loops to the kernel table that ``kernels._build`` fills (numba is imported there).
+"""
+import ctypes
+import glob
+import os
+
+import numpy as np
+
+_ROW_MAJOR, _COL_MAJOR, _NO_TRANS, _TRANS = 101, 102, 111, 112
+
+
+def numpy_blas():
+    """NumPy's own ``cblas_sgemm``/``cblas_sgemv`` (64-bit integer OpenBLAS) as ctypes
+    functions, or None when NumPy's BLAS is not one this module knows how to call."""
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    libs = (glob.glob(os.path.join(root, "numpy.libs", "*openblas64*"))        # Linux wheels
+            + glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "*openblas64*")))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
+            gemm = getattr(lib, f"{prefix}cblas_sgemm{suffix}", None)
+            gemv = getattr(lib, f"{prefix}cblas_sgemv{suffix}", None)
+            if gemm is None or gemv is None:
+                continue
+            i32, i64, f32, ptr = ctypes.c_int, ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+            gemm.argtypes = [i32, i32, i32, i64, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+            gemv.argtypes = [i32, i32, i64, i64, f32, ptr, i64, ptr, i64, f32, ptr, i64]
+            gemm.restype = gemv.restype = None
+            return gemm, gemv
+    return None
+
+
+def build_sequences(kernels, jit, blas):
+    sgemm, sgemv = blas
+    one, zero = np.float32(1.0), np.float32(0.0)
+    simple_forward, lstm_forward, gru_forward = (
+        kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward"))
+
+    @jit
+    def matmul(a, b, b_fortran, out):
+        """out = a @ b as np.dot computes it, for C-contiguous float32 a (R, K) and out, and
+        b (K, N) C-contiguous, or Fortran-ordered when b_fortran; K, N > 1. The same BLAS
+        call: gemm, or gemv for a single row, with NumPy's order and leading dimensions."""
+        rows, k = a.shape
+        n = b.shape[1]
+        if rows == 1:
+            order, ld = (_COL_MAJOR, k) if b_fortran else (_ROW_MAJOR, n)
+            sgemv(order, _TRANS, k, n, one, b.ctypes.data, ld, a.ctypes.data, 1,
+                  zero, out.ctypes.data, 1)
+        else:
+            trans, ld = (_TRANS, k) if b_fortran else (_NO_TRANS, n)
+            sgemm(_ROW_MAJOR, _NO_TRANS, trans, rows, n, k, one, a.ctypes.data, k,
+                  b.ctypes.data, ld, zero, out.ctypes.data, n)
+
+    kernels["matmul"] = matmul
+
+    @jit
+    def simple_sequence(xp, bias, rk, rk_f, h, ys, keep):
+        """SimpleRNN steps over xp (T, B, M): h_t = tanh((xp_t + b) + h_{t-1} rk), written
+        over xp[t]. ys[:, t] = h_t when keep. Returns the last h."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            h = xp[t]
+            simple_forward(h, bias, hw)
+            if keep:
+                ys[:, t, :] = h
+        return h.copy()
+
+    @jit
+    def lstm_sequence(xp, bias, rk, rk_f, h, c, ys, keep):
+        """LSTM steps over xp (T, B, 4M) from states h, c. Returns the last h and c."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        h2, c2 = np.empty_like(h), np.empty_like(c)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            lstm_forward(xp[t], bias, hw, c, c2, h2)
+            h, h2, c, c2 = h2, h, c2, c
+            if keep:
+                ys[:, t, :] = h
+        return h, c
+
+    @jit
+    def gru_sequence(xp, b_in, rk, rk_f, b_rec, h, ys, keep):
+        """GRU (reset_after) steps over xp (T, B, 3M) from state h. Returns the last h."""
+        rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        r, rh, h2 = np.empty_like(h), np.empty_like(h), np.empty_like(h)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, rec)
+            gru_forward(xp[t], b_in, rec, b_rec, h, r, rh, h2)
+            h, h2 = h2, h
+            if keep:
+                ys[:, t, :] = h
+        return h
+
+    kernels.update(simple_sequence=simple_sequence, lstm_sequence=lstm_sequence,
+                   gru_sequence=gru_sequence)
+
+    # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
+    # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
+    lstm_backward, gru_backward = kernels["lstm_backward"], kernels["gru_backward"]
+
+    @jit
+    def fill_dout(dout, dy, first, t):
+        """dLoss/d(output_t): dy[:, t - first] from step ``first`` on, else 0."""
+        if t >= first:
+            dout[:, :] = dy[:, t - first, :]
+        else:
+            dout[:, :] = zero
+
+    @jit
+    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, ys, keep):
+        """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]."""
+        hw = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(H[t], rk, rk_f, hw)
+            lstm_forward(xp[t], bias, hw, C[t], C[t + 1], H[t + 1])
+            if keep:
+                ys[:, t, :] = H[t + 1]
+
+    @jit
+    def lstm_backward_steps(t0, t1, dy, first, xp, C, rk_t, rk_t_f, dh, dc):
+        """BPTT over steps t1-1 ... t0: dz over the gates in xp[t]; dh, dc hold dLoss/dh_t,
+        dLoss/dc_t of the step after and become those of step t0's inputs."""
+        dout, dc_prev = np.empty_like(dh), np.empty_like(dc)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            lstm_backward(dout, dh, dc, xp[t], C[t], C[t + 1], dc_prev)
+            matmul(xp[t], rk_t, rk_t_f, dh)                # dh_prev = dz @ recurrent_kernel^T
+            dc, dc_prev = dc_prev, dc
+        return dc
+
+    @jit
+    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, R, RH, ys, keep):
+        """Forward: z and hh over xp[t], r_t in R[t], rh_t in RH[t], h_t in H[t+1]."""
+        rec = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(H[t], rk, rk_f, rec)
+            gru_forward(xp[t], b_in, rec, b_rec, H[t], R[t], RH[t], H[t + 1])
+            if keep:
+                ys[:, t, :] = H[t + 1]
+
+    @jit
+    def gru_backward_steps(t0, t1, dy, first, xp, H, R, RH, rk_t, rk_t_f, dh):
+        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t]; dh as in lstm_backward_steps."""
+        drec = np.empty((dh.shape[0], rk_t.shape[0]), np.float32)
+        dout, dh_prev, dh_in = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            gru_backward(dout, dh, H[t], xp[t], R[t], RH[t], drec, dh_prev)
+            matmul(drec, rk_t, rk_t_f, dh_in)              # through rec = h_prev W_h + b
+            for b in range(dh.shape[0]):
+                db, dp, di = dh[b], dh_prev[b], dh_in[b]
+                for j in range(db.shape[0]):
+                    db[j] = dp[j] + di[j]
+
+    @jit
+    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp):
+        """BPTT over steps t1-1 ... t0 of a tanh SimpleRNN whose h_t is in xp[t] (the
+        forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0];
+        dh as in lstm_backward_steps."""
+        dout = np.empty_like(dh)
+        for t in range(t1 - 1, t0 - 1, -1):
+            fill_dout(dout, dy, first, t)
+            da, h = dxp[t - t0], xp[t]
+            for b in range(dh.shape[0]):
+                ab, hb, ob, db = da[b], h[b], dout[b], dh[b]
+                for j in range(ab.shape[0]):
+                    ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
+            matmul(da, rk_t, rk_t_f, dh)                   # dh_prev = da @ recurrent_kernel^T
+
+    kernels.update(simple_backward_steps=simple_backward_steps,
+                   lstm_train_sequence=lstm_train_sequence,
+                   lstm_backward_steps=lstm_backward_steps,
+                   gru_train_sequence=gru_train_sequence, gru_backward_steps=gru_backward_steps)
