@@ -46,15 +46,20 @@ def _chunk_start(t, T, chunk):
     return 0 if chunk >= T or t == 0 else t - (t - 1) % chunk
 
 
+def _chunk_end(t0, T, chunk):
+    """One past the last step of the weight-gradient chunk that starts at step t0."""
+    return T if chunk >= T else (min(t0 + chunk, T) if t0 else 1)
+
+
 def _chunks(T, chunk):
     """The weight-gradient chunks ``[(t0, t1), ...]`` in time order."""
-    if chunk >= T:
-        return [(0, T)]
-    return [(0, 1)] + [(t0, min(t0 + chunk, T)) for t0 in range(1, T, chunk)]
+    starts = [0] if chunk >= T else [0] + list(range(1, T, chunk))
+    return [(t0, _chunk_end(t0, T, chunk)) for t0 in starts]
 
 
 def _sequence_ready(cell, dtype):
-    """True when ``cell.run_steps`` can run a chunk of inference steps in one compiled call."""
+    """True when the cell runs a chunk of steps per compiled call: inference (``run_steps``)
+    and, if it has ``train_steps``/``backward_steps``, training."""
     ready = getattr(cell, "sequence_ready", None)
     return ready is not None and ready(dtype)
 
@@ -295,7 +300,8 @@ class RNN(Layer):
 
     def _backward_compiled(self, cache, dy, dstates, flush):
         """BPTT a chunk of steps per compiled call (``cell.backward_steps``), the numbers of
-        ``_backward_steps`` bit for bit; dxp is written over the projected inputs."""
+        ``_backward_steps`` bit for bit. LSTM and GRU write dxp over the projected inputs
+        (the cache is then consumed); SimpleRNN, whose h lives there, returns it apart."""
         T, dtype = len(cache[3]), cache.xp.dtype
         if dy is None:                                       # dLoss/d(output_t) = dy[:, t-first]
             dy, first = np.zeros((cache.xp.shape[1], 0, self.cell.output_size), dtype), T
@@ -351,7 +357,7 @@ class RNN(Layer):
             if dxp is not cache.xp:
                 dxp[t - t0] = dxp_t
             if t == t0:                                      # the chunk is complete
-                t1 = T if chunk >= T else (min(t0 + chunk, T) if t0 else 1)
+                t1 = _chunk_end(t0, T, chunk)
                 flush(t0, t1, dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0])
         return dstates
 
