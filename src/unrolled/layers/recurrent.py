@@ -204,17 +204,18 @@ class RNN(Layer):
                 m = m[::-1]
         dp_mask, rec_mask = draw_dropout_masks(cell, B, x.shape[2], self.dtype, training)
         xs = apply_mask(np.ascontiguousarray(xs), dp_mask, time_axis=True)   # input dropout
-        # The input projection of all steps is one product. Inference projects a chunk of
-        # steps at a time instead: the same numbers, without a (T, B, G*M) buffer that can
-        # reach gigabytes, and the chunk is still in cache when the loop reads it.
-        chunk = T if keep_cache else self._projection_chunk(xs)
+        # The input projection: a chunk of steps (about 4 MB of output) per product, so
+        # inference needs no (T, B, G*M) buffer, which can reach gigabytes, and reads each
+        # chunk while it is still in cache. Training keeps every step's projection.
+        chunk = self._projection_chunk(xs)
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches = []
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
         compiled = m is None and rec_mask is None and _sequence_ready(cell, xs.dtype)
+        if keep_cache:
+            xp = self._project_all(xs, chunk)                # kept: the gates are written there
         if compiled and keep_cache and hasattr(cell, "train_steps"):
-            xp = cell.project_inputs(xs)                     # one product, kept: the gates
             out, states, caches, sequence = cell.train_steps(xp, states, ys)
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
@@ -226,10 +227,11 @@ class RNN(Layer):
                 buf = xp if buf is None else buf
                 out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
         else:
+            base = 0                                         # xp[t - base] is step t's
             for t in range(T):
-                if t % chunk == 0:                          # (a new buffer: states may view the last)
-                    xp = cell.project_inputs(xs[..., t:t + chunk, :, :])
-                out, new_states, cache = cell.step(xp[t % chunk], states, rec_mask)
+                if not keep_cache and t % chunk == 0:        # (a new buffer: states may view the last)
+                    xp, base = cell.project_inputs(xs[..., t:t + chunk, :, :]), t
+                out, new_states, cache = cell.step(xp[t - base], states, rec_mask)
                 if m is not None:                            # carry states over masked steps
                     keep = m[t][:, None]
                     if prev_out is None:
@@ -250,6 +252,24 @@ class RNN(Layer):
         cache = _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
         cache.sequence = sequence
         return result, cache
+
+    def _project_all(self, xs, chunk):
+        """Every step's input projection in one (T, B, G*M) buffer, computed in the chunks
+        inference uses. BLAS's sums depend on a product's row count (a 1024-row and a
+        2048-row product differ in the last bits), so the same chunks make training's
+        forward, ``explain``'s trace and ``predict`` agree bit for bit at every size."""
+        cell, T = self.cell, xs.shape[-3]
+        first = cell.project_inputs(xs[..., :chunk, :, :])
+        if chunk >= T:
+            return first
+        xp = np.empty((T,) + first.shape[1:], first.dtype)
+        xp[:chunk] = first
+        for t0 in range(chunk, T, chunk):
+            part = xp[t0:t0 + chunk]
+            got = cell.project_inputs(xs[..., t0:t0 + chunk, :, :], out=part)
+            if got is not part:                              # (a cell without ``out``)
+                part[...] = got
+        return xp
 
     def _projection_chunk(self, xs):
         """Steps per input projection in inference: about PROJECTION_CHUNK_BYTES of output."""
