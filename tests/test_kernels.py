@@ -130,7 +130,7 @@ def test_inference_and_training_project_in_the_same_chunks(make, compiled, monke
     product's row count (at this size a 2-step and a 9-step product differ in the last
     bits), so only the same chunks give the same numbers bit for bit, also across a masked
     and a reversed sequence."""
-    from unrolled.layers import recurrent
+    from unrolled.layers import gates
     kernels.set_enabled(compiled)
     r, x, layer, _ = _case(lambda m: make(m, return_sequences=True, go_backwards=True), 4,
                            b=16, t=9, f=16, m=16)
@@ -138,9 +138,9 @@ def test_inference_and_training_project_in_the_same_chunks(make, compiled, monke
     width = layer.cell.kernel.shape[-1]                    # G * units
     xs = np.ascontiguousarray(x.transpose(1, 0, 2)[::-1])
     one_product = layer.cell.project_inputs(xs)
-    monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
-    assert layer._projection_chunk(xs) == 2
-    chunked = layer._project_all(xs, 2)
+    monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
+    assert gates.projection_chunk(layer.cell, xs) == 2
+    chunked = gates.project_in_chunks(layer.cell, xs, 2)
     assert not np.array_equal(chunked, one_product)        # the row count does matter here
     np.testing.assert_allclose(chunked, one_product, rtol=1e-6, atol=1e-6)
     for kw in ({}, {"mask": mask}):
@@ -197,7 +197,7 @@ def test_compiled_sequence_inference_equals_the_step_path_bit_for_bit(kind, b, t
 def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     """The sequence kernels really run (NumPy's BLAS is found here: a NumPy wheel), one call
     per projection chunk, and stateful layers carry their states across calls."""
-    from unrolled.layers import recurrent
+    from unrolled.layers import gates
     make = {"lstm": LSTM, "gru": GRU, "simple": SimpleRNN}[kind]
     r, x, layer, _ = _case(lambda m: make(m, return_sequences=True), 6, t=9)
     assert "matmul" in kernels._load(), "NumPy's own OpenBLAS was not found"
@@ -205,7 +205,7 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     real = kernels.run_sequence
     monkeypatch.setattr(kernels, "run_sequence", lambda name, *a: calls.append(name) or real(name, *a))
     width = layer.cell.kernel.shape[-1]
-    monkeypatch.setattr(recurrent, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
+    monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
     chunked = layer.call(x)
     assert calls == [f"{kind}_sequence"] * 5                  # steps 0-1, 2-3, 4-5, 6-7, 8
     np.testing.assert_array_equal(chunked, _step_by_step(layer, x))

@@ -163,3 +163,33 @@ def test_training_bad_input(rng):
         ours.compile(loss="msq", optimizer="adam")
     with pytest.raises(ValueError, match="(?i)unknown"):
         ours.compile(loss="mse", optimizer="adamm")
+
+
+@pytest.mark.parametrize("first", ["lstm", "bidirectional"])
+def test_training_skips_the_data_gradient_and_keeps_every_weight_gradient(rng, first, monkeypatch):
+    """Training does not need dLoss/d(data): a recurrent layer reading the model's inputs
+    skips its dx product. The weight gradients are the full backward pass's, bit for bit,
+    and a recurrent layer reading another layer's output still gets its dx."""
+    from unrolled.layers import LSTM, Bidirectional
+    from unrolled.layers.recurrent import RNN
+    x = rng.standard_normal((4, 6, 3)).astype(np.float32)
+    y = rng.standard_normal((4, 2)).astype(np.float32)
+    head = LSTM(5, return_sequences=True) if first == "lstm" else Bidirectional(
+        LSTM(5, return_sequences=True))
+    model = Sequential([Input((6, 3)), head, SimpleRNN(4), Dense(2)])
+    model.compile(optimizer=SGD(0.1), loss="mse")
+    y_pred, tape = model.forward(x, training=True)
+    dinputs, full = model.backward(tape, model.loss.gradient(y, y_pred))
+    assert dinputs[0].shape == x.shape and np.abs(dinputs[0]).sum() > 0
+    seen = []
+    real = RNN.backward
+    monkeypatch.setattr(RNN, "backward", lambda self, c, d, input_gradient=True: seen.append(
+        (self.name, input_gradient)) or real(self, c, d, input_gradient))
+    loss, grads = model.gradients(x, y)
+    lstms = [n for n, flag in seen if not flag]
+    assert len(lstms) == (1 if first == "lstm" else 2) and all("lstm" in n for n in lstms)
+    assert [flag for n, flag in seen if "simple_rnn" in n] == [True]    # its input is a layer's
+    for g, f in zip(grads, full):
+        np.testing.assert_array_equal(g, f)
+    y_pred, tape = model.forward(x, training=True)
+    assert model.backward(tape, model.loss.gradient(y, y_pred), input_gradients=False)[0] == [None]

@@ -181,6 +181,11 @@ class Layer:
     def backward(self, cache, doutputs):
         raise NotImplementedError(f"{type(self).__name__} has no backward pass.")
 
+    # True for a layer whose ``backward`` also takes ``input_gradient=False``: then it skips
+    # dLoss/d(inputs) (returning None in its place), which training does not need when the
+    # inputs are the model's data. The recurrent layers save a product and a (B, T, F) array.
+    optional_input_gradient = False
+
     def gradients(self, inputs, doutputs, training=False, mask=None, initial_state=None):
         """Backpropagate an upstream gradient through this layer alone.
 

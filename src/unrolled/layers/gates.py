@@ -127,6 +127,36 @@ def _rows(a):
     return a.reshape(t * b, n)
 
 
+PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
+
+
+def projection_chunk(cell, xs):
+    """Steps per input projection product: about PROJECTION_CHUNK_BYTES of output."""
+    shape = getattr(getattr(cell, "kernel", None), "shape", None)
+    width = shape[-1] if shape else 4 * cell.output_size
+    T, B = xs.shape[-3], xs.shape[-2]
+    return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.itemsize)))
+
+
+def project_in_chunks(cell, xs, chunk):
+    """Every step's input projection in one (T, B, G*M) buffer, computed in the chunks
+    inference uses. BLAS's sums depend on a product's row count (a 1024-row and a 2048-row
+    product differ in the last bits), so the same chunks make training's forward,
+    ``explain``'s trace and ``predict`` agree bit for bit at every size."""
+    T = xs.shape[-3]
+    first = cell.project_inputs(xs[..., :chunk, :, :])
+    if chunk >= T:
+        return first
+    xp = np.empty((T,) + first.shape[1:], first.dtype)
+    xp[:chunk] = first
+    for t0 in range(chunk, T, chunk):
+        part = xp[t0:t0 + chunk]
+        got = cell.project_inputs(xs[..., t0:t0 + chunk, :, :], out=part)
+        if got is not part:                                  # (a cell without ``out``)
+            part[...] = got
+    return xp
+
+
 def stack_steps(items, per_gate=False):
     """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate.
 

@@ -22,10 +22,10 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer, check_array
-from .gates import apply_mask, draw_dropout_masks, gate_product_backward, unmask
+from .gates import (apply_mask, draw_dropout_masks, gate_product_backward, project_in_chunks,
+                    projection_chunk, unmask)
 
 
-PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
 BACKWARD_CHUNK_ROWS = 2048
 
 
@@ -207,14 +207,14 @@ class RNN(Layer):
         # The input projection: a chunk of steps (about 4 MB of output) per product, so
         # inference needs no (T, B, G*M) buffer, which can reach gigabytes, and reads each
         # chunk while it is still in cache. Training keeps every step's projection.
-        chunk = self._projection_chunk(xs)
+        chunk = projection_chunk(cell, xs)
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches = []
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
         compiled = m is None and rec_mask is None and _sequence_ready(cell, xs.dtype)
         if keep_cache:
-            xp = self._project_all(xs, chunk)                # kept: the gates are written there
+            xp = project_in_chunks(cell, xs, chunk)          # kept: the gates are written there
         if compiled and keep_cache and hasattr(cell, "train_steps"):
             out, states, caches, sequence = cell.train_steps(xp, states, ys)
         elif compiled and not keep_cache:
@@ -253,33 +253,11 @@ class RNN(Layer):
         cache.sequence = sequence
         return result, cache
 
-    def _project_all(self, xs, chunk):
-        """Every step's input projection in one (T, B, G*M) buffer, computed in the chunks
-        inference uses. BLAS's sums depend on a product's row count (a 1024-row and a
-        2048-row product differ in the last bits), so the same chunks make training's
-        forward, ``explain``'s trace and ``predict`` agree bit for bit at every size."""
-        cell, T = self.cell, xs.shape[-3]
-        first = cell.project_inputs(xs[..., :chunk, :, :])
-        if chunk >= T:
-            return first
-        xp = np.empty((T,) + first.shape[1:], first.dtype)
-        xp[:chunk] = first
-        for t0 in range(chunk, T, chunk):
-            part = xp[t0:t0 + chunk]
-            got = cell.project_inputs(xs[..., t0:t0 + chunk, :, :], out=part)
-            if got is not part:                              # (a cell without ``out``)
-                part[...] = got
-        return xp
+    optional_input_gradient = True
 
-    def _projection_chunk(self, xs):
-        """Steps per input projection in inference: about PROJECTION_CHUNK_BYTES of output."""
-        shape = getattr(getattr(self.cell, "kernel", None), "shape", None)
-        width = shape[-1] if shape else 4 * self.cell.output_size
-        T, B = xs.shape[-3], xs.shape[-2]
-        return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.itemsize)))
-
-    def backward(self, cache, doutputs):
-        """Backpropagation through time: the forward loop run from the last step to the first."""
+    def backward(self, cache, doutputs, input_gradient=True):
+        """Backpropagation through time: the forward loop run from the last step to the first.
+        Without ``input_gradient`` dLoss/dx is not computed (None): training's first layer."""
         cell = self.cell
         xs, m, dp_mask, caches, n_states, x_shape = cache
         if cache.consumed:
@@ -294,8 +272,8 @@ class RNN(Layer):
         dtype = xs.dtype
         dstates = [np.zeros((B, s), dtype) if d is None else d
                    for d, s in zip(dfinal, cell.state_size)]
-        dx = np.empty(x_shape, dtype)                        # filled chunk by chunk, batch-major
-        dxs = dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]   # in processing order
+        dx = np.empty(x_shape, dtype) if input_gradient else None   # batch-major, by chunks
+        dxs = None if dx is None else dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]
         dweights = []
 
         def flush(t0, t1, dxp_c):
@@ -308,8 +286,9 @@ class RNN(Layer):
                 for total, g in zip(dweights, grads):
                     total += g
             # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
-            dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
-                                                      xs.ndim == 4), dp_mask)
+            if dxs is not None:                              # (in processing order)
+                dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
+                                                          xs.ndim == 4), dp_mask)
 
         if cache.sequence is not None:                       # compiled forward: compiled BPTT
             dstates = self._backward_compiled(cache, dy, dstates, flush)

@@ -225,7 +225,10 @@ class Bidirectional(Layer):
             return d / 2, d / 2                                # out = (y + y_rev) / 2
         return d * y_rev, d * y                                # out = y * y_rev
 
-    def backward(self, cache, doutputs):
+    optional_input_gradient = property(lambda self: self.forward_layer.optional_input_gradient
+                                       and self.backward_layer.optional_input_gradient)
+
+    def backward(self, cache, doutputs, input_gradient=True):
         f_cache, b_cache, y, y_rev = cache
         multi = self.merge_mode is None or self.return_state
         douts = list(doutputs) if multi else [doutputs]
@@ -237,9 +240,10 @@ class Bidirectional(Layer):
             nf = self._n_states()[0]
             dstates = douts[n_out:]
             dy, dy_rev = [dy] + dstates[:nf], [dy_rev] + dstates[nf:]
-        (dx_f, *dinit_f), dw_f = self.forward_layer.backward(f_cache, dy)
-        (dx_b, *dinit_b), dw_b = self.backward_layer.backward(b_cache, dy_rev)
-        return [dx_f + dx_b] + dinit_f + dinit_b, dw_f + dw_b  # both layers read the same x
+        (dx_f, *dinit_f), dw_f = self.forward_layer.backward(f_cache, dy, input_gradient)
+        (dx_b, *dinit_b), dw_b = self.backward_layer.backward(b_cache, dy_rev, input_gradient)
+        dx = dx_f + dx_b if input_gradient else None           # both layers read the same x
+        return [dx] + dinit_f + dinit_b, dw_f + dw_b
 
     def get_config(self):
         return {**super().get_config(), "merge_mode": self.merge_mode,

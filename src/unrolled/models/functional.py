@@ -209,9 +209,14 @@ class Model(Trainer, Layer):
         outputs = [values[id(t)] for t in self.outputs]
         return (outputs if self._multi_output else outputs[0]), tape
 
-    def backward(self, tape, doutputs):
-        """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs)."""
+    def backward(self, tape, doutputs, input_gradients=True):
+        """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs).
+
+        With ``input_gradients=False`` (training: the inputs are data) layers that can skip
+        dLoss/d(their input) do so where that input is one of the model's inputs, and those
+        come back as None."""
         grads = {}
+        data = set() if input_gradients else {id(t) for t in self.inputs}
 
         def add(t, g):
             if g is None:
@@ -229,7 +234,10 @@ class Model(Trainer, Layer):
                 dy = douts
             else:
                 dy = douts[0]
-            dinputs, dweights = node.layer.backward(cache, dy)
+            if id(node.flat_inputs[0]) in data and node.layer.optional_input_gradient:
+                dinputs, dweights = node.layer.backward(cache, dy, input_gradient=False)
+            else:
+                dinputs, dweights = node.layer.backward(cache, dy)
             for t, g in zip(node.flat_inputs, dinputs):
                 add(t, g)
             for w, g in zip(node.layer.weights, dweights):

@@ -112,7 +112,7 @@ class Trainer:
         y_pred, tape = self.forward(self._pack(xs), training=training)
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight)   # dLoss/dy_pred
-        _, grads = self.backward(tape, dy)                                 # BPTT and back
+        _, grads = self.backward(tape, dy, input_gradients=False)          # BPTT and back
         return loss, grads, y_pred
 
     def _train_step(self, xs, ys, sample_weight):
