@@ -193,32 +193,32 @@ def _build():
                 dcp[j] = dc * f
 
     @loop
-    def gru_forward(xp, b_in, rec, b_rec, h_prev, r_out, rh, h):
-        """GRU (reset_after) after the products, with xp + b_in and rec + b_rec: z and hh
-        written over xz and xh, r and rh apart."""
+    def gru_forward(xp, b_in, rec, b_rec, h_prev, rh, h):
+        """GRU (reset_after) after the products, with xp + b_in and rec + b_rec: z, r and hh
+        written over xz, xr and xh, rh apart."""
         m = h_prev.shape[1]
         bz, br, bh = b_in[:m], b_in[m:2 * m], b_in[2 * m:]
         cz, cr, ch = b_rec[:m], b_rec[m:2 * m], b_rec[2 * m:]
         for b in range(xp.shape[0]):
             xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
             rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
-            rb, rhb, hp, hb = r_out[b], rh[b], h_prev[b], h[b]
+            rhb, hp, hb = rh[b], h_prev[b], h[b]
             for j in range(m):
                 z = sigmoid((xz[j] + bz[j]) + (rz[j] + cz[j]))
                 r = sigmoid((xr[j] + br[j]) + (rr[j] + cr[j]))
                 rhv = rhh[j] + ch[j]
                 hv = tanh((xh[j] + bh[j]) + r * rhv)
-                xz[j], rb[j], xh[j], rhb[j] = z, r, hv, rhv
+                xz[j], xr[j], xh[j], rhb[j] = z, r, hv, rhv
                 hb[j] = z * hp[j] + (one - z) * hv
 
     @loop
-    def gru_backward(dout, dh_next, h_prev, a, r_, rh, drec, dh_prev):
-        """From a = [z | . | hh] and r: d(loss)/d[az|ar|ah], written over a, d(loss)/d(rec)
-        (drec) and the direct part of dh_prev."""
+    def gru_backward(dout, dh_next, h_prev, a, rh, drec, dh_prev):
+        """From a = [z | r | hh] and rh: d(loss)/d[az|ar|ah], written over a, d(loss)/d(rec)
+        (drec), its hh block drh = dah * r again over rh (the weight gradient's operand:
+        rh is not needed after this step), and the direct part of dh_prev."""
         m = h_prev.shape[1]
         for b in range(a.shape[0]):
-            zb, hhb, rb, rhb, hp = a[b, :m], a[b, 2 * m:], r_[b], rh[b], h_prev[b]
-            dxz, dxr, dxh = a[b, :m], a[b, m:2 * m], a[b, 2 * m:]
+            zb, rb, hhb, rhb, hp = a[b, :m], a[b, m:2 * m], a[b, 2 * m:], rh[b], h_prev[b]
             drz, drr, drh = drec[b, :m], drec[b, m:2 * m], drec[b, 2 * m:]
             dout_b, dhn, dhp = dout[b], dh_next[b], dh_prev[b]
             for j in range(m):
@@ -228,8 +228,9 @@ def _build():
                 dah = dh * (one - z) * (one - hv * hv)
                 daz = dz * z * (one - z)
                 dar = dah * rhb[j] * r * (one - r)
-                dxz[j], dxr[j], dxh[j] = daz, dar, dah
+                zb[j], rb[j], hhb[j] = daz, dar, dah
                 drz[j], drr[j], drh[j] = daz, dar, dah * r
+                rhb[j] = dah * r
                 dhp[j] = dh * z
 
     from .sequence_kernels import build_sequences, numpy_blas

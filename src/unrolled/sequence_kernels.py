@@ -97,10 +97,10 @@ def build_sequences(kernels, jit, blas):
     def gru_sequence(xp, b_in, rk, rk_f, b_rec, h, ys, keep):
         """GRU (reset_after) steps over xp (T, B, 3M) from state h. Returns the last h."""
         rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
-        r, rh, h2 = np.empty_like(h), np.empty_like(h), np.empty_like(h)
+        rh, h2 = np.empty_like(h), np.empty_like(h)
         for t in range(xp.shape[0]):
             matmul(h, rk, rk_f, rec)
-            gru_forward(xp[t], b_in, rec, b_rec, h, r, rh, h2)
+            gru_forward(xp[t], b_in, rec, b_rec, h, rh, h2)
             h, h2 = h2, h
             if keep:
                 ys[:, t, :] = h
@@ -144,23 +144,24 @@ def build_sequences(kernels, jit, blas):
         return dc
 
     @jit
-    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, R, RH, ys, keep):
-        """Forward: z and hh over xp[t], r_t in R[t], rh_t in RH[t], h_t in H[t+1]."""
+    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, RH, ys, keep):
+        """Forward: z, r and hh over xp[t], rh_t in RH[t], h_t in H[t+1]."""
         rec = np.empty((H.shape[1], rk.shape[1]), np.float32)
         for t in range(xp.shape[0]):
             matmul(H[t], rk, rk_f, rec)
-            gru_forward(xp[t], b_in, rec, b_rec, H[t], R[t], RH[t], H[t + 1])
+            gru_forward(xp[t], b_in, rec, b_rec, H[t], RH[t], H[t + 1])
             if keep:
                 ys[:, t, :] = H[t + 1]
 
     @jit
-    def gru_backward_steps(t0, t1, dy, first, xp, H, R, RH, rk_t, rk_t_f, dh):
-        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t]; dh as in lstm_backward_steps."""
+    def gru_backward_steps(t0, t1, dy, first, xp, H, RH, rk_t, rk_t_f, dh):
+        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t], drh over RH[t]; dh as in
+        lstm_backward_steps."""
         drec = np.empty((dh.shape[0], rk_t.shape[0]), np.float32)
         dout, dh_prev, dh_in = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
         for t in range(t1 - 1, t0 - 1, -1):
             fill_dout(dout, dy, first, t)
-            gru_backward(dout, dh, H[t], xp[t], R[t], RH[t], drec, dh_prev)
+            gru_backward(dout, dh, H[t], xp[t], RH[t], drec, dh_prev)
             matmul(drec, rk_t, rk_t_f, dh_in)              # through rec = h_prev W_h + b
             for b in range(dh.shape[0]):
                 db, dp, di = dh[b], dh_prev[b], dh_in[b]

@@ -100,12 +100,12 @@ class GRUCell(Layer):
         if self._compiled(xp_t.dtype):                   # the lines below, one compiled loop
             dt = xp_t.dtype                               # with both biases added in it; z
             h_prev = _c(h_prev, dt)                       # and hh are written over xp_t
-            r, rh, h = (np.empty_like(h_prev) for _ in range(3))
+            rh, h = np.empty_like(h_prev), np.empty_like(h_prev)
             b_in, b_rec = self.bias.value if self.use_bias else (None, None)
             kernels.call("gru_forward", xp_t, kernels.bias_or_zeros(b_in, 3 * m, dt),
                          gate_product(h_in, rk, pg), kernels.bias_or_zeros(b_rec, 3 * m, dt),
-                         h_prev, r, rh, h)
-            z, hh = xp_t[:, :m], xp_t[:, 2 * m:]
+                         h_prev, rh, h)
+            z, r, hh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
             return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         if self.reset_after:
             rec = gate_product(h_in, rk, pg)
@@ -140,8 +140,8 @@ class GRUCell(Layer):
         if a is not None:                               # the reset_after lines below, compiled
             dt = hh.dtype
             dxp, drec, dh_prev = a, np.empty_like(a), np.empty_like(hh)     # dxp written over a
-            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, r, rh,
-                         drec, dh_prev)
+            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, rh,
+                         drec, dh_prev)                 # (and drh = dah * r over rh)
             dh_in = gate_product_backward(drec, h_in, rk, is_per_gate(rec_mask))
             return dxp, [dh_prev + unmask(dh_in, rec_mask)]
         dh = dout + dstates[0]                          # h is both the output and the state
@@ -190,27 +190,27 @@ class GRUCell(Layer):
 
     def train_steps(self, xp, states, ys):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
-        bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), r and rh in
-        ``(T, B, M)`` ones, z and hh over ``xp``. Returns (h, [h], step caches, buffers)."""
+        bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), rh in a
+        ``(T, B, M)`` one, z, r and hh over ``xp``: the five arrays BPTT needs, no more.
+        Returns (h, [h], step caches, buffers)."""
         T, B, _ = xp.shape
         m, dt = self.units, xp.dtype
-        H = np.empty((T + 1, B, m), dt)
-        R, RH = np.empty((T, B, m), dt), np.empty((T, B, m), dt)
+        H, RH = np.empty((T + 1, B, m), dt), np.empty((T, B, m), dt)
         H[0] = states[0]
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
         kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
                              *kernels.blas_operand(self.recurrent_kernel.value),
-                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, R, RH, ys)
-        caches = [(H[t], H[t], None, None, None, xp[t][:, :m], R[t], RH[t], None,
+                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, RH, ys)
+        caches = [(H[t], H[t], None, None, None, xp[t][:, :m], xp[t][:, m:2 * m], RH[t], None,
                    xp[t][:, 2 * m:], xp[t]) for t in range(T)]
-        return H[T], [H[T]], caches, (xp, H, R, RH)
+        return H[T], [H[T]], caches, (xp, H, RH)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
         buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
-        dxp of those steps, written over the gates in xp."""
-        xp, H, R, RH = buffers
-        kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, R, RH,
+        dxp of those steps, written over the gates in xp (and drh over RH)."""
+        xp, H, RH = buffers
+        kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, RH,
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0])
         return dstates, xp[t0:t1]
 
@@ -229,9 +229,12 @@ class GRUCell(Layer):
         h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)
         if self.reset_after:
             # d(rec) = dxp in the z and r blocks; in the h block ah = xh + r*rh => drh = dah*r
-            drh = np.empty(dxp.shape[:-1] + (m,), dxp.dtype)
-            for t, c in enumerate(caches):                          # (no stacked copy of r)
-                np.multiply(dxp[t, :, 2 * m:], c[6], out=drh[t])
+            if caches[0][10] is not None:        # compiled: drh is over rh (r, over xr, is not)
+                drh = stack_steps([c[7] for c in caches])           # (RH[t0:t1], no copy)
+            else:
+                drh = np.empty(dxp.shape[:-1] + (m,), dxp.dtype)
+                for t, c in enumerate(caches):                      # (no stacked copy of r)
+                    np.multiply(dxp[t, :, 2 * m:], c[6], out=drh[t])
             grads = [dkernel, np.concatenate([                          # sum_t h_in^T drec_t
                 gate_kernel_gradient(h_zr, dxp[..., :2 * m], per_gate),
                 gate_kernel_gradient(h_h, drh)], axis=1)]
