@@ -98,8 +98,8 @@ class GRUCell(Layer):
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         xz, xr, xh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
         if self._compiled(xp_t.dtype):                   # the lines below, one compiled loop
-            dt = xp_t.dtype                               # with both biases added in it; z
-            h_prev = _c(h_prev, dt)                       # and hh are written over xp_t
+            dt = xp_t.dtype                               # with both biases added in it; z,
+            h_prev = _c(h_prev, dt)                       # r and hh are written over xp_t
             rh, h = np.empty_like(h_prev), np.empty_like(h_prev)
             b_in, b_rec = self.bias.value if self.use_bias else (None, None)
             kernels.call("gru_forward", xp_t, kernels.bias_or_zeros(b_in, 3 * m, dt),
