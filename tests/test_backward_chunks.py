@@ -11,7 +11,6 @@ from gradcheck import check_layer_gradients
 from unrolled import kernels, utils
 from unrolled.layers import GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells
 from unrolled.layers import recurrent
-from unrolled.layers.gates import stack_steps
 
 B, T, F, M = 3, 7, 4, 5
 
@@ -39,6 +38,7 @@ CASES = [
 def _chunk_rows(monkeypatch, rows):
     """Chunks of max(ceil(T/8), ceil(rows/B)) steps: rows=B gives one step per chunk."""
     monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
 
 
 def _build(kind, case, dtype, seed=0):
@@ -101,38 +101,55 @@ def test_chunked_gradients_equal_the_one_chunk_gradients(kind, case, dtype, monk
 
 
 def test_chunk_sizes():
-    layer = SimpleRNN(4)
-    one_step = np.zeros((32, 4), "float32")
-    assert layer._backward_chunk(50, one_step) == 50          # 32 x 50 rows < 2048: one chunk
-    big = np.zeros((256, 4), "float32")
-    assert layer._backward_chunk(100, big) == 13              # an eighth of the steps
-    assert layer._backward_chunk(1000, big) == 125
-    assert layer._backward_chunk(20, big) == 8                # at least 2048 rows
+    lstm = LSTM(4)
+    assert lstm._backward_chunk(50, 32) == 50                # 32 x 50 rows < 2048: one chunk
+    assert lstm._backward_chunk(100, 256) == 13              # an eighth of the steps
+    assert lstm._backward_chunk(1000, 256) == 125
+    assert lstm._backward_chunk(20, 256) == 8                # at least 2048 rows
+    simple = SimpleRNN(4)                                    # dxp apart: at least 256 rows
+    assert simple._backward_chunk(50, 32) == 8
+    assert simple._backward_chunk(100, 256) == 13
+    assert simple._backward_chunk(10, 1) == 10               # the notebook: one chunk
 
 
-def test_compiled_simple_rnn_states_are_stacked_as_a_view(monkeypatch):
+@pytest.mark.parametrize("kind,h_index", [("simple", 0), ("lstm", 0), ("gru", 1)])
+def test_compiled_bptt_reads_the_previous_states_as_a_slice_of_the_training_buffer(
+        kind, h_index, monkeypatch):
+    """The compiled training forward keeps h_{-1} .. h_{T-1} in one (T+1, B, M) buffer, so
+    each chunk's weight gradient gets its previous states as a slice of it, not a copy."""
     if not kernels.fused(np.dtype("float32")):
         pytest.fail("numba is a test dependency: the compiled kernels must be active")
-    _chunk_rows(monkeypatch, 2 * B)
-    layer, x, _ = _build("simple", {}, "float32")
+    _chunk_rows(monkeypatch, 2 * B)                            # chunks of 2 steps
+    layer, x, _ = _build(kind, {}, "float32")
     _, cache = layer.forward(x)
-    xp, caches = cache.xp, cache[3]
-    h_ins = [c[0] for c in caches[1:]]                        # h_0 .. h_{T-2}: xp[0] .. xp[T-2]
-    stacked = stack_steps(h_ins)
-    assert np.shares_memory(stacked, xp)
-    np.testing.assert_array_equal(stacked, np.stack(h_ins))
-    first = stack_steps([c[0] for c in caches])               # starts with the initial state
-    assert not np.shares_memory(first, xp)
-    np.testing.assert_array_equal(first, np.stack([c[0] for c in caches]))
+    H = cache.sequence[0] if kind == "simple" else cache.sequence[1]
+    previous = np.stack([c[h_index] for c in cache[3]])        # from the step caches
+    np.testing.assert_array_equal(previous, H[:-1])
+    seen = []
+    real = type(layer.cell).weight_gradients
+
+    def spy(cell, xs, caches, dxp, stacked=None):
+        seen.append((len(caches), stacked["h_in"].copy(), np.shares_memory(stacked["h_in"], H)))
+        return real(cell, xs, caches, dxp, stacked)
+
+    monkeypatch.setattr(type(layer.cell), "weight_gradients", spy)
+    layer.backward(cache, np.ones((B, M), "float32"))
+    assert [n for n, _, _ in seen] == [1, 2, 2, 2]             # steps 6, 4-5, 2-3, 0-1
+    assert all(shared for _, _, shared in seen)
+    np.testing.assert_array_equal(np.concatenate([h for _, h, _ in seen[::-1]]), previous)
 
 
-def test_stack_steps_copies_unless_the_steps_are_consecutive():
-    buf = np.arange(4 * 3 * 2, dtype="float32").reshape(4, 3, 2)
-    assert np.shares_memory(stack_steps([buf[1], buf[2], buf[3]]), buf)
-    for items in ([buf[2], buf[1]],                          # reversed
-                  [buf[0], buf[2]],                          # a gap
-                  [buf[0], buf[1].copy()],                   # another owner
-                  [buf[0, :, :1], buf[1, :, :1]]):           # not contiguous
-        out = stack_steps(items)
-        assert not np.shares_memory(out, buf)
-        np.testing.assert_array_equal(out, np.stack(items))
+def test_step_caches_are_made_on_demand():
+    from unrolled.layers.gates import StepCaches
+    made = []
+    caches = StepCaches(lambda t: made.append(t) or ("step", t), 0, 5)
+    assert len(caches) == 5 and made == []
+    assert caches[1] == ("step", 1) and caches[-1] == ("step", 4)
+    part = caches[1:4]
+    assert len(part) == 3 and part[0] == ("step", 1) and part[-1] == ("step", 3)
+    assert list(part[1:]) == [("step", 2), ("step", 3)]
+    assert len(caches[4:2]) == 0 and caches[::2] == [("step", 0), ("step", 2), ("step", 4)]
+    assert [c[1] for c in caches] == [0, 1, 2, 3, 4]
+    for bad in (5, -6):
+        with pytest.raises(IndexError):
+            caches[bad]

@@ -248,6 +248,7 @@ def test_compiled_training_equals_the_step_path_bit_for_bit(kind, b, t, m, rows,
     keeping states in (T+1, B, M) buffers: the step path's outputs and gradients, bit for bit."""
     from unrolled.layers import recurrent
     monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
     r, x, layer, _ = _case(TRAIN_LAYERS[kind], 11 + t, b=b, t=t, f=3, m=m)
     init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
     before = [s.copy() for s in init]

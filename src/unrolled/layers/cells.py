@@ -17,9 +17,12 @@ time loop. A cell provides:
 ``sequence_ready(dtype)``, ``run_steps``, ``train_steps``, ``backward_steps`` (optional)
     inference, the training forward, and BPTT over a chunk of steps, each in one compiled
     call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
-    ``RNN`` uses them when there is no mask and no recurrent dropout.
-``weight_gradients(x, caches, dxp)``
+    ``RNN`` uses them when there is no mask and no recurrent dropout. ``training_buffer``
+    (optional) says where the training forward writes the projected inputs.
+``weight_gradients(x, caches, dxp, stacked=None)``
     dLoss/d(weights) summed over the steps given, each as a single matrix product.
+    ``stacked`` (from ``backward_steps``) holds operands already stacked over those steps,
+    slices of the training buffers, in place of stacking them from ``caches``.
     ``RNN.backward`` calls it on consecutive chunks of steps and adds the results, so
     its stacked operands stay a fraction of the sequence.
 
@@ -29,7 +32,8 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .gates import apply_mask, gate_kernel_gradient, gate_product, matmul_last, stack_steps
+from .gates import (StepCaches, apply_mask, gate_kernel_gradient, gate_product, matmul_last,
+                    stack_steps)
 from .recurrent import RNN
 
 
@@ -71,6 +75,8 @@ class SimpleRNNCell(Layer):
 
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
     cache_names = ("h_in", "a", "h", "rec_mask")
+    # BPTT writes dxp to a new buffer (h lives in xp): RNN._backward_chunk sizes chunks by it.
+    separate_dxp = True
 
     def __init__(self, units, activation="tanh", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -126,26 +132,40 @@ class SimpleRNNCell(Layer):
                                  np.array(states[0], dt, order="C"), ys)
         return h, [h]
 
+    def training_buffer(self, xs):
+        """Where the training forward projects the inputs: ``H[1:]`` of a ``(T+1, B, M)``
+        buffer ``H``. ``train_steps`` writes h0 to ``H[0]`` and h_t over ``H[t+1]``, so the
+        previous states h_{t-1} of any steps t0 .. t1-1 are one slice, ``H[t0:t1]``, which
+        BPTT's weight gradient reads without a stacked copy."""
+        T, B = xs.shape[-3], xs.shape[-2]
+        return np.empty((T + 1, B, self.units), xs.dtype)[1:]
+
     def train_steps(self, xp, states, ys):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
-        bit for bit, with h_t written over xp[t] as the compiled step does. Returns
-        (h, [h], step caches viewing xp, buffers)."""
-        h0 = np.array(states[0], xp.dtype, order="C")
+        bit for bit, with h_t written over xp[t] as the compiled step does. ``xp`` comes
+        from ``training_buffer``. Returns (h, [h], step caches viewing the buffer, buffers)."""
+        H = xp.base
+        if (H is None or H.shape != (len(xp) + 1,) + xp.shape[1:]
+                or H[1:].ctypes.data != xp.ctypes.data):
+            raise ValueError("SimpleRNNCell.train_steps needs xp = training_buffer(...), "
+                             "the steps after h0 in one buffer.")
+        H[0] = states[0]
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units,
                                      xp.dtype)
         kernels.run_sequence("simple_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), h0, ys)
-        caches = [(h0 if t == 0 else xp[t - 1], None, xp[t], None) for t in range(len(xp))]
-        return xp[-1], [xp[-1]], caches, (xp,)
+                             *kernels.blas_operand(self.recurrent_kernel.value), H[0], ys)
+        caches = StepCaches(lambda t: (H[t], None, H[t + 1], None), 0, len(xp))
+        return H[-1], [H[-1]], caches, (H,)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call. Returns the updated
-        ``dstates`` and dxp of those steps (a new array: h stays in xp)."""
-        (xp,) = buffers
-        dxp = np.empty((t1 - t0,) + xp.shape[1:], xp.dtype)
-        kernels.call("simple_backward_steps", t0, t1, dy, first, xp,
+        ``dstates``, dxp of those steps (a new array: h stays in the buffer) and the
+        stacked operands of ``weight_gradients`` (the previous states, a slice)."""
+        (H,) = buffers
+        dxp = np.empty((t1 - t0,) + H.shape[1:], H.dtype)
+        kernels.call("simple_backward_steps", t0, t1, dy, first, H[1:],
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp)
-        return dstates, dxp
+        return dstates, dxp, {"h_in": H[t0:t1]}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, tanh. Then
@@ -162,10 +182,10 @@ class SimpleRNNCell(Layer):
             dh_prev *= rec_mask                              # through recurrent dropout
         return da, [dh_prev]
 
-    def weight_gradients(self, x, caches, dxp):
-        h_in = stack_steps([c[0] for c in caches])           # (T, B, units)
+    def weight_gradients(self, x, caches, dxp, stacked=None):
+        h_in = stacked["h_in"] if stacked else stack_steps([c[0] for c in caches])   # (T, B, M)
         grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T da_t
-                 np.tensordot(h_in, dxp, axes=([0, 1], [0, 1]))]   # dW_h = sum_t h_{t-1}^T da_t
+                 gate_kernel_gradient(h_in, dxp)]                 # dW_h = sum_t h_{t-1}^T da_t
         if self.use_bias:
             grads.append(dxp.sum(axis=(0, 1)))                      # db   = sum_t da_t
         return grads

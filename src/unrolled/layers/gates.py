@@ -127,6 +127,26 @@ def _rows(a):
     return a.reshape(t * b, n)
 
 
+class TimeMajorInputs:
+    """A recurrent layer's inputs as its time loop reads them: time-major, in processing
+    order (reversed for ``go_backwards``), with the input dropout mask applied.
+    ``inputs[t0:t1]`` is a new contiguous ``(t1-t0, B, F)`` array (``(G, t1-t0, B, F)``
+    for per-gate masks). Made a chunk of steps at a time, for the projection and again for
+    BPTT's weight gradients, so no ``(T, B, F)`` copy of ``x`` is kept beside the
+    activations during training: the same values, a chunk of memory instead of the
+    sequence's."""
+
+    def __init__(self, x, go_backwards, mask):
+        self.steps = x.transpose(1, 0, 2)[::-1] if go_backwards else x.transpose(1, 0, 2)
+        self.mask, self.shape, self.dtype = mask, self.steps.shape, x.dtype
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, steps):
+        return apply_mask(np.ascontiguousarray(self.steps[steps]), self.mask, time_axis=True)
+
+
 PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
 
 
@@ -135,53 +155,63 @@ def projection_chunk(cell, xs):
     shape = getattr(getattr(cell, "kernel", None), "shape", None)
     width = shape[-1] if shape else 4 * cell.output_size
     T, B = xs.shape[-3], xs.shape[-2]
-    return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.itemsize)))
+    return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.dtype.itemsize)))
 
 
-def project_in_chunks(cell, xs, chunk):
-    """Every step's input projection in one (T, B, G*M) buffer, computed in the chunks
-    inference uses. BLAS's sums depend on a product's row count (a 1024-row and a 2048-row
-    product differ in the last bits), so the same chunks make training's forward,
-    ``explain``'s trace and ``predict`` agree bit for bit at every size."""
-    T = xs.shape[-3]
-    first = cell.project_inputs(xs[..., :chunk, :, :])
-    if chunk >= T:
-        return first
-    xp = np.empty((T,) + first.shape[1:], first.dtype)
-    xp[:chunk] = first
-    for t0 in range(chunk, T, chunk):
-        part = xp[t0:t0 + chunk]
-        got = cell.project_inputs(xs[..., t0:t0 + chunk, :, :], out=part)
-        if got is not part:                                  # (a cell without ``out``)
-            part[...] = got
+def project_in_chunks(cell, xs, chunk, out=None):
+    """Every step's input projection in one (T, B, G*M) buffer (``out`` when given),
+    computed in the chunks inference uses. BLAS's sums depend on a product's row count (a
+    1024-row and a 2048-row product differ in the last bits), so the same chunks make
+    training's forward, ``explain``'s trace and ``predict`` agree bit for bit at every size.
+    ``xs[t0:t1]`` are steps t0 .. t1-1 of the time-major inputs (``TimeMajorInputs``)."""
+    T = xs.shape[0]
+    xp = out
+    for t0 in range(0, T, chunk):
+        x_c = xs[t0:t0 + chunk]
+        if xp is None:                                       # the first chunk sizes the buffer
+            got = cell.project_inputs(x_c)
+            if chunk >= T:
+                return got
+            xp = np.empty((T,) + got.shape[1:], got.dtype)
+            xp[:chunk] = got
+        else:
+            part = xp[t0:t0 + chunk]
+            got = cell.project_inputs(x_c, out=part)
+            if got is not part:                              # (a cell without ``out``)
+                part[...] = got
     return xp
 
 
 def stack_steps(items, per_gate=False):
-    """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate.
-
-    When the steps already lie one after another in a single buffer (``buf[k], buf[k+1],
-    ...``, as a compiled SimpleRNN's states do), the result is a view of that buffer: the
-    same numbers in the same layout as the stacked copy, without the copy."""
-    view = None if per_gate else _consecutive_view(items)
-    return view if view is not None else np.stack(items, axis=1 if per_gate else 0)
+    """Per-step arrays stacked over time: ``(T, B, K)``, or ``(G, T, B, K)`` per gate. (The
+    compiled training forward keeps its steps in whole-sequence buffers and hands BPTT
+    slices of those instead: ``backward_steps``.)"""
+    return np.stack(items, axis=1 if per_gate else 0)
 
 
-def _consecutive_view(items):
-    first = items[0]
-    owner = first.base
-    if owner is None or not first.flags.c_contiguous or not owner.flags.c_contiguous:
-        return None
-    start = first.__array_interface__["data"][0]
-    offset = start - owner.__array_interface__["data"][0]
-    if offset < 0 or offset + len(items) * first.nbytes > owner.nbytes:
-        return None
-    for i, item in enumerate(items):
-        if (item.base is not owner or item.shape != first.shape or item.dtype != first.dtype
-                or not item.flags.c_contiguous
-                or item.__array_interface__["data"][0] != start + i * first.nbytes):
-            return None
-    return np.ndarray((len(items),) + first.shape, first.dtype, buffer=owner, offset=offset)
+class StepCaches:
+    """The step caches of a compiled training forward, made on demand: ``caches[t]`` is
+    ``make(t)``, the tuple ``step`` would have cached (views of the training buffers), and
+    ``caches[t0:t1]`` is the same for those steps. Compiled BPTT reads the buffers
+    themselves, so T tuples of views built on every call were Python work for nothing."""
+
+    def __init__(self, make, start, stop):
+        self.make, self.start, self.stop = make, start, stop
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            first, last, step = index.indices(len(self))
+            if step != 1:
+                return [self[t] for t in range(first, last, step)]
+            return StepCaches(self.make, self.start + first, self.start + max(first, last))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("step cache index out of range")
+        return self.make(self.start + index)
 
 
 class GateActivations:

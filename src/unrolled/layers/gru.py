@@ -5,7 +5,7 @@ from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    is_per_gate, stack_steps, unmask)
+                    StepCaches, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -201,18 +201,20 @@ class GRUCell(Layer):
         kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
                              *kernels.blas_operand(self.recurrent_kernel.value),
                              kernels.bias_or_zeros(b_rec, 3 * m, dt), H, RH, ys)
-        caches = [(H[t], H[t], None, None, None, xp[t][:, :m], xp[t][:, m:2 * m], RH[t], None,
-                   xp[t][:, 2 * m:], xp[t]) for t in range(T)]
+        caches = StepCaches(lambda t: (H[t], H[t], None, None, None, xp[t][:, :m],
+                                       xp[t][:, m:2 * m], RH[t], None, xp[t][:, 2 * m:], xp[t]),
+                            0, T)
         return H[T], [H[T]], caches, (xp, H, RH)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
         buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
-        dxp of those steps, written over the gates in xp (and drh over RH)."""
+        dxp of those steps, written over the gates in xp (and drh over RH), and the stacked
+        operands of ``weight_gradients``: the previous states and drh, slices of H and RH."""
         xp, H, RH = buffers
         kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, RH,
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0])
-        return dstates, xp[t0:t1]
+        return dstates, xp[t0:t1], {"h_in": H[t0:t1], "drh": RH[t0:t1]}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: reset_after, default activations, float32,
@@ -221,16 +223,18 @@ class GRUCell(Layer):
         return (self.reset_after and self.activation is activations.tanh
                 and self.recurrent_activation is activations.sigmoid and kernels.fused(dtype))
 
-    def weight_gradients(self, x, caches, dxp):
+    def weight_gradients(self, x, caches, dxp, stacked=None):
         m = self.units
-        per_gate = is_per_gate(caches[0][2])
-        h_ins = stack_steps([c[1] for c in caches], per_gate)          # ([3,] T, B, M)
+        per_gate = not stacked and is_per_gate(caches[0][2])
+        h_ins = stacked["h_in"] if stacked else stack_steps([c[1] for c in caches], per_gate)
         dkernel = gate_kernel_gradient(x, dxp, x.ndim == 4)            # sum_t x_t^T dxp_t
         h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)
         if self.reset_after:
             # d(rec) = dxp in the z and r blocks; in the h block ah = xh + r*rh => drh = dah*r
-            if caches[0][10] is not None:        # compiled: drh is over rh (r, over xr, is not)
-                drh = stack_steps([c[7] for c in caches])           # (RH[t0:t1], no copy)
+            if stacked:                          # compiled: drh is over rh (r, over xr, is not)
+                drh = stacked["drh"]                                # (RH[t0:t1], no copy)
+            elif caches[0][10] is not None:      # a compiled step: drh is over its rh
+                drh = stack_steps([c[7] for c in caches])
             else:
                 drh = np.empty(dxp.shape[:-1] + (m,), dxp.dtype)
                 for t, c in enumerate(caches):                      # (no stacked copy of r)

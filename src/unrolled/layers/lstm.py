@@ -5,7 +5,7 @@ from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    GateActivations, is_per_gate, stack_steps, unmask)
+                    GateActivations, StepCaches, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -167,19 +167,20 @@ class LSTMCell(Layer):
                                      xp.dtype)
         kernels.run_sequence("lstm_train_sequence", xp, bias,
                              *kernels.blas_operand(self.recurrent_kernel.value), H, C, ys)
-        caches = [(H[t], None, C[t], None, None, None, None, None, C[t + 1], None, xp[t])
-                  for t in range(T)]
+        caches = StepCaches(lambda t: (H[t], None, C[t], None, None, None, None, None, C[t + 1],
+                                       None, xp[t]), 0, T)
         return H[T], [H[T], C[T]], caches, (xp, H, C)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
-        buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
-        dxp of those steps, written over the gates in xp."""
+        buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them,
+        dxp of those steps, written over the gates in xp, and the stacked operands of
+        ``weight_gradients`` (the previous states, a slice of H)."""
         xp, H, C = buffers
         dh, dc = dstates
         dc = kernels.call("lstm_backward_steps", t0, t1, dy, first, xp, C,
                           *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc)
-        return [dh, dc], xp[t0:t1]
+        return [dh, dc], xp[t0:t1], {"h_in": H[t0:t1]}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
@@ -187,9 +188,9 @@ class LSTMCell(Layer):
         same order: ``(x W_x + b) + h W_h``."""
         return self._gates.default_lstm and kernels.fused(dtype)
 
-    def weight_gradients(self, x, caches, dxp):
-        per_gate = is_per_gate(caches[0][1])
-        h_ins = stack_steps([c[0] for c in caches], per_gate)     # ([4,] T, B, M)
+    def weight_gradients(self, x, caches, dxp, stacked=None):
+        per_gate = not stacked and is_per_gate(caches[0][1])
+        h_ins = stacked["h_in"] if stacked else stack_steps([c[0] for c in caches], per_gate)
         grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T dz_t
                  gate_kernel_gradient(h_ins, dxp, per_gate)]       # dW_h = sum_t h_in^T dz_t
         if self.use_bias:

@@ -22,11 +22,12 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer, check_array
-from .gates import (apply_mask, draw_dropout_masks, gate_product_backward, project_in_chunks,
-                    projection_chunk, unmask)
+from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
+                    project_in_chunks, projection_chunk, unmask)
 
 
-BACKWARD_CHUNK_ROWS = 2048
+BACKWARD_CHUNK_ROWS = 2048      # rows (steps x batch) per weight-gradient product, at least
+SEPARATE_DXP_CHUNK_ROWS = 256   # the same for a cell whose BPTT keeps dxp apart (SimpleRNN)
 
 
 class _Cache(tuple):
@@ -43,18 +44,17 @@ class _Cache(tuple):
 
 def _chunk_start(t, T, chunk):
     """The first step of step t's weight-gradient chunk (see ``RNN._backward_chunk``)."""
-    return 0 if chunk >= T or t == 0 else t - (t - 1) % chunk
+    return t - t % chunk
 
 
 def _chunk_end(t0, T, chunk):
     """One past the last step of the weight-gradient chunk that starts at step t0."""
-    return T if chunk >= T else (min(t0 + chunk, T) if t0 else 1)
+    return min(t0 + chunk, T)
 
 
 def _chunks(T, chunk):
     """The weight-gradient chunks ``[(t0, t1), ...]`` in time order."""
-    starts = [0] if chunk >= T else [0] + list(range(1, T, chunk))
-    return [(t0, _chunk_end(t0, T, chunk)) for t0 in starts]
+    return [(t0, _chunk_end(t0, T, chunk)) for t0 in range(0, T, chunk)]
 
 
 def _sequence_ready(cell, dtype):
@@ -194,16 +194,13 @@ class RNN(Layer):
         cell = self.cell
         states = self._initial_states(x, initial_state)
         B, T = x.shape[:2]
-        xs = x.transpose(1, 0, 2)                            # time-major (T, B, F)
-        if self.go_backwards:
-            xs = xs[::-1]
         m = None
         if mask is not None:
             m = self._check_mask(mask, x).T                  # (T, B)
             if self.go_backwards:
                 m = m[::-1]
         dp_mask, rec_mask = draw_dropout_masks(cell, B, x.shape[2], self.dtype, training)
-        xs = apply_mask(np.ascontiguousarray(xs), dp_mask, time_axis=True)   # input dropout
+        xs = TimeMajorInputs(x, self.go_backwards, dp_mask)  # xs[t0:t1]: (t1-t0, B, F)
         # The input projection: a chunk of steps (about 4 MB of output) per product, so
         # inference needs no (T, B, G*M) buffer, which can reach gigabytes, and reads each
         # chunk while it is still in cache. Training keeps every step's projection.
@@ -213,24 +210,26 @@ class RNN(Layer):
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
         compiled = m is None and rec_mask is None and _sequence_ready(cell, xs.dtype)
-        if keep_cache:
-            xp = project_in_chunks(cell, xs, chunk)          # kept: the gates are written there
-        if compiled and keep_cache and hasattr(cell, "train_steps"):
+        train_compiled = compiled and keep_cache and hasattr(cell, "train_steps")
+        if keep_cache:                                       # kept: the gates are written there
+            buffer = getattr(cell, "training_buffer", None) if train_compiled else None
+            xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
+        if train_compiled:
             out, states, caches, sequence = cell.train_steps(xp, states, ys)
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
             buf = None
             for t0 in range(0, T, chunk):
-                x_c = xs[..., t0:t0 + chunk, :, :]
-                xp = cell.project_inputs(x_c, None if buf is None else buf[:x_c.shape[-3]])
+                x_c = xs[t0:t0 + chunk]
+                xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
                 buf = xp if buf is None else buf
                 out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
         else:
             base = 0                                         # xp[t - base] is step t's
             for t in range(T):
                 if not keep_cache and t % chunk == 0:        # (a new buffer: states may view the last)
-                    xp, base = cell.project_inputs(xs[..., t:t + chunk, :, :]), t
+                    xp, base = cell.project_inputs(xs[t:t + chunk]), t
                 out, new_states, cache = cell.step(xp[t - base], states, rec_mask)
                 if m is not None:                            # carry states over masked steps
                     keep = m[t][:, None]
@@ -276,10 +275,11 @@ class RNN(Layer):
         dxs = None if dx is None else dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]
         dweights = []
 
-        def flush(t0, t1, dxp_c):
+        def flush(t0, t1, dxp_c, stacked=None):
             """Steps t0 .. t1-1 are done: add their weight gradients, write their dx."""
-            xs_c = xs[..., t0:t1, :, :]
-            grads = cell.weight_gradients(xs_c, caches[t0:t1], dxp_c)
+            xs_c = xs[t0:t1]
+            grads = (cell.weight_gradients(xs_c, caches[t0:t1], dxp_c) if stacked is None else
+                     cell.weight_gradients(xs_c, caches[t0:t1], dxp_c, stacked))
             if not dweights:
                 dweights.extend(grads)
             else:
@@ -288,7 +288,7 @@ class RNN(Layer):
             # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
             if dxs is not None:                              # (in processing order)
                 dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
-                                                          xs.ndim == 4), dp_mask)
+                                                          xs_c.ndim == 4), dp_mask)
 
         if cache.sequence is not None:                       # compiled forward: compiled BPTT
             dstates = self._backward_compiled(cache, dy, dstates, flush)
@@ -310,12 +310,13 @@ class RNN(Layer):
             dy, first = np.ascontiguousarray(dy, dtype)[:, None], T - 1
         dstates = [np.array(d, dtype, order="C") for d in dstates]   # updated in place
         cache.consumed = True                                # (until we know dxp is apart)
-        chunk = self._backward_chunk(T, cache.xp[0])
+        chunk = self._backward_chunk(T, cache.xp.shape[1])
         in_place = True
         for t0, t1 in reversed(_chunks(T, chunk)):
             dxp = None                                       # (freed before the next chunk's)
-            dstates, dxp = self.cell.backward_steps(cache.sequence, t0, t1, dy, first, dstates)
-            flush(t0, t1, dxp)
+            dstates, dxp, stacked = self.cell.backward_steps(cache.sequence, t0, t1, dy, first,
+                                                             dstates)
+            flush(t0, t1, dxp, stacked)
             in_place = np.may_share_memory(dxp, cache.xp)
         cache.consumed = in_place
         return dstates
@@ -349,7 +350,7 @@ class RNN(Layer):
                 dstates = [a + b for a, b in zip(dstates, dpass)]
             if chunk is None:   # compiled cells write dxp_t over their activations in xp[t]:
                 in_place = np.may_share_memory(dxp_t, cache.xp[t])    # then xp becomes dxp
-                chunk = self._backward_chunk(T, dxp_t)
+                chunk = self._backward_chunk(T, dxp_t.shape[0])
                 dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
                 cache.consumed = in_place
             t0 = _chunk_start(t, T, chunk)                   # this chunk: steps t0 .. t1-1
@@ -360,23 +361,25 @@ class RNN(Layer):
                 flush(t0, t1, dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0])
         return dstates
 
-    def _backward_chunk(self, T, dxp_t):
+    def _backward_chunk(self, T, batch):
         """Steps per weight-gradient product in BPTT.
 
         The weight gradients are sums over time (``dW_h = sum_t h_{t-1}^T dz_t``). Summing
-        them one chunk of steps at a time keeps the stacked operands (previous states, and
+        them one chunk of steps at a time keeps their stacked operands (previous states, and
         dxp when a cell does not write it in place) at an eighth of the sequence instead of
         whole-sequence copies next to the activations. A chunk has at least
         BACKWARD_CHUNK_ROWS rows (steps x batch): each product stays large enough for BLAS
-        speed, and small models, whose time goes to per-call overhead, keep one chunk.
+        speed, and small models, whose time goes to per-call overhead, keep one chunk. The
+        compiled cells keep h_{-1} .. h_{T-1} in one buffer, so their previous states are a
+        slice whatever the chunks.
 
-        When the sequence is split, step 0 is a chunk of its own: its previous state is the
-        initial state, while the later steps' previous states may be consecutive slices of
-        one buffer (a compiled SimpleRNN keeps h_t in xp[t]), which ``stack_steps`` then
-        takes as a view instead of a copy.
+        A cell with ``separate_dxp`` (SimpleRNN, whose h lives where LSTM and GRU write
+        dxp) needs a new dxp buffer per chunk, as large as its h for those steps: its chunks
+        need only SEPARATE_DXP_CHUNK_ROWS rows, so that buffer stays near an eighth of h.
         """
-        rows = max(1, dxp_t.shape[0])
-        return min(T, max(-(-T // 8), -(-BACKWARD_CHUNK_ROWS // rows)))
+        rows = SEPARATE_DXP_CHUNK_ROWS if getattr(self.cell, "separate_dxp", False) else \
+            BACKWARD_CHUNK_ROWS
+        return min(T, max(-(-T // 8), -(-rows // max(1, batch))))
 
     def get_config(self):
         return {**super().get_config(), "return_sequences": self.return_sequences,
