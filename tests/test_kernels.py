@@ -203,7 +203,8 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     assert "matmul" in kernels._load(), "NumPy's own OpenBLAS was not found"
     calls = []
     real = kernels.run_sequence
-    monkeypatch.setattr(kernels, "run_sequence", lambda name, *a: calls.append(name) or real(name, *a))
+    monkeypatch.setattr(kernels, "run_sequence",
+                        lambda name, *a, **kw: calls.append(name) or real(name, *a, **kw))
     width = layer.cell.kernel.shape[-1]
     monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
     chunked = layer.call(x)
@@ -216,6 +217,55 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     first, second = stateful.call(x[:, :4]), stateful.call(x[:, 4:])
     stateful.reset_state()
     np.testing.assert_array_equal(np.concatenate([first, second], axis=1), chunked)
+
+
+MASKED_LAYERS = {
+    "lstm": lambda m: LSTM(m, return_sequences=True, return_state=True),
+    "lstm-zero-last-backwards": lambda m: LSTM(m, go_backwards=True, return_state=True,
+                                               zero_output_for_mask=True),
+    "gru": lambda m: GRU(m, return_sequences=True, return_state=True),
+    "gru-last": lambda m: GRU(m, return_state=True),
+    "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
+    "simple-zero-backwards": lambda m: SimpleRNN(m, return_sequences=True, go_backwards=True,
+                                                 return_state=True, zero_output_for_mask=True),
+}
+
+
+@pytest.mark.parametrize("steps_per_chunk", [2, 100])
+@pytest.mark.parametrize("kind", sorted(MASKED_LAYERS))
+def test_compiled_masked_inference_equals_the_step_path_bit_for_bit(kind, steps_per_chunk,
+                                                                      monkeypatch):
+    """A mask runs the masked sequence loops: each step's output is h where the mask keeps
+    the step, else 0 (zero_output_for_mask) or the last output; masked rows keep their
+    states. The step path's numbers bit for bit, across projection chunks, from non-zero
+    initial states, with rows masked at the start, in the middle, and throughout."""
+    from unrolled.layers import gates
+    b, t, m = 6, 9, 5
+    r, x, layer, _ = _case(MASKED_LAYERS[kind], 31, b=b, t=t, f=3, m=m)
+    mask = r.random((b, t)) > 0.4
+    mask[0], mask[1, :3], mask[2] = False, False, True           # none, late start, all kept
+    init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
+    width = layer.cell.kernel.shape[-1]
+    monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", steps_per_chunk * b * width * 4)
+    calls = []
+    real = kernels.run_sequence
+    monkeypatch.setattr(kernels, "run_sequence",
+                        lambda name, *a, **kw: calls.append(kw.get("mask") is not None)
+                        or real(name, *a, **kw))
+    seq = layer.call(x, mask=mask, initial_state=init)
+    assert calls == [True] * -(-t // min(steps_per_chunk, t))  # the masked loop, per chunk
+    step = _step_by_step(layer, x, mask=mask, initial_state=init)
+    for a, c in zip(seq, step):
+        np.testing.assert_array_equal(a, c)
+    out, *states = seq
+    np.testing.assert_array_equal(states[0][0], init[0][0])      # row 0: every step masked
+    assert np.any(states[0][1] != init[0][1])
+    if out.ndim == 3:                                            # per-step outputs
+        first = out[1, -1] if layer.go_backwards else out[1, 0]  # row 1, first real step
+        np.testing.assert_array_equal(first, 0)                  # masked before any output
+    kept, _ = layer.forward(x, mask=mask, initial_state=init)    # training's step path
+    for a, c in zip(seq, kept):
+        np.testing.assert_array_equal(a, c)
 
 
 TRAIN_LAYERS = {

@@ -25,8 +25,9 @@ computations use:
   pre-activations are never needed, since every derivative comes from an output.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
-* whole-sequence inference loops (``*_sequence``): the steps of a projected chunk in one
-  call, for layers called without masks or recurrent dropout. A small layer otherwise
+* whole-sequence inference loops (``*_sequence``, and ``*_sequence_masked`` with a mask):
+  the steps of a projected chunk in one call, for layers called without recurrent dropout.
+  A small layer otherwise
   spends a third of each step in Python. Their recurrent product calls NumPy's own BLAS
   (``_numpy_blas``) exactly as ``np.dot`` does, so they too match the step path bit for
   bit; where NumPy's BLAS is not the bundled OpenBLAS, inference runs step by step.
@@ -258,14 +259,18 @@ def blas_operand(w):
     return np.ascontiguousarray(w), False
 
 
-def run_sequence(name, *args):
-    """Run a whole-sequence kernel: ``ys`` (B, T, M), or None when no sequence is returned."""
+def run_sequence(name, *args, mask=None):
+    """Run a whole-sequence kernel: ``ys`` (B, T, M), or None when no sequence is returned.
+    ``mask`` = (m, out, zero_output) runs its masked loop: m (T, B) C-contiguous bool, out
+    (B, M) the last output (updated in place), zero_output Keras's zero_output_for_mask."""
     *head, ys = args
     keep = ys is not None
     if not keep:
         ys = _no_ys.get(head[0].dtype)
         if ys is None:
             ys = _no_ys[head[0].dtype] = np.empty((1, 1, 1), head[0].dtype)
+    if mask is not None:
+        return _kernels[name + "_masked"](*head, *mask, ys, keep)
     return _kernels[name](*head, ys, keep)
 
 

@@ -109,6 +109,76 @@ def build_sequences(kernels, jit, blas):
     kernels.update(simple_sequence=simple_sequence, lstm_sequence=lstm_sequence,
                    gru_sequence=gru_sequence)
 
+    # Masked inference: the same steps, then RNN's masking lines for each step t, row by
+    # row: output = where(keep, h, 0 or the last output); states = where(keep, new, old).
+    # ``out`` holds the last output (zeros before the first step) from chunk to chunk.
+    @jit
+    def mask_output(keep_t, h, out, zero_out):
+        """out = where(keep_t, h, 0 if zero_out else out), row by row."""
+        for b in range(h.shape[0]):
+            hb, ob = h[b], out[b]
+            if keep_t[b] or zero_out:
+                for j in range(hb.shape[0]):
+                    ob[j] = hb[j] if keep_t[b] else zero
+
+    @jit
+    def carry(keep_t, new, old):
+        """new = where(keep_t, new, old), row by row: a masked row keeps its states."""
+        for b in range(new.shape[0]):
+            if not keep_t[b]:
+                nb, ob = new[b], old[b]
+                for j in range(nb.shape[0]):
+                    nb[j] = ob[j]
+
+    @jit
+    def simple_sequence_masked(xp, bias, rk, rk_f, h, m, out, zero_out, ys, keep):
+        """simple_sequence with the mask m (T, B): h_t over xp[t]. Returns the last h."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            simple_forward(xp[t], bias, hw)
+            mask_output(m[t], xp[t], out, zero_out)
+            carry(m[t], xp[t], h)
+            h = xp[t]
+            if keep:
+                ys[:, t, :] = out
+        return h.copy()
+
+    @jit
+    def lstm_sequence_masked(xp, bias, rk, rk_f, h, c, m, out, zero_out, ys, keep):
+        """lstm_sequence with the mask m (T, B). Returns the last h and c."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        h2, c2 = np.empty_like(h), np.empty_like(c)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, hw)
+            lstm_forward(xp[t], bias, hw, c, c2, h2)
+            mask_output(m[t], h2, out, zero_out)
+            carry(m[t], h2, h)
+            carry(m[t], c2, c)
+            h, h2, c, c2 = h2, h, c2, c
+            if keep:
+                ys[:, t, :] = out
+        return h, c
+
+    @jit
+    def gru_sequence_masked(xp, b_in, rk, rk_f, b_rec, h, m, out, zero_out, ys, keep):
+        """gru_sequence with the mask m (T, B). Returns the last h."""
+        rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        rh, h2 = np.empty_like(h), np.empty_like(h)
+        for t in range(xp.shape[0]):
+            matmul(h, rk, rk_f, rec)
+            gru_forward(xp[t], b_in, rec, b_rec, h, rh, h2)
+            mask_output(m[t], h2, out, zero_out)
+            carry(m[t], h2, h)
+            h, h2 = h2, h
+            if keep:
+                ys[:, t, :] = out
+        return h
+
+    kernels.update(simple_sequence_masked=simple_sequence_masked,
+                   lstm_sequence_masked=lstm_sequence_masked,
+                   gru_sequence_masked=gru_sequence_masked)
+
     # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
     # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
     lstm_backward, gru_backward = kernels["lstm_backward"], kernels["gru_backward"]

@@ -122,15 +122,17 @@ class SimpleRNNCell(Layer):
         """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
         return self._compiled(dtype) and kernels.sequence(dtype, self.units)
 
-    def run_steps(self, xp, states, ys):
+    def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
+        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
+        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
         h = kernels.run_sequence("simple_sequence", xp, bias,
                                  *kernels.blas_operand(self.recurrent_kernel.value),
-                                 np.array(states[0], dt, order="C"), ys)
-        return h, [h]
+                                 np.array(states[0], dt, order="C"), ys, mask=mask)
+        return (h if mask is None else mask[1]), [h]
 
     def training_buffer(self, xs):
         """Where the training forward projects the inputs: ``H[1:]`` of a ``(T+1, B, M)``

@@ -177,16 +177,18 @@ class GRUCell(Layer):
         """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
         return self._compiled(dtype) and kernels.sequence(dtype, self.units)
 
-    def run_steps(self, xp, states, ys):
+    def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
+        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
+        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h])."""
         dt, m = xp.dtype, self.units
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
         h = kernels.run_sequence("gru_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
                                  *kernels.blas_operand(self.recurrent_kernel.value),
                                  kernels.bias_or_zeros(b_rec, 3 * m, dt),
-                                 np.array(states[0], dt, order="C"), ys)
-        return h, [h]
+                                 np.array(states[0], dt, order="C"), ys, mask=mask)
+        return (h if mask is None else mask[1]), [h]
 
     def train_steps(self, xp, states, ys):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,

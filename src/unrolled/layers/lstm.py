@@ -145,15 +145,17 @@ class LSTMCell(Layer):
         """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
         return self._compiled(dtype) and kernels.sequence(dtype, self.units)
 
-    def run_steps(self, xp, states, ys):
+    def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t] = h_t`` when ``ys`` is given. Returns (h, [h, c])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
+        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
+        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h, c])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1], dt)
         h, c = kernels.run_sequence("lstm_sequence", xp, bias,
                                     *kernels.blas_operand(self.recurrent_kernel.value),
-                                    *(np.array(s, dt, order="C") for s in states), ys)
-        return h, [h, c]
+                                    *(np.array(s, dt, order="C") for s in states), ys, mask=mask)
+        return (h if mask is None else mask[1]), [h, c]
 
     def train_steps(self, xp, states, ys):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,

@@ -209,8 +209,8 @@ class RNN(Layer):
         caches = []
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
-        compiled = m is None and rec_mask is None and _sequence_ready(cell, xs.dtype)
-        train_compiled = compiled and keep_cache and hasattr(cell, "train_steps")
+        compiled = rec_mask is None and _sequence_ready(cell, xs.dtype)
+        train_compiled = compiled and m is None and keep_cache and hasattr(cell, "train_steps")
         if keep_cache:                                       # kept: the gates are written there
             buffer = getattr(cell, "training_buffer", None) if train_compiled else None
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
@@ -219,12 +219,16 @@ class RNN(Layer):
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
-            buf = None
+            # A mask runs the masked loop, which keeps the last output in ``last``.
+            buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
             for t0 in range(0, T, chunk):
                 x_c = xs[t0:t0 + chunk]
                 xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
                 buf = xp if buf is None else buf
-                out, states = cell.run_steps(xp, states, None if ys is None else ys[:, t0:t0 + chunk])
+                masked = None if m is None else (np.ascontiguousarray(m[t0:t0 + chunk]), last,
+                                                 self.zero_output_for_mask)
+                out, states = cell.run_steps(xp, states,
+                                             None if ys is None else ys[:, t0:t0 + chunk], masked)
         else:
             base = 0                                         # xp[t - base] is step t's
             for t in range(T):
