@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .workloads import all_workloads, name
+from .workloads import INFERENCE_SIZES, all_workloads, name
 
 FRAMEWORKS = ["unrolled", "torch", "keras"]
 
@@ -23,6 +23,36 @@ def gemm_gflops(size=1024, repeats=5):
     a @ a
     best = min(_timed(lambda: a @ a) for _ in range(repeats))
     return 2 * size ** 3 / best / 1e9
+
+
+def recurrent_rates(sizes, repeats=3):
+    """GFLOP/s of each large layer's recurrent product ``(B, M) @ (M, G*M)``, issued as the
+    layer's loop issues it: ``np.dot`` (the same BLAS call as the compiled loop, whose
+    results are bit-identical to it) into a preallocated output, T times in a row, on the
+    layer's own recurrent kernel (in its memory order). The 1024^3 GEMM is timed between
+    them (the machine's speed drifts), and the best of those is the reference.
+    Returns (rows of (cell, size, GFLOP/s), reference GFLOP/s)."""
+    from unrolled import layers
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype("float32")
+    rows, reference = [], 0.0
+    for cell in ("SimpleRNN", "LSTM", "GRU"):
+        for n, t, d, m in sizes:
+            layer = getattr(layers, cell)(m)
+            layer.build((n, t, d))
+            u = layer.cell.recurrent_kernel.value
+            h = np.random.default_rng(0).standard_normal((n, m)).astype("float32")
+            out = np.empty((n, u.shape[1]), "float32")
+
+            def steps():
+                for _ in range(t):
+                    np.dot(h, u, out=out)
+            steps()
+            best = float("inf")
+            for _ in range(repeats):
+                reference = max(reference, 2 * 1024 ** 3 / _timed(lambda: a @ a) / 1e9)
+                best = min(best, _timed(steps))
+            rows.append((cell, (n, t, d, m), 2 * n * m * u.shape[1] * t / best / 1e9))
+    return rows, reference
 
 
 def _timed(fn):
@@ -114,6 +144,17 @@ def main(argv=None):
               f"NumPy {np.__version__}; float32 GEMM (1024^3): {gflops:.1f} GFLOP/s",
               f"Date: {time.strftime('%Y-%m-%d')}", ""]
     lines = header + table(workloads, results)
+    large = [size for size in INFERENCE_SIZES[1:] if any(w[2:6] == size for w in workloads)]
+    if large and "unrolled" in results:
+        rates, reference = recurrent_rates(large)
+        lines += ["", "Recurrent products at the large sizes (target: at least 70% of the GEMM "
+                  f"rate, here {reference:.1f} GFLOP/s, the best 1024^3 GEMM timed between "
+                  "them; `recurrent_rates` says how they are timed):", "",
+                  "| layer | product | GFLOP/s | share of GEMM rate |", "|---|---|---:|---:|"]
+        for cell, (n, t, d, m), rate in rates:
+            g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cell]
+            lines.append(f"| {cell} ({n},{t},{d},{m}) | ({n}x{m}) @ ({m}x{g * m}) | "
+                         f"{rate:.1f} | {rate / reference:.0%} |")
     print("\n".join(lines))
     if args.write:
         memory = subprocess.run([sys.executable, "-m", "benchmarks.memory"], check=True,
