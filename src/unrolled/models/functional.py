@@ -91,7 +91,27 @@ class Model(Trainer, Layer):
             if all(node.layer is not l for l in layers):
                 layers.append(node.layer)
         self._layers = layers
+        self._plan_graph()
         self.built = True
+
+    def _plan_graph(self):
+        """The plan ``_run_graph`` follows: every tensor gets a slot in a list, and each node
+        the slots of its inputs, states and outputs. A call then indexes lists instead of
+        hashing tensor ids per node; integers also stay right when a model is copied."""
+        slot = {id(t): i for i, t in enumerate(self.inputs)}
+        n = len(self.inputs)
+        plan = []
+        for node in self._nodes:
+            ins = [slot[id(t)] for t in to_list(node.inputs)]
+            states = [slot[id(t)] for t in node.states]
+            outs = []
+            for t in node.outputs:
+                slot[id(t)], n = n, n + 1
+                outs.append(slot[id(t)])
+            plan.append((node, ins, states, outs))
+        self._plan = plan
+        self._slots = n
+        self._output_slots = [slot[id(t)] for t in self.outputs]
 
     # --- layers and weights -----------------------------------------------------------------
     @property
@@ -174,39 +194,37 @@ class Model(Trainer, Layer):
         return self._run_graph(inputs, training, keep_tape=False)[0]
 
     def _run_graph(self, inputs, training, keep_tape):
-        values, masks = {}, {}
-        for t, a in zip(self.inputs, to_list(inputs) if self._multi_input else [inputs]):
-            values[id(t)] = a
-            masks[id(t)] = None
+        values, masks = [None] * self._slots, [None] * self._slots
+        for i, a in enumerate(to_list(inputs) if self._multi_input else [inputs]):
+            values[i] = a
         tape = []
-        for node in self._nodes:
+        for node, ins, states, outs in self._plan:
             layer = node.layer
-            ids = [id(t) for t in to_list(node.inputs)]    # (ids change when pickled: not cached)
-            args = [values[i] for i in ids]
-            in_masks = [masks[i] for i in ids]
-            main = args if node.list_input else args[0]
-            mask_arg = in_masks if node.list_input else in_masks[0]
-            if node.list_input and all(m is None for m in in_masks):
-                mask_arg = None
+            if node.list_input:
+                main = [values[i] for i in ins]
+                mask_arg = [masks[i] for i in ins]
+                if all(m is None for m in mask_arg):
+                    mask_arg = None
+            else:
+                main, mask_arg = values[ins[0]], masks[ins[0]]
             if mask_arg is not None and not layer.supports_masking:
                 _warn_mask_dropped(layer)
                 mask_arg = None
-            kwargs = {}
-            if node.states:
-                kwargs["initial_state"] = [values[id(t)] for t in node.states]
-            train = training if node.kwargs.get("training") is None else node.kwargs["training"]
+            kwargs = {"initial_state": [values[i] for i in states]} if states else {}
+            train = node.kwargs.get("training")
+            train = training if train is None else train
             if keep_tape:
                 out, cache = layer.forward(main, training=train, mask=mask_arg, **kwargs)
                 tape.append((node, cache))
             else:
                 out = layer.call(main, training=train, mask=mask_arg, **kwargs)
             out_masks = layer.compute_mask(main, mask_arg)
-            outs = to_list(out) if node.multi_output else [out]
-            out_masks = to_list(out_masks) if node.multi_output else [out_masks]
-            for t, a, m in zip(node.outputs, outs, out_masks):
-                values[id(t)] = a
-                masks[id(t)] = m
-        outputs = [values[id(t)] for t in self.outputs]
+            if node.multi_output:
+                for i, a, m in zip(outs, to_list(out), to_list(out_masks)):
+                    values[i], masks[i] = a, m
+            else:
+                values[outs[0]], masks[outs[0]] = out, out_masks
+        outputs = [values[i] for i in self._output_slots]
         return (outputs if self._multi_output else outputs[0]), tape
 
     def backward(self, tape, doutputs, input_gradients=True):
