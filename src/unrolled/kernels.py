@@ -27,10 +27,10 @@ computations use:
 
 * whole-sequence inference loops (``*_sequence``, and ``*_sequence_masked`` with a mask):
   the steps of a projected chunk in one call, for layers called without recurrent dropout.
-  A small layer otherwise
-  spends a third of each step in Python. Their recurrent product calls NumPy's own BLAS
-  (``_numpy_blas``) exactly as ``np.dot`` does, so they too match the step path bit for
-  bit; where NumPy's BLAS is not the bundled OpenBLAS, inference runs step by step.
+  A small layer otherwise spends a third of each step in Python. Their recurrent product
+  calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
+  the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference
+  runs step by step.
 
 Without numba, or for float64 (used by the gradient checks), or after
 ``unrolled.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),

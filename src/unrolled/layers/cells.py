@@ -17,8 +17,9 @@ time loop. A cell provides:
 ``sequence_ready(dtype)``, ``run_steps``, ``train_steps``, ``backward_steps`` (optional)
     inference, the training forward, and BPTT over a chunk of steps, each in one compiled
     call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
-    ``RNN`` uses them when there is no mask and no recurrent dropout. ``training_buffer``
-    (optional) says where the training forward writes the projected inputs.
+    ``RNN`` uses them without recurrent dropout: ``run_steps`` also with a mask, training
+    only without. ``training_buffer`` (optional) says where the training forward writes
+    the projected inputs.
 ``weight_gradients(x, caches, dxp, stacked=None)``
     dLoss/d(weights) summed over the steps given, each as a single matrix product.
     ``stacked`` (from ``backward_steps``) holds operands already stacked over those steps,
@@ -124,9 +125,10 @@ class SimpleRNNCell(Layer):
 
     def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
-        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
-        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
+        ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
+        (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
+        one. Returns (output, [h])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
         h = kernels.run_sequence("simple_sequence", xp, bias,

@@ -179,9 +179,10 @@ class GRUCell(Layer):
 
     def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
-        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
-        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
+        ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
+        (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
+        one. Returns (output, [h])."""
         dt, m = xp.dtype, self.units
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
         h = kernels.run_sequence("gru_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),

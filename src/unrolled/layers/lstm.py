@@ -147,9 +147,10 @@ class LSTMCell(Layer):
 
     def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With ``mask`` =
-        (m, out, zero_output), each step is masked as ``RNN``'s step path does (see
-        ``kernels.run_sequence``); the output returned is then ``out``, the last masked one. Returns (output, [h, c])."""
+        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
+        ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
+        (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
+        one. Returns (output, [h, c])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1], dt)
         h, c = kernels.run_sequence("lstm_sequence", xp, bias,

@@ -42,7 +42,7 @@ class _Cache(tuple):
         return self
 
 
-def _chunk_start(t, T, chunk):
+def _chunk_start(t, chunk):
     """The first step of step t's weight-gradient chunk (see ``RNN._backward_chunk``)."""
     return t - t % chunk
 
@@ -357,7 +357,7 @@ class RNN(Layer):
                 chunk = self._backward_chunk(T, dxp_t.shape[0])
                 dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
                 cache.consumed = in_place
-            t0 = _chunk_start(t, T, chunk)                   # this chunk: steps t0 .. t1-1
+            t0 = _chunk_start(t, chunk)                      # this chunk: steps t0 .. t1-1
             if dxp is not cache.xp:
                 dxp[t - t0] = dxp_t
             if t == t0:                                      # the chunk is complete
