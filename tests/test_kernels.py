@@ -279,8 +279,8 @@ TRAIN_LAYERS = {
 }
 
 
-def _train_pass(layer, x, init, seed):
-    out, cache = layer.forward(x, initial_state=init)
+def _train_pass(layer, x, init, seed, mask=None):
+    out, cache = layer.forward(x, initial_state=init, mask=mask)
     outs = out if isinstance(out, list) else [out]
     r = np.random.default_rng(seed)
     douts = [r.standard_normal(o.shape).astype(np.float32) for o in outs]
@@ -315,10 +315,38 @@ def test_compiled_training_equals_the_step_path_bit_for_bit(kind, b, t, m, rows,
         np.testing.assert_array_equal(s, s0)
 
 
-def test_masks_and_recurrent_dropout_train_step_by_step():
+@pytest.mark.parametrize("rows", [2048, 3])                  # one chunk; chunks of 2 steps
+@pytest.mark.parametrize("kind", sorted(MASKED_LAYERS))
+def test_compiled_masked_training_equals_the_step_path_bit_for_bit(kind, rows, monkeypatch):
+    """Masked training runs compiled too: masked rows carry their states forward, and in
+    BPTT a masked step's output gradient goes on to the step before (unless
+    zero_output_for_mask) while its state gradients skip it, across BPTT chunks. Outputs,
+    input, initial-state and weight gradients: the step path's, bit for bit."""
+    from unrolled.layers import recurrent
+    monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
+    b, t, m = 6, 9, 5
+    r, x, layer, _ = _case(MASKED_LAYERS[kind], 17, b=b, t=t, f=3, m=m)
+    mask = r.random((b, t)) > 0.4
+    mask[0], mask[1, :3], mask[2], mask[3, -3:] = False, False, True, False
+    init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
+    cache, compiled = _train_pass(layer, x, init, 2, mask)
+    assert cache.sequence is not None
+    monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)
+    cache, steps = _train_pass(layer, x, init, 2, mask)
+    assert cache.sequence is None
+    assert len(compiled) == len(steps)
+    for a, c in zip(compiled, steps):
+        np.testing.assert_array_equal(a, c)
+    dx = compiled[1 + len(init) if layer.return_state else 1]   # after the outputs
+    assert np.any(dx[3] != 0)                                    # gradients reached row 3
+    np.testing.assert_array_equal(dx[0], 0)                      # row 0: every step masked
+
+
+def test_recurrent_dropout_trains_step_by_step():
     _, x, layer, _ = _case(lambda m: LSTM(m, recurrent_dropout=0.3), 12)
     assert layer.forward(x)[1].sequence is not None
-    assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is None
+    assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is not None
     assert layer.forward(x, training=True)[1].sequence is None
 
 

@@ -25,7 +25,8 @@ computations use:
   pre-activations are never needed, since every derivative comes from an output.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
-* whole-sequence inference loops (``*_sequence``, and ``*_sequence_masked`` with a mask):
+* whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
+  inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, for training):
   the steps of a projected chunk in one call, for layers called without recurrent dropout.
   A small layer otherwise spends a third of each step in Python. Their recurrent product
   calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
@@ -275,6 +276,17 @@ def run_sequence(name, *args, mask=None):
 
 
 _no_ys = {}
+_no_mask = {}
+
+
+def mask_arguments(mask, dtype):
+    """The training kernels' last three arguments: ``mask`` = (m, out or dcarry, zero_output)
+    as ``run_sequence`` takes it, or, for no mask, an m without rows."""
+    if mask is not None:
+        return mask
+    if dtype not in _no_mask:
+        _no_mask[dtype] = (np.zeros((0, 0), bool), np.zeros((0, 0), dtype), True)
+    return _no_mask[dtype]
 
 
 def tanh(x, out=None):

@@ -192,66 +192,140 @@ def build_sequences(kernels, jit, blas):
             dout[:, :] = zero
 
     @jit
-    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, ys, keep):
-        """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]."""
+    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, m, out, zero_out, ys, keep):
+        """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]. With a mask (m has
+        rows), masked rows carry their states and ``out`` is the last output, as in
+        ``lstm_sequence_masked``."""
         hw = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
             matmul(H[t], rk, rk_f, hw)
             lstm_forward(xp[t], bias, hw, C[t], C[t + 1], H[t + 1])
+            if masked:
+                mask_output(m[t], H[t + 1], out, zero_out)
+                carry(m[t], H[t + 1], H[t])
+                carry(m[t], C[t + 1], C[t])
             if keep:
-                ys[:, t, :] = H[t + 1]
+                ys[:, t, :] = out if masked else H[t + 1]
+
+    # A masked step (RNN._backward_steps): its output was the last output, so dLoss/d(out)
+    # goes on to the step before (``dcarry``, unless zero_output_for_mask), and its states
+    # passed through, so their gradients skip the step; the step itself sees zeros.
+    @jit
+    def hold_masked(keep_t, dout, dcarry, zero_out, dh, pass_h):
+        """Before a step's backward: dout += dcarry; then for masked rows dcarry = dout,
+        pass_h = dh, and dout = dh = 0; for kept rows dcarry = 0."""
+        for b in range(dout.shape[0]):
+            ob, hb = dout[b], dh[b]
+            if not zero_out:
+                cb = dcarry[b]
+                for j in range(ob.shape[0]):
+                    ob[j] = ob[j] + cb[j]
+                    cb[j] = zero if keep_t[b] else ob[j]
+            if not keep_t[b]:
+                pb = pass_h[b]
+                for j in range(ob.shape[0]):
+                    ob[j] = zero
+                for j in range(hb.shape[0]):
+                    pb[j], hb[j] = hb[j], zero
 
     @jit
-    def lstm_backward_steps(t0, t1, dy, first, xp, C, rk_t, rk_t_f, dh, dc):
+    def hold_state(keep_t, d, passed):
+        """passed = d, d = 0 on masked rows."""
+        for b in range(d.shape[0]):
+            if not keep_t[b]:
+                db, pb = d[b], passed[b]
+                for j in range(db.shape[0]):
+                    pb[j], db[j] = db[j], zero
+
+    @jit
+    def release_state(keep_t, d, passed):
+        """After a step's backward: d += passed on masked rows."""
+        for b in range(d.shape[0]):
+            if not keep_t[b]:
+                db, pb = d[b], passed[b]
+                for j in range(db.shape[0]):
+                    db[j] = db[j] + pb[j]
+
+    @jit
+    def lstm_backward_steps(t0, t1, dy, first, xp, C, rk_t, rk_t_f, dh, dc, m, dcarry,
+                            zero_out):
         """BPTT over steps t1-1 ... t0: dz over the gates in xp[t]; dh, dc hold dLoss/dh_t,
-        dLoss/dc_t of the step after and become those of step t0's inputs."""
+        dLoss/dc_t of the step after and become those of step t0's inputs. With a mask (m
+        has rows), masked steps as ``hold_masked`` says; dcarry lives across calls."""
         dout, dc_prev = np.empty_like(dh), np.empty_like(dc)
+        pass_h, pass_c = np.empty_like(dh), np.empty_like(dc)
+        masked = m.shape[0] > 0
         for t in range(t1 - 1, t0 - 1, -1):
             fill_dout(dout, dy, first, t)
+            if masked:
+                hold_masked(m[t], dout, dcarry, zero_out, dh, pass_h)
+                hold_state(m[t], dc, pass_c)
             lstm_backward(dout, dh, dc, xp[t], C[t], C[t + 1], dc_prev)
             matmul(xp[t], rk_t, rk_t_f, dh)                # dh_prev = dz @ recurrent_kernel^T
+            if masked:
+                release_state(m[t], dh, pass_h)
+                release_state(m[t], dc_prev, pass_c)
             dc, dc_prev = dc_prev, dc
         return dc
 
     @jit
-    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, RH, ys, keep):
-        """Forward: z, r and hh over xp[t], rh_t in RH[t], h_t in H[t+1]."""
+    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, RH, m, out, zero_out, ys, keep):
+        """Forward: z, r and hh over xp[t], rh_t in RH[t], h_t in H[t+1]; a mask as in
+        ``lstm_train_sequence``."""
         rec = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
             matmul(H[t], rk, rk_f, rec)
             gru_forward(xp[t], b_in, rec, b_rec, H[t], RH[t], H[t + 1])
+            if masked:
+                mask_output(m[t], H[t + 1], out, zero_out)
+                carry(m[t], H[t + 1], H[t])
             if keep:
-                ys[:, t, :] = H[t + 1]
+                ys[:, t, :] = out if masked else H[t + 1]
 
     @jit
-    def gru_backward_steps(t0, t1, dy, first, xp, H, RH, rk_t, rk_t_f, dh):
-        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t], drh over RH[t]; dh as in
-        lstm_backward_steps."""
+    def gru_backward_steps(t0, t1, dy, first, xp, H, RH, rk_t, rk_t_f, dh, m, dcarry,
+                           zero_out):
+        """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t], drh over RH[t]; dh and a
+        mask as in lstm_backward_steps."""
         drec = np.empty((dh.shape[0], rk_t.shape[0]), np.float32)
         dout, dh_prev, dh_in = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
+        pass_h = np.empty_like(dh)
+        masked = m.shape[0] > 0
         for t in range(t1 - 1, t0 - 1, -1):
             fill_dout(dout, dy, first, t)
+            if masked:
+                hold_masked(m[t], dout, dcarry, zero_out, dh, pass_h)
             gru_backward(dout, dh, H[t], xp[t], RH[t], drec, dh_prev)
             matmul(drec, rk_t, rk_t_f, dh_in)              # through rec = h_prev W_h + b
             for b in range(dh.shape[0]):
                 db, dp, di = dh[b], dh_prev[b], dh_in[b]
                 for j in range(db.shape[0]):
                     db[j] = dp[j] + di[j]
+            if masked:
+                release_state(m[t], dh, pass_h)
 
     @jit
-    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp):
+    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp, m, dcarry,
+                              zero_out):
         """BPTT over steps t1-1 ... t0 of a tanh SimpleRNN whose h_t is in xp[t] (the
         forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0];
-        dh as in lstm_backward_steps."""
-        dout = np.empty_like(dh)
+        dh and a mask as in lstm_backward_steps."""
+        dout, pass_h = np.empty_like(dh), np.empty_like(dh)
+        masked = m.shape[0] > 0
         for t in range(t1 - 1, t0 - 1, -1):
             fill_dout(dout, dy, first, t)
+            if masked:
+                hold_masked(m[t], dout, dcarry, zero_out, dh, pass_h)
             da, h = dxp[t - t0], xp[t]
             for b in range(dh.shape[0]):
                 ab, hb, ob, db = da[b], h[b], dout[b], dh[b]
                 for j in range(ab.shape[0]):
                     ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
             matmul(da, rk_t, rk_t_f, dh)                   # dh_prev = da @ recurrent_kernel^T
+            if masked:
+                release_state(m[t], dh, pass_h)
 
     kernels.update(simple_backward_steps=simple_backward_steps,
                    lstm_train_sequence=lstm_train_sequence,

@@ -17,9 +17,9 @@ time loop. A cell provides:
 ``sequence_ready(dtype)``, ``run_steps``, ``train_steps``, ``backward_steps`` (optional)
     inference, the training forward, and BPTT over a chunk of steps, each in one compiled
     call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
-    ``RNN`` uses them without recurrent dropout: ``run_steps`` also with a mask, training
-    only without. ``training_buffer`` (optional) says where the training forward writes
-    the projected inputs.
+    ``RNN`` uses them, with or without a mask, unless recurrent dropout is on.
+    ``training_buffer`` (optional) says where the training forward writes the projected
+    inputs.
 ``weight_gradients(x, caches, dxp, stacked=None)``
     dLoss/d(weights) summed over the steps given, each as a single matrix product.
     ``stacked`` (from ``backward_steps``) holds operands already stacked over those steps,
@@ -144,10 +144,11 @@ class SimpleRNNCell(Layer):
         T, B = xs.shape[-3], xs.shape[-2]
         return np.empty((T + 1, B, self.units), xs.dtype)[1:]
 
-    def train_steps(self, xp, states, ys):
+    def train_steps(self, xp, states, ys, mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
-        bit for bit, with h_t written over xp[t] as the compiled step does. ``xp`` comes
-        from ``training_buffer``. Returns (h, [h], step caches viewing the buffer, buffers)."""
+        bit for bit, with h_t written over xp[t] as the compiled step does (carried over
+        masked steps; ``mask`` as in ``run_steps``). ``xp`` comes from ``training_buffer``.
+        Returns (output, [h], step caches viewing the buffer, buffers)."""
         H = xp.base
         if (H is None or H.shape != (len(xp) + 1,) + xp.shape[1:]
                 or H[1:].ctypes.data != xp.ctypes.data):
@@ -157,18 +158,21 @@ class SimpleRNNCell(Layer):
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units,
                                      xp.dtype)
         kernels.run_sequence("simple_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), H[0], ys)
+                             *kernels.blas_operand(self.recurrent_kernel.value), H[0], ys,
+                             mask=mask)
         caches = StepCaches(lambda t: (H[t], None, H[t + 1], None), 0, len(xp))
-        return H[-1], [H[-1]], caches, (H,)
+        return H[-1] if mask is None else mask[1], [H[-1]], caches, (H,)
 
-    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call. Returns the updated
         ``dstates``, dxp of those steps (a new array: h stays in the buffer) and the
-        stacked operands of ``weight_gradients`` (the previous states, a slice)."""
+        stacked operands of ``weight_gradients`` (the previous states, a slice). ``mask`` as
+        in ``LSTMCell.backward_steps``."""
         (H,) = buffers
         dxp = np.empty((t1 - t0,) + H.shape[1:], H.dtype)
         kernels.call("simple_backward_steps", t0, t1, dy, first, H[1:],
-                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp)
+                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp,
+                     *kernels.mask_arguments(mask, H.dtype))
         return dstates, dxp, {"h_in": H[t0:t1]}
 
     def _compiled(self, dtype):

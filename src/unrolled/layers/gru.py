@@ -191,11 +191,11 @@ class GRUCell(Layer):
                                  np.array(states[0], dt, order="C"), ys, mask=mask)
         return (h if mask is None else mask[1]), [h]
 
-    def train_steps(self, xp, states, ys):
+    def train_steps(self, xp, states, ys, mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), rh in a
         ``(T, B, M)`` one, z, r and hh over ``xp``: the five arrays BPTT needs, no more.
-        Returns (h, [h], step caches, buffers)."""
+        ``mask`` as in ``run_steps``. Returns (output, [h], step caches, buffers)."""
         T, B, _ = xp.shape
         m, dt = self.units, xp.dtype
         H, RH = np.empty((T + 1, B, m), dt), np.empty((T, B, m), dt)
@@ -203,20 +203,23 @@ class GRUCell(Layer):
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
         kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
                              *kernels.blas_operand(self.recurrent_kernel.value),
-                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, RH, ys)
+                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, RH,
+                             *kernels.mask_arguments(mask, dt), ys)
         caches = StepCaches(lambda t: (H[t], H[t], None, None, None, xp[t][:, :m],
                                        xp[t][:, m:2 * m], RH[t], None, xp[t][:, 2 * m:], xp[t]),
                             0, T)
-        return H[T], [H[T]], caches, (xp, H, RH)
+        return H[T] if mask is None else mask[1], [H[T]], caches, (xp, H, RH)
 
-    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
         buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
         dxp of those steps, written over the gates in xp (and drh over RH), and the stacked
-        operands of ``weight_gradients``: the previous states and drh, slices of H and RH."""
+        operands of ``weight_gradients``: the previous states and drh, slices of H and RH.
+        ``mask`` as in ``LSTMCell.backward_steps``."""
         xp, H, RH = buffers
         kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, RH,
-                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0])
+                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0],
+                     *kernels.mask_arguments(mask, xp.dtype))
         return dstates, xp[t0:t1], {"h_in": H[t0:t1], "drh": RH[t0:t1]}
 
     def _compiled(self, dtype):

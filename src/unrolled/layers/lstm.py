@@ -158,10 +158,11 @@ class LSTMCell(Layer):
                                     *(np.array(s, dt, order="C") for s in states), ys, mask=mask)
         return (h if mask is None else mask[1]), [h, c]
 
-    def train_steps(self, xp, states, ys):
+    def train_steps(self, xp, states, ys, mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
-        bit for bit, keeping h and c in ``(T+1, B, M)`` buffers (``H[t+1] = h_t``) and the
-        gates over ``xp``. Returns (h, [h, c], step caches viewing the buffers, buffers)."""
+        bit for bit, keeping h and c in ``(T+1, B, M)`` buffers (``H[t+1] = h_t``, carried
+        over masked steps) and the gates over ``xp``; ``mask`` as in ``run_steps``. Returns
+        (output, [h, c], step caches viewing the buffers, buffers)."""
         T, B, _ = xp.shape
         H = np.empty((T + 1, B, self.units), xp.dtype)
         C = np.empty_like(H)
@@ -169,20 +170,24 @@ class LSTMCell(Layer):
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1],
                                      xp.dtype)
         kernels.run_sequence("lstm_train_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), H, C, ys)
+                             *kernels.blas_operand(self.recurrent_kernel.value), H, C,
+                             *kernels.mask_arguments(mask, xp.dtype), ys)
         caches = StepCaches(lambda t: (H[t], None, C[t], None, None, None, None, None, C[t + 1],
                                        None, xp[t]), 0, T)
-        return H[T], [H[T], C[T]], caches, (xp, H, C)
+        return H[T] if mask is None else mask[1], [H[T], C[T]], caches, (xp, H, C)
 
-    def backward_steps(self, buffers, t0, t1, dy, first, dstates):
+    def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
         buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them,
         dxp of those steps, written over the gates in xp, and the stacked operands of
-        ``weight_gradients`` (the previous states, a slice of H)."""
+        ``weight_gradients`` (the previous states, a slice of H). ``mask`` = (m, dcarry,
+        zero_output): dcarry (B, M) holds dLoss/d(output) passed back over masked steps, from
+        call to call."""
         xp, H, C = buffers
         dh, dc = dstates
         dc = kernels.call("lstm_backward_steps", t0, t1, dy, first, xp, C,
-                          *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc)
+                          *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc,
+                          *kernels.mask_arguments(mask, xp.dtype))
         return [dh, dc], xp[t0:t1], {"h_in": H[t0:t1]}
 
     def _compiled(self, dtype):

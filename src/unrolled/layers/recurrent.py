@@ -210,12 +210,13 @@ class RNN(Layer):
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
         compiled = rec_mask is None and _sequence_ready(cell, xs.dtype)
-        train_compiled = compiled and m is None and keep_cache and hasattr(cell, "train_steps")
+        train_compiled = compiled and keep_cache and hasattr(cell, "train_steps")
         if keep_cache:                                       # kept: the gates are written there
             buffer = getattr(cell, "training_buffer", None) if train_compiled else None
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
         if train_compiled:
-            out, states, caches, sequence = cell.train_steps(xp, states, ys)
+            out, states, caches, sequence = cell.train_steps(xp, states, ys, self._kernel_mask(
+                m, B, lambda: np.zeros((B, cell.output_size), self.dtype)))
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
@@ -225,8 +226,8 @@ class RNN(Layer):
                 x_c = xs[t0:t0 + chunk]
                 xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
                 buf = xp if buf is None else buf
-                masked = None if m is None else (np.ascontiguousarray(m[t0:t0 + chunk]), last,
-                                                 self.zero_output_for_mask)
+                masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], B,
+                                           lambda: last)
                 out, states = cell.run_steps(xp, states,
                                              None if ys is None else ys[:, t0:t0 + chunk], masked)
         else:
@@ -255,6 +256,14 @@ class RNN(Layer):
         cache = _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
         cache.sequence = sequence
         return result, cache
+
+    def _kernel_mask(self, m, batch, buffer):
+        """The compiled loops' ``mask`` argument: (m as a C-contiguous (steps, B) array,
+        buffer(), zero_output_for_mask), or None without a mask. The buffer is a (B, units)
+        array: the last output (forward) or dLoss/d(output) carried back (BPTT)."""
+        if m is None:
+            return None
+        return np.ascontiguousarray(m), buffer(), self.zero_output_for_mask
 
     optional_input_gradient = True
 
@@ -314,12 +323,14 @@ class RNN(Layer):
             dy, first = np.ascontiguousarray(dy, dtype)[:, None], T - 1
         dstates = [np.array(d, dtype, order="C") for d in dstates]   # updated in place
         cache.consumed = True                                # (until we know dxp is apart)
-        chunk = self._backward_chunk(T, cache.xp.shape[1])
+        B = cache.xp.shape[1]
+        chunk = self._backward_chunk(T, B)
+        mask = self._kernel_mask(cache[1], B, lambda: np.zeros((B, self.cell.output_size), dtype))
         in_place = True
         for t0, t1 in reversed(_chunks(T, chunk)):
             dxp = None                                       # (freed before the next chunk's)
             dstates, dxp, stacked = self.cell.backward_steps(cache.sequence, t0, t1, dy, first,
-                                                             dstates)
+                                                             dstates, mask)
             flush(t0, t1, dxp, stacked)
             in_place = np.may_share_memory(dxp, cache.xp)
         cache.consumed = in_place
