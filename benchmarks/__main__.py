@@ -86,22 +86,22 @@ class Runner:
 
 
 def run_all(frameworks, workloads, min_seconds, rounds):
-    """Seconds per call, ``{framework: [per workload]}``: the best of ``rounds`` rounds.
+    """Seconds per call, ``{framework: [[per round] per workload]}``.
 
     The frameworks take turns on each workload, so that a machine that speeds up or slows
     down over minutes (shared machines do) shifts all of them alike."""
     runners = [Runner(fw, min_seconds) for fw in frameworks]
-    best = {fw: [float("inf")] * len(workloads) for fw in frameworks}
+    times = {fw: [[] for _ in workloads] for fw in frameworks}
     try:
         for r in range(rounds):
             for i, w in enumerate(workloads):
                 print(f"round {r + 1}/{rounds}: {name(w)}", file=sys.stderr, flush=True)
                 for runner in runners:
-                    best[runner.framework][i] = min(best[runner.framework][i], runner.time(w))
+                    times[runner.framework][i].append(runner.time(w))
     finally:
         for runner in runners:
             runner.close()
-    return best
+    return times
 
 
 def _fmt(seconds):
@@ -112,15 +112,21 @@ def _fmt(seconds):
     return f"{seconds * 1e6:.1f} us"
 
 
-def table(workloads, results):
-    lines = ["| workload | unrolled | PyTorch | Keras | unrolled / fastest other |",
-             "|---|---:|---:|---:|---:|"]
+def table(workloads, times):
+    """The times table: each framework's best round, their ratio, and the ratio of each
+    round on its own (the frameworks ran back to back in it), whose range shows how much
+    of a margin the machine's drift can move."""
+    lines = ["| workload | unrolled | PyTorch | Keras | unrolled / fastest other "
+             "| per round |", "|---|---:|---:|---:|---:|---:|"]
+    others = [f for f in ("torch", "keras") if f in times]
     for i, w in enumerate(workloads):
-        ours = results["unrolled"][i]
-        others = [results[f][i] for f in ("torch", "keras") if f in results]
-        ratio = ours / min(others) if others else float("nan")
-        cells = [_fmt(results[f][i]) if f in results else "-" for f in FRAMEWORKS]
-        lines.append(f"| {name(w)} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        best = {f: min(times[f][i]) for f in times}
+        ratio = best["unrolled"] / min(best[f] for f in others) if others else float("nan")
+        rounds = [ours / min(times[f][i][r] for f in others)
+                  for r, ours in enumerate(times["unrolled"][i])] if others else []
+        spread = f"{min(rounds):.2f}-{max(rounds):.2f}" if len(rounds) > 1 else "-"
+        cells = [_fmt(best[f]) if f in best else "-" for f in FRAMEWORKS]
+        lines.append(f"| {name(w)} | " + " | ".join(cells) + f" | {ratio:.2f} | {spread} |")
     return lines
 
 
@@ -164,7 +170,8 @@ def main(argv=None):
         with open(path, "w") as f:
             f.write(f"# Benchmark results\n\nTimes per call (the best of {args.rounds} "
                     "interleaved rounds, each the median of 5); ratio < 1 means unrolled is "
-                    "faster than both PyTorch and Keras.\n\n" + "\n".join(lines) + "\n\n"
+                    "faster than both PyTorch and Keras. \"per round\" is the range of the "
+                    "ratio within each round, where the frameworks ran back to back.\n\n" + "\n".join(lines) + "\n\n"
                     "## Training memory\n\nPeak extra memory of one `train_on_batch` "
                     "(tracemalloc) over the activations BPTT must keep "
                     "(`python -m benchmarks.memory`; target 1.5):\n\n" + memory.stdout)

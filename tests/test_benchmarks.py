@@ -24,4 +24,5 @@ def test_bench_smoke_prints_a_complete_table():
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert all(re.fullmatch(r"[\d.]+ (us|ms|s)", c) for c in cells[1:4]), row
         assert float(cells[4]) > 0, row
+        assert cells[5] == "-", row                      # one round: no per-round range
     assert re.search(r"GEMM \(1024\^3\): [\d.]+ GFLOP/s", proc.stdout)
