@@ -114,9 +114,14 @@ def gate_kernel_gradient(a, dz, per_gate=False):
         a2 = a.reshape(-1, a.shape[-1])                     # contiguous array) is not copied
         dz2 = dz.reshape(-1, dz.shape[-1]) if dz.flags.c_contiguous else _rows(dz)
         return a2.T @ dz2           # (@, not np.dot: np.dot copies a strided dz2)
-    g, k = a.shape[0], a.shape[-1]
-    dz_g = dz.reshape(dz.shape[:-1] + (g, -1))
-    return np.einsum("gtbk,tbgn->kgn", a, dz_g).reshape(k, -1)
+    # Per gate: gate g's columns are a[g]^T dz[..., g's columns], one BLAS product each.
+    # (np.einsum over the gate axis ran its own loops, not BLAS: 86% of an LSTM training
+    # step with recurrent dropout at (256, 100, 32, 256).)
+    g, n = a.shape[0], dz.shape[-1] // a.shape[0]
+    out = np.empty((a.shape[-1], dz.shape[-1]), np.result_type(a, dz))
+    for i in range(g):
+        out[:, i * n:(i + 1) * n] = gate_kernel_gradient(a[i], dz[..., i * n:(i + 1) * n])
+    return out
 
 
 def _rows(a):
