@@ -279,8 +279,8 @@ TRAIN_LAYERS = {
 }
 
 
-def _train_pass(layer, x, init, seed, mask=None):
-    out, cache = layer.forward(x, initial_state=init, mask=mask)
+def _train_pass(layer, x, init, seed, mask=None, training=False):
+    out, cache = layer.forward(x, initial_state=init, mask=mask, training=training)
     outs = out if isinstance(out, list) else [out]
     r = np.random.default_rng(seed)
     douts = [r.standard_normal(o.shape).astype(np.float32) for o in outs]
@@ -343,10 +343,56 @@ def test_compiled_masked_training_equals_the_step_path_bit_for_bit(kind, rows, m
     np.testing.assert_array_equal(dx[0], 0)                      # row 0: every step masked
 
 
-def test_recurrent_dropout_trains_step_by_step():
+DROPOUT_LAYERS = {
+    "lstm": lambda m: LSTM(m, recurrent_dropout=0.4, return_sequences=True, return_state=True),
+    "lstm-both-last-backwards": lambda m: LSTM(m, dropout=0.3, recurrent_dropout=0.4,
+                                               go_backwards=True),
+    "gru": lambda m: GRU(m, recurrent_dropout=0.4, return_sequences=True, return_state=True),
+    "gru-both-nobias-last": lambda m: GRU(m, dropout=0.3, recurrent_dropout=0.4,
+                                          use_bias=False),
+}
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("b,t,m,rows", [(1, 6, 5, 2048), (4, 9, 3, 2048), (6, 9, 5, 3),
+                                        (32, 12, 64, 2048)])
+@pytest.mark.parametrize("kind", sorted(DROPOUT_LAYERS))
+def test_compiled_recurrent_dropout_training_equals_the_step_path_bit_for_bit(
+        kind, b, t, m, rows, order, monkeypatch):
+    """Training with recurrent dropout runs compiled too: each gate's block of the recurrent
+    product is its own product on h * mask[gate] (Keras's per-gate masks), and BPTT sums
+    the gates' dLoss/dh in order. The same dropout masks give the step path's numbers, bit
+    for bit: one row (gemv) and many, C- and Fortran-ordered recurrent kernels, one BPTT
+    chunk or many, with a sequence mask too (rows = 3)."""
+    from unrolled import utils
+    from unrolled.layers import recurrent
+    monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    r, x, layer, _ = _case(DROPOUT_LAYERS[kind], 5 + t + m, b=b, t=t, f=3, m=m)
+    rk = layer.cell.recurrent_kernel
+    rk.value = (np.ascontiguousarray if order == "C" else np.asfortranarray)(rk.value)
+    init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
+    mask = None
+    if rows == 3:
+        mask = r.random((b, t)) > 0.3
+        mask[0] = False
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)
+        utils.set_random_seed(3)                                 # the same dropout masks
+        cache, got = _train_pass(layer, x, init, 4, mask, training=True)
+        assert (cache.sequence is not None) == compiled
+        results.append(got)
+    for a, c in zip(*results):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_recurrent_dropout_trains_compiled_for_lstm_and_gru_only():
     _, x, layer, _ = _case(lambda m: LSTM(m, recurrent_dropout=0.3), 12)
     assert layer.forward(x)[1].sequence is not None
     assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is not None
+    assert layer.forward(x, training=True)[1].sequence is not None
+    _, x, layer, _ = _case(lambda m: SimpleRNN(m, recurrent_dropout=0.3), 12)
     assert layer.forward(x, training=True)[1].sequence is None
 
 

@@ -26,8 +26,9 @@ computations use:
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
-  inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, for training):
-  the steps of a projected chunk in one call, for layers called without recurrent dropout.
+  inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with LSTM's
+  and GRU's recurrent dropout or without, for training): the steps of a projected chunk in
+  one call.
   A small layer otherwise spends a third of each step in Python. Their recurrent product
   calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
   the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference
@@ -277,6 +278,21 @@ def run_sequence(name, *args, mask=None):
 
 _no_ys = {}
 _no_mask = {}
+
+
+def dropout_arguments(operands, dtype):
+    """The training kernels' recurrent-dropout arguments: ``operands`` = (rmask (G, B, M),
+    fw, fw_f, bw) from ``gates.gate_operands`` stacked (see ``sequence_kernels``), or, for
+    no recurrent dropout, an rmask without gates."""
+    if operands is not None:
+        return operands
+    if dtype not in _no_dropout:
+        empty = np.zeros((0, 0, 0), dtype)
+        _no_dropout[dtype] = (empty, empty, False, empty)
+    return _no_dropout[dtype]
+
+
+_no_dropout = {}
 
 
 def mask_arguments(mask, dtype):

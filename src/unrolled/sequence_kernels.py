@@ -191,15 +191,73 @@ def build_sequences(kernels, jit, blas):
         else:
             dout[:, :] = zero
 
+    # Recurrent dropout (per-gate masks, as Keras draws them): gate g's block of the
+    # recurrent product uses h * rmask[g], one product per gate, as gates.gate_product does.
     @jit
-    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, m, out, zero_out, ys, keep):
+    def dropped_products(h, rmask, fw, fw_f, hin, part, out):
+        """out[:, gate g] = (h * rmask[g]) @ block g for each gate, in gate_product's np.dot
+        calls: fw[g] is block g in C order, or its transpose when fw_f (Fortran blocks)."""
+        n = part.shape[1]
+        for g in range(rmask.shape[0]):
+            for b in range(h.shape[0]):
+                hb, mb, ib = h[b], rmask[g, b], hin[b]
+                for j in range(hb.shape[0]):
+                    ib[j] = hb[j] * mb[j]
+            if fw_f:
+                matmul(hin, fw[g].T, True, part)
+            else:
+                matmul(hin, fw[g], False, part)
+            for b in range(h.shape[0]):
+                ob, pb = out[b], part[b]
+                for j in range(n):
+                    ob[g * n + j] = pb[j]
+
+    @jit
+    def dropped_products_backward(dz, rmask, bw, dzg, part, dh):
+        """dh = sum over gates g, in order, of (dz[:, gate g] @ block g^T) * rmask[g]: what
+        gates.gate_product_backward and then gates.unmask compute."""
+        n = bw.shape[1]
+        for g in range(rmask.shape[0]):
+            for b in range(dz.shape[0]):
+                zb, gb = dz[b], dzg[b]
+                for j in range(n):
+                    gb[j] = zb[g * n + j]
+            matmul(dzg, bw[g], False, part)
+            for b in range(dh.shape[0]):
+                db, pb, mb = dh[b], part[b], rmask[g, b]
+                for j in range(db.shape[0]):
+                    db[j] = pb[j] * mb[j] if g == 0 else db[j] + pb[j] * mb[j]
+
+    @jit
+    def recurrent_product(h, rk, rk_f, rmask, fw, fw_f, out):
+        """out = h @ rk, or with recurrent dropout (rmask has gates) ``dropped_products``."""
+        if rmask.shape[0] > 0:
+            hin = np.empty_like(h)
+            part = np.empty((h.shape[0], out.shape[1] // rmask.shape[0]), np.float32)
+            dropped_products(h, rmask, fw, fw_f, hin, part, out)
+        else:
+            matmul(h, rk, rk_f, out)
+
+    @jit
+    def recurrent_product_backward(dz, rk_t, rk_t_f, rmask, bw, dh):
+        """dh = dz @ rk^T, or with recurrent dropout ``dropped_products_backward``."""
+        if rmask.shape[0] > 0:
+            dzg = np.empty((dz.shape[0], bw.shape[1]), np.float32)
+            part = np.empty_like(dh)
+            dropped_products_backward(dz, rmask, bw, dzg, part, dh)
+        else:
+            matmul(dz, rk_t, rk_t_f, dh)
+
+    @jit
+    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, m, out, zero_out, rmask, fw, fw_f,
+                            ys, keep):
         """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]. With a mask (m has
         rows), masked rows carry their states and ``out`` is the last output, as in
-        ``lstm_sequence_masked``."""
-        hw = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        ``lstm_sequence_masked``. With recurrent dropout, ``dropped_products``."""
+        hw = np.empty((H.shape[1], xp.shape[2]), np.float32)
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            matmul(H[t], rk, rk_f, hw)
+            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, hw)
             lstm_forward(xp[t], bias, hw, C[t], C[t + 1], H[t + 1])
             if masked:
                 mask_output(m[t], H[t + 1], out, zero_out)
@@ -249,7 +307,7 @@ def build_sequences(kernels, jit, blas):
 
     @jit
     def lstm_backward_steps(t0, t1, dy, first, xp, C, rk_t, rk_t_f, dh, dc, m, dcarry,
-                            zero_out):
+                            zero_out, rmask, bw):
         """BPTT over steps t1-1 ... t0: dz over the gates in xp[t]; dh, dc hold dLoss/dh_t,
         dLoss/dc_t of the step after and become those of step t0's inputs. With a mask (m
         has rows), masked steps as ``hold_masked`` says; dcarry lives across calls."""
@@ -262,7 +320,7 @@ def build_sequences(kernels, jit, blas):
                 hold_masked(m[t], dout, dcarry, zero_out, dh, pass_h)
                 hold_state(m[t], dc, pass_c)
             lstm_backward(dout, dh, dc, xp[t], C[t], C[t + 1], dc_prev)
-            matmul(xp[t], rk_t, rk_t_f, dh)                # dh_prev = dz @ recurrent_kernel^T
+            recurrent_product_backward(xp[t], rk_t, rk_t_f, rmask, bw, dh)   # dh_prev
             if masked:
                 release_state(m[t], dh, pass_h)
                 release_state(m[t], dc_prev, pass_c)
@@ -270,13 +328,14 @@ def build_sequences(kernels, jit, blas):
         return dc
 
     @jit
-    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, RH, m, out, zero_out, ys, keep):
+    def gru_train_sequence(xp, b_in, rk, rk_f, b_rec, H, RH, m, out, zero_out, rmask, fw,
+                           fw_f, ys, keep):
         """Forward: z, r and hh over xp[t], rh_t in RH[t], h_t in H[t+1]; a mask as in
         ``lstm_train_sequence``."""
-        rec = np.empty((H.shape[1], rk.shape[1]), np.float32)
+        rec = np.empty((H.shape[1], xp.shape[2]), np.float32)
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            matmul(H[t], rk, rk_f, rec)
+            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, rec)
             gru_forward(xp[t], b_in, rec, b_rec, H[t], RH[t], H[t + 1])
             if masked:
                 mask_output(m[t], H[t + 1], out, zero_out)
@@ -286,10 +345,10 @@ def build_sequences(kernels, jit, blas):
 
     @jit
     def gru_backward_steps(t0, t1, dy, first, xp, H, RH, rk_t, rk_t_f, dh, m, dcarry,
-                           zero_out):
+                           zero_out, rmask, bw):
         """BPTT over steps t1-1 ... t0: d[az|ar|ah] over xp[t], drh over RH[t]; dh and a
         mask as in lstm_backward_steps."""
-        drec = np.empty((dh.shape[0], rk_t.shape[0]), np.float32)
+        drec = np.empty((dh.shape[0], xp.shape[2]), np.float32)
         dout, dh_prev, dh_in = np.empty_like(dh), np.empty_like(dh), np.empty_like(dh)
         pass_h = np.empty_like(dh)
         masked = m.shape[0] > 0
@@ -298,7 +357,7 @@ def build_sequences(kernels, jit, blas):
             if masked:
                 hold_masked(m[t], dout, dcarry, zero_out, dh, pass_h)
             gru_backward(dout, dh, H[t], xp[t], RH[t], drec, dh_prev)
-            matmul(drec, rk_t, rk_t_f, dh_in)              # through rec = h_prev W_h + b
+            recurrent_product_backward(drec, rk_t, rk_t_f, rmask, bw, dh_in)  # rec = h W_h + b
             for b in range(dh.shape[0]):
                 db, dp, di = dh[b], dh_prev[b], dh_in[b]
                 for j in range(db.shape[0]):

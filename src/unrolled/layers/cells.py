@@ -17,7 +17,8 @@ time loop. A cell provides:
 ``sequence_ready(dtype)``, ``run_steps``, ``train_steps``, ``backward_steps`` (optional)
     inference, the training forward, and BPTT over a chunk of steps, each in one compiled
     call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
-    ``RNN`` uses them, with or without a mask, unless recurrent dropout is on.
+    ``RNN`` uses them, with or without a mask, and for training with recurrent dropout
+    when the cell sets ``compiled_dropout`` (LSTM, GRU: ``train_steps(..., rec_mask)``).
     ``training_buffer`` (optional) says where the training forward writes the projected
     inputs.
 ``weight_gradients(x, caches, dxp, stacked=None)``

@@ -5,7 +5,7 @@ from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    StepCaches, is_per_gate, stack_steps, unmask)
+                    StepCaches, dropout_operands, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -191,24 +191,30 @@ class GRUCell(Layer):
                                  np.array(states[0], dt, order="C"), ys, mask=mask)
         return (h if mask is None else mask[1]), [h]
 
-    def train_steps(self, xp, states, ys, mask=None):
+    compiled_dropout = True           # train_steps takes recurrent dropout masks
+
+    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), rh in a
         ``(T, B, M)`` one, z, r and hh over ``xp``: the five arrays BPTT needs, no more.
-        ``mask`` as in ``run_steps``. Returns (output, [h], step caches, buffers)."""
+        ``mask`` as in ``run_steps``; ``rec_mask`` per-gate recurrent dropout masks
+        (G, B, M). Returns (output, [h], step caches, buffers)."""
         T, B, _ = xp.shape
         m, dt = self.units, xp.dtype
         H, RH = np.empty((T + 1, B, m), dt), np.empty((T, B, m), dt)
         H[0] = states[0]
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
+        rk = self.recurrent_kernel.value
+        drop = None if rec_mask is None else dropout_operands(rk, rec_mask)
+        rm, fw, fw_f, _ = kernels.dropout_arguments(drop, dt)
         kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
-                             *kernels.blas_operand(self.recurrent_kernel.value),
-                             kernels.bias_or_zeros(b_rec, 3 * m, dt), H, RH,
-                             *kernels.mask_arguments(mask, dt), ys)
-        caches = StepCaches(lambda t: (H[t], H[t], None, None, None, xp[t][:, :m],
-                                       xp[t][:, m:2 * m], RH[t], None, xp[t][:, 2 * m:], xp[t]),
+                             *kernels.blas_operand(rk), kernels.bias_or_zeros(b_rec, 3 * m, dt),
+                             H, RH, *kernels.mask_arguments(mask, dt), rm, fw, fw_f, ys)
+        caches = StepCaches(lambda t: (H[t], apply_mask(H[t], rec_mask), rec_mask, None, None,
+                                       xp[t][:, :m], xp[t][:, m:2 * m], RH[t], None,
+                                       xp[t][:, 2 * m:], xp[t]),
                             0, T)
-        return H[T] if mask is None else mask[1], [H[T]], caches, (xp, H, RH)
+        return H[T] if mask is None else mask[1], [H[T]], caches, (xp, H, RH, drop)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
@@ -216,11 +222,13 @@ class GRUCell(Layer):
         dxp of those steps, written over the gates in xp (and drh over RH), and the stacked
         operands of ``weight_gradients``: the previous states and drh, slices of H and RH.
         ``mask`` as in ``LSTMCell.backward_steps``."""
-        xp, H, RH = buffers
+        xp, H, RH, drop = buffers
+        rm, _, _, bw = kernels.dropout_arguments(drop, xp.dtype)
         kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, RH,
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0],
-                     *kernels.mask_arguments(mask, xp.dtype))
-        return dstates, xp[t0:t1], {"h_in": H[t0:t1], "drh": RH[t0:t1]}
+                     *kernels.mask_arguments(mask, xp.dtype), rm, bw)
+        h_in = H[t0:t1] if drop is None else apply_mask(H[t0:t1], drop[0], time_axis=True)
+        return dstates, xp[t0:t1], {"h_in": h_in, "drh": RH[t0:t1]}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: reset_after, default activations, float32,
@@ -231,7 +239,7 @@ class GRUCell(Layer):
 
     def weight_gradients(self, x, caches, dxp, stacked=None):
         m = self.units
-        per_gate = not stacked and is_per_gate(caches[0][2])
+        per_gate = stacked["h_in"].ndim == 4 if stacked else is_per_gate(caches[0][2])
         h_ins = stacked["h_in"] if stacked else stack_steps([c[1] for c in caches], per_gate)
         dkernel = gate_kernel_gradient(x, dxp, x.ndim == 4)            # sum_t x_t^T dxp_t
         h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)

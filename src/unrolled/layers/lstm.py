@@ -5,7 +5,8 @@ from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    GateActivations, StepCaches, is_per_gate, stack_steps, unmask)
+                    GateActivations, StepCaches, dropout_operands, is_per_gate, stack_steps,
+                    unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -158,23 +159,28 @@ class LSTMCell(Layer):
                                     *(np.array(s, dt, order="C") for s in states), ys, mask=mask)
         return (h if mask is None else mask[1]), [h, c]
 
-    def train_steps(self, xp, states, ys, mask=None):
+    compiled_dropout = True           # train_steps takes recurrent dropout masks
+
+    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, keeping h and c in ``(T+1, B, M)`` buffers (``H[t+1] = h_t``, carried
-        over masked steps) and the gates over ``xp``; ``mask`` as in ``run_steps``. Returns
-        (output, [h, c], step caches viewing the buffers, buffers)."""
+        over masked steps) and the gates over ``xp``; ``mask`` as in ``run_steps``, and
+        ``rec_mask`` per-gate recurrent dropout masks (G, B, M). Returns (output, [h, c],
+        step caches viewing the buffers, buffers)."""
         T, B, _ = xp.shape
         H = np.empty((T + 1, B, self.units), xp.dtype)
         C = np.empty_like(H)
         H[0], C[0] = states
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1],
                                      xp.dtype)
-        kernels.run_sequence("lstm_train_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), H, C,
-                             *kernels.mask_arguments(mask, xp.dtype), ys)
-        caches = StepCaches(lambda t: (H[t], None, C[t], None, None, None, None, None, C[t + 1],
-                                       None, xp[t]), 0, T)
-        return H[T] if mask is None else mask[1], [H[T], C[T]], caches, (xp, H, C)
+        rk = self.recurrent_kernel.value
+        drop = None if rec_mask is None else dropout_operands(rk, rec_mask)
+        rm, fw, fw_f, _ = kernels.dropout_arguments(drop, xp.dtype)
+        kernels.run_sequence("lstm_train_sequence", xp, bias, *kernels.blas_operand(rk), H, C,
+                             *kernels.mask_arguments(mask, xp.dtype), rm, fw, fw_f, ys)
+        caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), rec_mask, C[t], None, None,
+                                       None, None, None, C[t + 1], None, xp[t]), 0, T)
+        return H[T] if mask is None else mask[1], [H[T], C[T]], caches, (xp, H, C, drop)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
@@ -183,12 +189,14 @@ class LSTMCell(Layer):
         ``weight_gradients`` (the previous states, a slice of H). ``mask`` = (m, dcarry,
         zero_output): dcarry (B, M) holds dLoss/d(output) passed back over masked steps, from
         call to call."""
-        xp, H, C = buffers
+        xp, H, C, drop = buffers
         dh, dc = dstates
+        rm, _, _, bw = kernels.dropout_arguments(drop, xp.dtype)
         dc = kernels.call("lstm_backward_steps", t0, t1, dy, first, xp, C,
                           *kernels.blas_operand(self.recurrent_kernel.value.T), dh, dc,
-                          *kernels.mask_arguments(mask, xp.dtype))
-        return [dh, dc], xp[t0:t1], {"h_in": H[t0:t1]}
+                          *kernels.mask_arguments(mask, xp.dtype), rm, bw)
+        h_in = H[t0:t1] if drop is None else apply_mask(H[t0:t1], drop[0], time_axis=True)
+        return [dh, dc], xp[t0:t1], {"h_in": h_in}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
@@ -197,7 +205,7 @@ class LSTMCell(Layer):
         return self._gates.default_lstm and kernels.fused(dtype)
 
     def weight_gradients(self, x, caches, dxp, stacked=None):
-        per_gate = not stacked and is_per_gate(caches[0][1])
+        per_gate = stacked["h_in"].ndim == 4 if stacked else is_per_gate(caches[0][1])
         h_ins = stacked["h_in"] if stacked else stack_steps([c[0] for c in caches], per_gate)
         grads = [gate_kernel_gradient(x, dxp, x.ndim == 4),       # dW_x = sum_t x_t^T dz_t
                  gate_kernel_gradient(h_ins, dxp, per_gate)]       # dW_h = sum_t h_in^T dz_t

@@ -209,14 +209,17 @@ class RNN(Layer):
         caches = []
         out = prev_out = xp = None
         sequence = None                                      # compiled training buffers
-        compiled = rec_mask is None and _sequence_ready(cell, xs.dtype)
-        train_compiled = compiled and keep_cache and hasattr(cell, "train_steps")
+        ready = _sequence_ready(cell, xs.dtype)
+        compiled = ready and rec_mask is None
+        train_compiled = ready and keep_cache and hasattr(cell, "train_steps") and (
+            rec_mask is None or getattr(cell, "compiled_dropout", False))
         if keep_cache:                                       # kept: the gates are written there
             buffer = getattr(cell, "training_buffer", None) if train_compiled else None
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
         if train_compiled:
             out, states, caches, sequence = cell.train_steps(xp, states, ys, self._kernel_mask(
-                m, B, lambda: np.zeros((B, cell.output_size), self.dtype)))
+                m, B, lambda: np.zeros((B, cell.output_size), self.dtype)),
+                *(() if rec_mask is None else (rec_mask,)))
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
