@@ -350,6 +350,10 @@ DROPOUT_LAYERS = {
     "gru": lambda m: GRU(m, recurrent_dropout=0.4, return_sequences=True, return_state=True),
     "gru-both-nobias-last": lambda m: GRU(m, dropout=0.3, recurrent_dropout=0.4,
                                           use_bias=False),
+    "simple": lambda m: SimpleRNN(m, recurrent_dropout=0.4, return_sequences=True,
+                                  return_state=True),
+    "simple-both-last-backwards": lambda m: SimpleRNN(m, dropout=0.3, recurrent_dropout=0.4,
+                                                      go_backwards=True),
 }
 
 
@@ -359,14 +363,15 @@ DROPOUT_LAYERS = {
 @pytest.mark.parametrize("kind", sorted(DROPOUT_LAYERS))
 def test_compiled_recurrent_dropout_training_equals_the_step_path_bit_for_bit(
         kind, b, t, m, rows, order, monkeypatch):
-    """Training with recurrent dropout runs compiled too: each gate's block of the recurrent
-    product is its own product on h * mask[gate] (Keras's per-gate masks), and BPTT sums
-    the gates' dLoss/dh in order. The same dropout masks give the step path's numbers, bit
+    """Training with recurrent dropout runs compiled too: for LSTM and GRU each gate's block
+    of the recurrent product is its own product on h * mask[gate] (Keras's per-gate masks),
+    and BPTT sums the gates' dLoss/dh in order; SimpleRNN's one mask scales h and dh. The same dropout masks give the step path's numbers, bit
     for bit: one row (gemv) and many, C- and Fortran-ordered recurrent kernels, one BPTT
     chunk or many, with a sequence mask too (rows = 3)."""
     from unrolled import utils
     from unrolled.layers import recurrent
     monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
     r, x, layer, _ = _case(DROPOUT_LAYERS[kind], 5 + t + m, b=b, t=t, f=3, m=m)
     rk = layer.cell.recurrent_kernel
     rk.value = (np.ascontiguousarray if order == "C" else np.asfortranarray)(rk.value)
@@ -387,13 +392,14 @@ def test_compiled_recurrent_dropout_training_equals_the_step_path_bit_for_bit(
         np.testing.assert_array_equal(a, c)
 
 
-def test_recurrent_dropout_trains_compiled_for_lstm_and_gru_only():
-    _, x, layer, _ = _case(lambda m: LSTM(m, recurrent_dropout=0.3), 12)
+@pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])
+def test_masks_and_recurrent_dropout_train_compiled(make):
+    _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3), 12)
     assert layer.forward(x)[1].sequence is not None
     assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is not None
     assert layer.forward(x, training=True)[1].sequence is not None
-    _, x, layer, _ = _case(lambda m: SimpleRNN(m, recurrent_dropout=0.3), 12)
-    assert layer.forward(x, training=True)[1].sequence is None
+    _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3, activation="relu"), 12)
+    assert layer.forward(x, training=True)[1].sequence is None   # not a compiled cell
 
 
 def test_blas_matmul_equals_np_dot_bit_for_bit():

@@ -26,9 +26,8 @@ computations use:
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
-  inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with LSTM's
-  and GRU's recurrent dropout or without, for training): the steps of a projected chunk in
-  one call.
+  inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with recurrent
+  dropout or without, for training): the steps of a projected chunk in one call.
   A small layer otherwise spends a third of each step in Python. Their recurrent product
   calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
   the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference

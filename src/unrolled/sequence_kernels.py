@@ -366,13 +366,44 @@ def build_sequences(kernels, jit, blas):
                 release_state(m[t], dh, pass_h)
 
     @jit
+    def scale(a, s):
+        """a *= s, row by row (a recurrent dropout mask)."""
+        for b in range(a.shape[0]):
+            ab, sb = a[b], s[b]
+            for j in range(ab.shape[0]):
+                ab[j] = ab[j] * sb[j]
+
+    @jit
+    def simple_train_sequence(xp, bias, rk, rk_f, h, m, out, zero_out, rmask, ys, keep):
+        """The training forward of a tanh SimpleRNN: h_t over xp[t] (``H[1:]``; h is
+        ``H[0]``), a mask as in ``lstm_train_sequence``, and with recurrent dropout (rmask
+        has rows) the product reads h * rmask."""
+        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        hin = np.empty_like(h)
+        masked, dropped = m.shape[0] > 0, rmask.shape[0] > 0
+        for t in range(xp.shape[0]):
+            if dropped:
+                hin[:, :] = h
+                scale(hin, rmask)
+                matmul(hin, rk, rk_f, hw)
+            else:
+                matmul(h, rk, rk_f, hw)
+            simple_forward(xp[t], bias, hw)
+            if masked:
+                mask_output(m[t], xp[t], out, zero_out)
+                carry(m[t], xp[t], h)
+            h = xp[t]
+            if keep:
+                ys[:, t, :] = out if masked else h
+
+    @jit
     def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp, m, dcarry,
-                              zero_out):
+                              zero_out, rmask):
         """BPTT over steps t1-1 ... t0 of a tanh SimpleRNN whose h_t is in xp[t] (the
         forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0];
-        dh and a mask as in lstm_backward_steps."""
+        dh and a mask as in lstm_backward_steps; recurrent dropout scales dh_prev by rmask."""
         dout, pass_h = np.empty_like(dh), np.empty_like(dh)
-        masked = m.shape[0] > 0
+        masked, dropped = m.shape[0] > 0, rmask.shape[0] > 0
         for t in range(t1 - 1, t0 - 1, -1):
             fill_dout(dout, dy, first, t)
             if masked:
@@ -383,10 +414,13 @@ def build_sequences(kernels, jit, blas):
                 for j in range(ab.shape[0]):
                     ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
             matmul(da, rk_t, rk_t_f, dh)                   # dh_prev = da @ recurrent_kernel^T
+            if dropped:
+                scale(dh, rmask)
             if masked:
                 release_state(m[t], dh, pass_h)
 
-    kernels.update(simple_backward_steps=simple_backward_steps,
+    kernels.update(simple_train_sequence=simple_train_sequence,
+                   simple_backward_steps=simple_backward_steps,
                    lstm_train_sequence=lstm_train_sequence,
                    lstm_backward_steps=lstm_backward_steps,
                    gru_train_sequence=gru_train_sequence, gru_backward_steps=gru_backward_steps)

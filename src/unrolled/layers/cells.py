@@ -18,7 +18,7 @@ time loop. A cell provides:
     inference, the training forward, and BPTT over a chunk of steps, each in one compiled
     call, with the same numbers as ``step``/``step_backward`` t by t (``unrolled.kernels``);
     ``RNN`` uses them, with or without a mask, and for training with recurrent dropout
-    when the cell sets ``compiled_dropout`` (LSTM, GRU: ``train_steps(..., rec_mask)``).
+    when the cell sets ``compiled_dropout`` (``train_steps(..., rec_mask)``).
     ``training_buffer`` (optional) says where the training forward writes the projected
     inputs.
 ``weight_gradients(x, caches, dxp, stacked=None)``
@@ -145,11 +145,14 @@ class SimpleRNNCell(Layer):
         T, B = xs.shape[-3], xs.shape[-2]
         return np.empty((T + 1, B, self.units), xs.dtype)[1:]
 
-    def train_steps(self, xp, states, ys, mask=None):
+    compiled_dropout = True           # train_steps takes a recurrent dropout mask
+
+    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, with h_t written over xp[t] as the compiled step does (carried over
-        masked steps; ``mask`` as in ``run_steps``). ``xp`` comes from ``training_buffer``.
-        Returns (output, [h], step caches viewing the buffer, buffers)."""
+        masked steps; ``mask`` as in ``run_steps``; ``rec_mask`` (B, M) recurrent dropout).
+        ``xp`` comes from ``training_buffer``. Returns (output, [h], step caches viewing
+        the buffer, buffers)."""
         H = xp.base
         if (H is None or H.shape != (len(xp) + 1,) + xp.shape[1:]
                 or H[1:].ctypes.data != xp.ctypes.data):
@@ -158,23 +161,25 @@ class SimpleRNNCell(Layer):
         H[0] = states[0]
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units,
                                      xp.dtype)
-        kernels.run_sequence("simple_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), H[0], ys,
-                             mask=mask)
-        caches = StepCaches(lambda t: (H[t], None, H[t + 1], None), 0, len(xp))
-        return H[-1] if mask is None else mask[1], [H[-1]], caches, (H,)
+        rm = np.zeros((0, 0), xp.dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
+        kernels.run_sequence("simple_train_sequence", xp, bias,
+                             *kernels.blas_operand(self.recurrent_kernel.value), H[0],
+                             *kernels.mask_arguments(mask, xp.dtype), rm, ys)
+        caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), None, H[t + 1], rec_mask),
+                            0, len(xp))
+        return H[-1] if mask is None else mask[1], [H[-1]], caches, (H, rm)
 
     def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
         """``step_backward`` for t = t1-1 ... t0 in one compiled call. Returns the updated
         ``dstates``, dxp of those steps (a new array: h stays in the buffer) and the
         stacked operands of ``weight_gradients`` (the previous states, a slice). ``mask`` as
         in ``LSTMCell.backward_steps``."""
-        (H,) = buffers
+        H, rm = buffers
         dxp = np.empty((t1 - t0,) + H.shape[1:], H.dtype)
         kernels.call("simple_backward_steps", t0, t1, dy, first, H[1:],
                      *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp,
-                     *kernels.mask_arguments(mask, H.dtype))
-        return dstates, dxp, {"h_in": H[t0:t1]}
+                     *kernels.mask_arguments(mask, H.dtype), rm)
+        return dstates, dxp, {"h_in": H[t0:t1] if not rm.size else H[t0:t1] * rm}
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, tanh. Then
