@@ -153,6 +153,9 @@ SEQUENCE_LAYERS = {
     "lstm-last-backwards": lambda m: LSTM(m, go_backwards=True, return_state=True),
     "gru": lambda m: GRU(m, return_sequences=True, return_state=True),
     "gru-nobias-last": lambda m: GRU(m, use_bias=False, return_state=True),
+    "gru-before": lambda m: GRU(m, reset_after=False, return_sequences=True, return_state=True),
+    "gru-before-nobias-last-backwards": lambda m: GRU(m, reset_after=False, use_bias=False,
+                                                      go_backwards=True),
     "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
     "simple-nobias-backwards": lambda m: SimpleRNN(m, use_bias=False, go_backwards=True),
 }
@@ -231,8 +234,16 @@ MASKED_LAYERS = {
 }
 
 
+MASKED_INFERENCE_LAYERS = {   # (GRU reset_after=False: compiled for inference, not training)
+    **MASKED_LAYERS,
+    "gru-before": lambda m: GRU(m, reset_after=False, return_sequences=True, return_state=True),
+    "gru-before-zero-last": lambda m: GRU(m, reset_after=False, return_state=True,
+                                          zero_output_for_mask=True),
+}
+
+
 @pytest.mark.parametrize("steps_per_chunk", [2, 100])
-@pytest.mark.parametrize("kind", sorted(MASKED_LAYERS))
+@pytest.mark.parametrize("kind", sorted(MASKED_INFERENCE_LAYERS))
 def test_compiled_masked_inference_equals_the_step_path_bit_for_bit(kind, steps_per_chunk,
                                                                       monkeypatch):
     """A mask runs the masked sequence loops: each step's output is h where the mask keeps
@@ -241,7 +252,7 @@ def test_compiled_masked_inference_equals_the_step_path_bit_for_bit(kind, steps_
     initial states, with rows masked at the start, in the middle, and throughout."""
     from unrolled.layers import gates
     b, t, m = 6, 9, 5
-    r, x, layer, _ = _case(MASKED_LAYERS[kind], 31, b=b, t=t, f=3, m=m)
+    r, x, layer, _ = _case(MASKED_INFERENCE_LAYERS[kind], 31, b=b, t=t, f=3, m=m)
     mask = r.random((b, t)) > 0.4
     mask[0], mask[1, :3], mask[2] = False, False, True           # none, late start, all kept
     init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
@@ -400,6 +411,17 @@ def test_masks_and_recurrent_dropout_train_compiled(make):
     assert layer.forward(x, training=True)[1].sequence is not None
     _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3, activation="relu"), 12)
     assert layer.forward(x, training=True)[1].sequence is None   # not a compiled cell
+
+
+def test_gru_reset_before_infers_compiled_and_trains_step_by_step(monkeypatch):
+    _, x, layer, _ = _case(lambda m: GRU(m, reset_after=False), 12)
+    calls = []
+    real = kernels.run_sequence
+    monkeypatch.setattr(kernels, "run_sequence",
+                        lambda name, *a, **kw: calls.append(name) or real(name, *a, **kw))
+    layer.call(x)
+    assert calls == ["gru_before_sequence"]
+    assert layer.forward(x)[1].sequence is None
 
 
 def test_blas_matmul_equals_np_dot_bit_for_bit():

@@ -27,7 +27,8 @@ computations use:
 
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
   inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with recurrent
-  dropout or without, for training): the steps of a projected chunk in one call.
+  dropout or without, for training; GRU with ``reset_after=False`` for inference only,
+  ``gru_before_sequence``): the steps of a projected chunk in one call.
   A small layer otherwise spends a third of each step in Python. Their recurrent product
   calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
   the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference
@@ -214,6 +215,29 @@ def _build():
                 hb[j] = z * hp[j] + (one - z) * hv
 
     @loop
+    def gru_before_gates(xp, rec, h_prev, rh):
+        """GRU with reset_after=False, first half: [z | r] = sigmoid(xp[:, :2M] + rec)
+        written over xp (which holds x W + b), rh = r * h_prev."""
+        m = h_prev.shape[1]
+        for b in range(xp.shape[0]):
+            xz, xr, rz, rr = xp[b, :m], xp[b, m:2 * m], rec[b, :m], rec[b, m:]
+            hp, rhb = h_prev[b], rh[b]
+            for j in range(m):
+                z = sigmoid(xz[j] + rz[j])
+                r = sigmoid(xr[j] + rr[j])
+                xz[j], xr[j], rhb[j] = z, r, r * hp[j]
+
+    @loop
+    def gru_before_output(xp, hw, h_prev, h):
+        """Second half: h = z * h_prev + (1 - z) * tanh(xh + hw), hw = rh @ W_h."""
+        m = h_prev.shape[1]
+        for b in range(xp.shape[0]):
+            zb, xh, hwb, hp, hb = xp[b, :m], xp[b, 2 * m:], hw[b], h_prev[b], h[b]
+            for j in range(m):
+                z = zb[j]
+                hb[j] = z * hp[j] + (one - z) * tanh(xh[j] + hwb[j])
+
+    @loop
     def gru_backward(dout, dh_next, h_prev, a, rh, drec, dh_prev):
         """From a = [z | r | hh] and rh: d(loss)/d[az|ar|ah], written over a, d(loss)/d(rec)
         (drec), its hh block drh = dah * r again over rh (the weight gradient's operand:
@@ -281,7 +305,7 @@ _no_mask = {}
 
 def dropout_arguments(operands, dtype):
     """The training kernels' recurrent-dropout arguments: ``operands`` = (rmask (G, B, M),
-    fw, fw_f, bw) from ``gates.gate_operands`` stacked (see ``sequence_kernels``), or, for
+    fw, fw_f, bw) from ``gates.dropout_operands`` (see ``training_kernels``), or, for
     no recurrent dropout, an rmask without gates."""
     if operands is not None:
         return operands

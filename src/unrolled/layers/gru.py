@@ -5,7 +5,7 @@ from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    StepCaches, dropout_operands, is_per_gate, stack_steps, unmask)
+                    matmul_last, StepCaches, dropout_operands, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -127,7 +127,7 @@ class GRUCell(Layer):
         else:
             rh = None                                        # there is no recurrent rh here
             rh_in = r * h_h
-            ah += rh_in @ rk[:, 2 * m:]                      # ah = xh + (r * h_h) W_hh
+            ah += matmul_last(rh_in, rk[:, 2 * m:])          # ah = xh + (r * h_h) W_hh
         hh = self.activation(ah)
         h = z * h_prev + (1 - z) * hh
         return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh, None)
@@ -174,8 +174,15 @@ class GRUCell(Layer):
         return dxp, [dh_prev]
 
     def sequence_ready(self, dtype):
-        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
-        return self._compiled(dtype) and kernels.sequence(dtype, self.units)
+        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``), for
+        ``reset_after=False`` too (``training_ready`` says when training is)."""
+        before = (not self.reset_after and self.activation is activations.tanh
+                  and self.recurrent_activation is activations.sigmoid and kernels.fused(dtype))
+        return (before or self._compiled(dtype)) and kernels.sequence(dtype, self.units)
+
+    def training_ready(self, dtype):
+        """True when ``train_steps``/``backward_steps`` are compiled: reset_after only."""
+        return self._compiled(dtype)
 
     def run_steps(self, xp, states, ys, mask=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
@@ -184,6 +191,13 @@ class GRUCell(Layer):
         (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
         one. Returns (output, [h])."""
         dt, m = xp.dtype, self.units
+        if not self.reset_after:                        # (the bias is in xp: project_inputs)
+            rk = self.recurrent_kernel.value
+            h = kernels.run_sequence("gru_before_sequence", xp,
+                                     *kernels.blas_operand(rk[:, :2 * m]),
+                                     *kernels.blas_operand(rk[:, 2 * m:]),
+                                     np.array(states[0], dt, order="C"), ys, mask=mask)
+            return (h if mask is None else mask[1]), [h]
         b_in, b_rec = self.bias.value if self.use_bias else (None, None)
         h = kernels.run_sequence("gru_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
                                  *kernels.blas_operand(self.recurrent_kernel.value),

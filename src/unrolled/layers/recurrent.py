@@ -212,7 +212,8 @@ class RNN(Layer):
         ready = _sequence_ready(cell, xs.dtype)
         compiled = ready and rec_mask is None
         train_compiled = ready and keep_cache and hasattr(cell, "train_steps") and (
-            rec_mask is None or getattr(cell, "compiled_dropout", False))
+            rec_mask is None or getattr(cell, "compiled_dropout", False)) and getattr(
+            cell, "training_ready", lambda dtype: True)(xs.dtype)
         if keep_cache:                                       # kept: the gates are written there
             buffer = getattr(cell, "training_buffer", None) if train_compiled else None
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
