@@ -59,9 +59,20 @@ def _chunks(T, chunk):
 
 def _sequence_ready(cell, dtype):
     """True when the cell runs a chunk of steps per compiled call: inference (``run_steps``)
-    and, if it has ``train_steps``/``backward_steps``, training."""
+    and, if ``_training_ready`` too, training."""
     ready = getattr(cell, "sequence_ready", None)
     return ready is not None and ready(dtype)
+
+
+def _training_ready(cell, dtype, rec_mask):
+    """True when a sequence-ready cell also trains compiled: it has ``train_steps``, takes
+    recurrent dropout masks (``compiled_dropout``) if there are any, and its
+    ``training_ready(dtype)``, if it has one, says yes."""
+    if not hasattr(cell, "train_steps") or (
+            rec_mask is not None and not getattr(cell, "compiled_dropout", False)):
+        return False
+    ready = getattr(cell, "training_ready", None)
+    return ready is None or ready(dtype)
 
 
 class RNN(Layer):
@@ -211,16 +222,14 @@ class RNN(Layer):
         sequence = None                                      # compiled training buffers
         ready = _sequence_ready(cell, xs.dtype)
         compiled = ready and rec_mask is None
-        train_compiled = ready and keep_cache and hasattr(cell, "train_steps") and (
-            rec_mask is None or getattr(cell, "compiled_dropout", False)) and getattr(
-            cell, "training_ready", lambda dtype: True)(xs.dtype)
+        train_compiled = ready and keep_cache and _training_ready(cell, xs.dtype, rec_mask)
         if keep_cache:                                       # kept: the gates are written there
             buffer = getattr(cell, "training_buffer", None) if train_compiled else None
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
         if train_compiled:
-            out, states, caches, sequence = cell.train_steps(xp, states, ys, self._kernel_mask(
-                m, B, lambda: np.zeros((B, cell.output_size), self.dtype)),
-                *(() if rec_mask is None else (rec_mask,)))
+            kmask = self._kernel_mask(m, lambda: np.zeros((B, cell.output_size), self.dtype))
+            dropout = () if rec_mask is None else (rec_mask,)
+            out, states, caches, sequence = cell.train_steps(xp, states, ys, kmask, *dropout)
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
@@ -230,8 +239,7 @@ class RNN(Layer):
                 x_c = xs[t0:t0 + chunk]
                 xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
                 buf = xp if buf is None else buf
-                masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], B,
-                                           lambda: last)
+                masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
                 out, states = cell.run_steps(xp, states,
                                              None if ys is None else ys[:, t0:t0 + chunk], masked)
         else:
@@ -261,7 +269,7 @@ class RNN(Layer):
         cache.sequence = sequence
         return result, cache
 
-    def _kernel_mask(self, m, batch, buffer):
+    def _kernel_mask(self, m, buffer):
         """The compiled loops' ``mask`` argument: (m as a C-contiguous (steps, B) array,
         buffer(), zero_output_for_mask), or None without a mask. The buffer is a (B, units)
         array: the last output (forward) or dLoss/d(output) carried back (BPTT)."""
@@ -329,7 +337,7 @@ class RNN(Layer):
         cache.consumed = True                                # (until we know dxp is apart)
         B = cache.xp.shape[1]
         chunk = self._backward_chunk(T, B)
-        mask = self._kernel_mask(cache[1], B, lambda: np.zeros((B, self.cell.output_size), dtype))
+        mask = self._kernel_mask(cache[1], lambda: np.zeros((B, self.cell.output_size), dtype))
         in_place = True
         for t0, t1 in reversed(_chunks(T, chunk)):
             dxp = None                                       # (freed before the next chunk's)
