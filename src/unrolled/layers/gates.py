@@ -94,7 +94,7 @@ def gate_product(a, kernel, per_gate=False, out=None):
     if a.ndim == 3:
         n = kernel.shape[1] // g
         out = np.empty((a.shape[1], kernel.shape[1]), np.result_type(a, kernel))
-        for i, w in enumerate(gate_operands(kernel, g)[0]):
+        for i, w in enumerate(gate_operands(kernel, g)):
             out[:, i * n:(i + 1) * n] = np.dot(a[i], w)
         return out
     kg = _kernel_per_gate(kernel, g)
@@ -111,7 +111,7 @@ def gate_product_backward(dz, a, kernel, per_gate=False):
     if a.ndim == 3:                                                # one step, as gate_product
         n = kernel.shape[1] // g
         da = np.empty(a.shape, np.result_type(dz, kernel))
-        for i, w_t in enumerate(gate_operands(kernel, g)[1]):
+        for i, w_t in enumerate(gate_operands(kernel, g, transposed=True)):
             np.dot(np.ascontiguousarray(dz[:, i * n:(i + 1) * n]), w_t, out=da[i])
         return da
     dz_g = np.moveaxis(dz.reshape(dz.shape[:-1] + (g, -1)), -2, 0)  # (G, ..., B, N)
@@ -125,20 +125,20 @@ def dropout_operands(kernel, rec_mask):
     ``rec_mask`` (G, B, M): (rmask, fw, fw_f, bw), ``gate_operands``'s blocks stacked, fw[g]
     block g in C order or its transpose when fw_f (Fortran-ordered blocks), bw[g] block g
     transposed, C order. ``training_kernels.dropped_products`` says how they are used."""
-    fw, bw = gate_operands(kernel, rec_mask.shape[0])
+    g = rec_mask.shape[0]
+    fw, bw = gate_operands(kernel, g), gate_operands(kernel, g, transposed=True)
     fw_f = not fw[0].flags.c_contiguous
     return (np.ascontiguousarray(rec_mask), np.stack([w.T if fw_f else w for w in fw]), fw_f,
             np.stack(bw))
 
 
-def gate_operands(kernel, gates):
-    """The per-gate blocks of a fused ``(K, G*N)`` kernel as BLAS takes them
-    (``kernels.blas_operand``): ``(forward, backward)``, lists of block g and of its
-    transpose, each C- or Fortran-contiguous (strided blocks copied to C order)."""
+def gate_operands(kernel, gates, transposed=False):
+    """The per-gate blocks of a fused ``(K, G*N)`` kernel (their transposes with
+    ``transposed``, for the backward) as BLAS takes them (``kernels.blas_operand``): each C-
+    or Fortran-contiguous, strided blocks copied to C order."""
     n = kernel.shape[1] // gates
     blocks = [kernel[:, i * n:(i + 1) * n] for i in range(gates)]
-    return ([kernels.blas_operand(b)[0] for b in blocks],
-            [kernels.blas_operand(b.T)[0] for b in blocks])
+    return [kernels.blas_operand(b.T if transposed else b)[0] for b in blocks]
 
 
 def gate_kernel_gradient(a, dz, per_gate=False):
