@@ -145,12 +145,12 @@ def _build():
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @loop
-    def simple_forward(xp, bias, hw):
-        """h = tanh((xp + bias) + hw), written over xp."""
-        for b in range(xp.shape[0]):
-            xb, hwb = xp[b], hw[b]
-            for j in range(xb.shape[0]):
-                xb[j] = tanh((xb[j] + bias[j]) + hwb[j])
+    def simple_forward(a, bias):
+        """h = tanh(a + bias), written over a (which holds x W + h U)."""
+        for b in range(a.shape[0]):
+            ab = a[b]
+            for j in range(ab.shape[0]):
+                ab[j] = tanh(ab[j] + bias[j])
 
     @loop
     def tanh_flat(x, out):
@@ -158,20 +158,19 @@ def _build():
             out[k] = tanh(x[k])
 
     @loop
-    def lstm_forward(z, bias, hw, c_prev, c, h):
-        """(z + bias) + hw -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written
-        over z; c = f*c_prev + i*g; h = o*tanh(c)."""
+    def lstm_forward(z, bias, c_prev, c, h):
+        """z + bias -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z
+        (which holds x W + h U); c = f*c_prev + i*g; h = o*tanh(c)."""
         m = c_prev.shape[1]
         bi, bf, bg, bo = bias[:m], bias[m:2 * m], bias[2 * m:3 * m], bias[3 * m:]
         for b in range(z.shape[0]):
             zi, zf, zg, zo = z[b, :m], z[b, m:2 * m], z[b, 2 * m:3 * m], z[b, 3 * m:]
-            hi_, hf, hg, ho = hw[b, :m], hw[b, m:2 * m], hw[b, 2 * m:3 * m], hw[b, 3 * m:]
             cp, cb, hb = c_prev[b], c[b], h[b]
             for j in range(m):
-                i = sigmoid((zi[j] + bi[j]) + hi_[j])
-                f = sigmoid((zf[j] + bf[j]) + hf[j])
-                g = tanh((zg[j] + bg[j]) + hg[j])
-                o = sigmoid((zo[j] + bo[j]) + ho[j])
+                i = sigmoid(zi[j] + bi[j])
+                f = sigmoid(zf[j] + bf[j])
+                g = tanh(zg[j] + bg[j])
+                o = sigmoid(zo[j] + bo[j])
                 zi[j], zf[j], zg[j], zo[j] = i, f, g, o
                 cc = f * cp[j] + i * g
                 cb[j], hb[j] = cc, o * tanh(cc)
@@ -271,6 +270,15 @@ def sequence(dtype, units):
     kernels are active for ``dtype`` and NumPy's BLAS was found. (One unit would make NumPy
     take another BLAS route for the recurrent product, so that runs step by step.)"""
     return fused(dtype) and units > 1 and "matmul" in _kernels
+
+
+def adds_products(z, k):
+    """True when BLAS adds a recurrent product ``(B, k) @ (k, N)`` into ``z`` in place
+    (``matmul_add``): float32 with the kernels active, NumPy's BLAS found, z C-contiguous and
+    k, N > 1 (the shapes ``matmul`` takes). Then the step path and the compiled loops make
+    the same call."""
+    return (active(z.dtype) and k > 1 and z.shape[-1] > 1 and z.flags.c_contiguous
+            and "matmul_add" in _kernels)
 
 
 def blas_operand(w):

@@ -51,44 +51,56 @@ def build_sequences(kernels, jit, blas):
         kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward"))
 
     @jit
-    def matmul(a, b, b_fortran, out):
-        """out = a @ b as np.dot computes it, for C-contiguous float32 a (R, K) and out, and
-        b (K, N) C-contiguous, or Fortran-ordered when b_fortran; K, N > 1. The same BLAS
-        call: gemm, or gemv for a single row, with NumPy's order and leading dimensions."""
+    def gemm(a, b, b_fortran, beta, out):
+        """out = a @ b + beta * out as np.dot computes a @ b, for C-contiguous float32 a (R, K)
+        and out, and b (K, N) C-contiguous, or Fortran-ordered when b_fortran; K, N > 1. The
+        same BLAS call: gemm, or gemv for a single row, with NumPy's order and leading
+        dimensions."""
         rows, k = a.shape
         n = b.shape[1]
         if rows == 1:
             order, ld = (_COL_MAJOR, k) if b_fortran else (_ROW_MAJOR, n)
             sgemv(order, _TRANS, k, n, one, b.ctypes.data, ld, a.ctypes.data, 1,
-                  zero, out.ctypes.data, 1)
+                  beta, out.ctypes.data, 1)
         else:
             trans, ld = (_TRANS, k) if b_fortran else (_NO_TRANS, n)
             sgemm(_ROW_MAJOR, _NO_TRANS, trans, rows, n, k, one, a.ctypes.data, k,
-                  b.ctypes.data, ld, zero, out.ctypes.data, n)
+                  b.ctypes.data, ld, beta, out.ctypes.data, n)
 
-    kernels["matmul"] = matmul
+    @jit
+    def matmul(a, b, b_fortran, out):
+        """out = a @ b, bit for bit as np.dot (see ``gemm``)."""
+        gemm(a, b, b_fortran, zero, out)
+
+    @jit
+    def matmul_add(a, b, b_fortran, out):
+        """out += a @ b, BLAS adding the product into out itself (beta = 1): no product
+        array is written and read back. Its sums are BLAS's own, not ``out + np.dot(a, b)``."""
+        gemm(a, b, b_fortran, one, out)
+
+    kernels.update(matmul=matmul, matmul_add=matmul_add)
 
     @jit
     def simple_sequence(xp, bias, rk, rk_f, h, ys, keep):
-        """SimpleRNN steps over xp (T, B, M): h_t = tanh((xp_t + b) + h_{t-1} rk), written
-        over xp[t]. ys[:, t] = h_t when keep. Returns the last h."""
-        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        """SimpleRNN steps over xp (T, B, M) = x W: h_t = tanh((xp_t + h_{t-1} rk) + b),
+        BLAS adding the product into xp[t], h_t written there. ys[:, t] = h_t when keep.
+        Returns the last h."""
         for t in range(xp.shape[0]):
-            matmul(h, rk, rk_f, hw)
+            matmul_add(h, rk, rk_f, xp[t])
             h = xp[t]
-            simple_forward(h, bias, hw)
+            simple_forward(h, bias)
             if keep:
                 ys[:, t, :] = h
         return h.copy()
 
     @jit
     def lstm_sequence(xp, bias, rk, rk_f, h, c, ys, keep):
-        """LSTM steps over xp (T, B, 4M) from states h, c. Returns the last h and c."""
-        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
+        """LSTM steps over xp (T, B, 4M) = x W from states h, c: BLAS adds h U into xp[t],
+        then the gates. Returns the last h and c."""
         h2, c2 = np.empty_like(h), np.empty_like(c)
         for t in range(xp.shape[0]):
-            matmul(h, rk, rk_f, hw)
-            lstm_forward(xp[t], bias, hw, c, c2, h2)
+            matmul_add(h, rk, rk_f, xp[t])
+            lstm_forward(xp[t], bias, c, c2, h2)
             h, h2, c, c2 = h2, h, c2, c
             if keep:
                 ys[:, t, :] = h
@@ -134,10 +146,9 @@ def build_sequences(kernels, jit, blas):
     @jit
     def simple_sequence_masked(xp, bias, rk, rk_f, h, m, out, zero_out, ys, keep):
         """simple_sequence with the mask m (T, B): h_t over xp[t]. Returns the last h."""
-        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
         for t in range(xp.shape[0]):
-            matmul(h, rk, rk_f, hw)
-            simple_forward(xp[t], bias, hw)
+            matmul_add(h, rk, rk_f, xp[t])
+            simple_forward(xp[t], bias)
             mask_output(m[t], xp[t], out, zero_out)
             carry(m[t], xp[t], h)
             h = xp[t]
@@ -148,11 +159,10 @@ def build_sequences(kernels, jit, blas):
     @jit
     def lstm_sequence_masked(xp, bias, rk, rk_f, h, c, m, out, zero_out, ys, keep):
         """lstm_sequence with the mask m (T, B). Returns the last h and c."""
-        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
         h2, c2 = np.empty_like(h), np.empty_like(c)
         for t in range(xp.shape[0]):
-            matmul(h, rk, rk_f, hw)
-            lstm_forward(xp[t], bias, hw, c, c2, h2)
+            matmul_add(h, rk, rk_f, xp[t])
+            lstm_forward(xp[t], bias, c, c2, h2)
             mask_output(m[t], h2, out, zero_out)
             carry(m[t], h2, h)
             carry(m[t], c2, c)

@@ -14,7 +14,8 @@ def build_training(kernels, jit):
     # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
     # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
     one, zero = np.float32(1.0), np.float32(0.0)
-    matmul, mask_output, carry = kernels["matmul"], kernels["mask_output"], kernels["carry"]
+    matmul, matmul_add = kernels["matmul"], kernels["matmul_add"]
+    mask_output, carry = kernels["mask_output"], kernels["carry"]
     simple_forward, lstm_forward, gru_forward, lstm_backward, gru_backward = (
         kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward", "lstm_backward",
                              "gru_backward"))
@@ -30,9 +31,10 @@ def build_training(kernels, jit):
     # Recurrent dropout (per-gate masks, as Keras draws them): gate g's block of the
     # recurrent product uses h * rmask[g], one product per gate, as gates.gate_product does.
     @jit
-    def dropped_products(h, rmask, fw, fw_f, hin, part, out):
-        """out[:, gate g] = (h * rmask[g]) @ block g for each gate, in gate_product's np.dot
-        calls: fw[g] is block g in C order, or its transpose when fw_f (Fortran blocks)."""
+    def dropped_products(h, rmask, fw, fw_f, hin, part, out, add):
+        """out[:, gate g] = (h * rmask[g]) @ block g for each gate (added to out when add), in
+        gate_product's np.dot calls: fw[g] is block g in C order, or its transpose when fw_f
+        (Fortran blocks)."""
         n = part.shape[1]
         for g in range(rmask.shape[0]):
             for b in range(h.shape[0]):
@@ -46,7 +48,7 @@ def build_training(kernels, jit):
             for b in range(h.shape[0]):
                 ob, pb = out[b], part[b]
                 for j in range(n):
-                    ob[g * n + j] = pb[j]
+                    ob[g * n + j] = ob[g * n + j] + pb[j] if add else pb[j]
 
     @jit
     def dropped_products_backward(dz, rmask, bw, dzg, part, dh):
@@ -65,12 +67,15 @@ def build_training(kernels, jit):
                     db[j] = pb[j] * mb[j] if g == 0 else db[j] + pb[j] * mb[j]
 
     @jit
-    def recurrent_product(h, rk, rk_f, rmask, fw, fw_f, out):
-        """out = h @ rk, or with recurrent dropout (rmask has gates) ``dropped_products``."""
+    def recurrent_product(h, rk, rk_f, rmask, fw, fw_f, out, add):
+        """out = h @ rk (out += h @ rk when add, BLAS adding it), or with recurrent dropout
+        (rmask has gates) ``dropped_products``."""
         if rmask.shape[0] > 0:
             hin = np.empty_like(h)
             part = np.empty((h.shape[0], out.shape[1] // rmask.shape[0]), np.float32)
-            dropped_products(h, rmask, fw, fw_f, hin, part, out)
+            dropped_products(h, rmask, fw, fw_f, hin, part, out, add)
+        elif add:
+            matmul_add(h, rk, rk_f, out)
         else:
             matmul(h, rk, rk_f, out)
 
@@ -90,11 +95,10 @@ def build_training(kernels, jit):
         """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]. With a mask (m has
         rows), masked rows carry their states and ``out`` is the last output, as in
         ``lstm_sequence_masked``. With recurrent dropout, ``dropped_products``."""
-        hw = np.empty((H.shape[1], xp.shape[2]), np.float32)
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, hw)
-            lstm_forward(xp[t], bias, hw, C[t], C[t + 1], H[t + 1])
+            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, xp[t], True)   # xp[t] += h U
+            lstm_forward(xp[t], bias, C[t], C[t + 1], H[t + 1])
             if masked:
                 mask_output(m[t], H[t + 1], out, zero_out)
                 carry(m[t], H[t + 1], H[t])
@@ -171,7 +175,7 @@ def build_training(kernels, jit):
         rec = np.empty((H.shape[1], xp.shape[2]), np.float32)
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, rec)
+            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, rec, False)
             gru_forward(xp[t], b_in, rec, b_rec, H[t], RH[t], H[t + 1])
             if masked:
                 mask_output(m[t], H[t + 1], out, zero_out)
@@ -214,17 +218,16 @@ def build_training(kernels, jit):
         """The training forward of a tanh SimpleRNN: h_t over xp[t] (``H[1:]``; h is
         ``H[0]``), a mask as in ``lstm_train_sequence``, and with recurrent dropout (rmask
         has rows) the product reads h * rmask."""
-        hw = np.empty((h.shape[0], rk.shape[1]), np.float32)
         hin = np.empty_like(h)
         masked, dropped = m.shape[0] > 0, rmask.shape[0] > 0
         for t in range(xp.shape[0]):
             if dropped:
                 hin[:, :] = h
                 scale(hin, rmask)
-                matmul(hin, rk, rk_f, hw)
+                matmul_add(hin, rk, rk_f, xp[t])
             else:
-                matmul(h, rk, rk_f, hw)
-            simple_forward(xp[t], bias, hw)
+                matmul_add(h, rk, rk_f, xp[t])
+            simple_forward(xp[t], bias)
             if masked:
                 mask_output(m[t], xp[t], out, zero_out)
                 carry(m[t], xp[t], h)

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .gates import (StepCaches, apply_mask, gate_kernel_gradient, gate_product, matmul_last,
+from .gates import (StepCaches, add_gate_product, apply_mask, gate_kernel_gradient, gate_product,
                     stack_steps)
 from .recurrent import RNN
 
@@ -56,7 +56,8 @@ def _check_rate(name, rate):
 
 def project(cell, x, bias, out=None):
     """A cell's ``project_inputs``: ``x @ kernel + bias`` for all steps, one product (into
-    ``out`` when given). The compiled steps add the bias themselves, so it is left out then."""
+    ``out`` when given). The compiled steps add the bias themselves, so it is left out then.
+    (SimpleRNN and LSTM pass no bias: their steps add it after the recurrent product.)"""
     xp = gate_product(x, cell.kernel.value, per_gate=x.ndim == 4, out=out)
     if bias is not None and not cell._compiled(x.dtype):
         xp += bias
@@ -68,8 +69,10 @@ class SimpleRNNCell(Layer):
 
     .. math::  h_t = \mathrm{activation}(x_t W_x + h_{t-1} W_h + b)
 
-    In code: ``a = xp_t + h_prev @ recurrent_kernel`` with ``xp_t = x_t @ kernel + bias``,
-    and ``h = activation(a)``. The output is ``h``; the state is ``[h]``.
+    In code: ``a = xp_t + h_prev @ recurrent_kernel + bias`` with ``xp_t = x_t @ kernel``,
+    and ``h = activation(a)``. The output is ``h``; the state is ``[h]``. (Keras adds the
+    bias to ``x_t @ kernel`` first; adding it last lets BLAS add the recurrent product into
+    ``xp_t`` itself, ``gates.add_gate_product``. The sums agree to float rounding.)
 
     Weights (Keras's layout): ``kernel (F, units)``, ``recurrent_kernel (units, units)``,
     ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
@@ -105,18 +108,19 @@ class SimpleRNNCell(Layer):
         self.built = True
 
     def project_inputs(self, x, out=None):
-        return project(self, x, self.bias.value if self.use_bias else None, out)
+        return project(self, x, None, out)               # (the bias is added in ``step``)
 
     def step(self, xp_t, states, rec_mask=None):
         (h_prev,) = states
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         a = xp_t                                             # (the loop's buffer, reused in place)
-        hw = matmul_last(h_in, self.recurrent_kernel.value)
+        add_gate_product(h_in, self.recurrent_kernel.value, False, a)  # a += h_{t-1} W_h
         if self._compiled(a.dtype):                          # the lines below, compiled, the
-            bias = self.bias.value if self.use_bias else None   # bias added here, h over a
-            kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype), hw)
+            bias = self.bias.value if self.use_bias else None   # bias added there, h over a
+            kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype))
             return a, [a], (h_in, None, a, rec_mask)
-        a += hw                                              # a = x W_x + b + h_{t-1} W_h
+        if self.use_bias:
+            a += self.bias.value                             # a = x W_x + h_{t-1} W_h + b
         h = self.activation(a)                               # h = activation(a)
         return h, [h], (h_in, a, h, rec_mask)
 

@@ -103,6 +103,19 @@ def gate_product(a, kernel, per_gate=False, out=None):
     return np.moveaxis(out, 0, -2).reshape(a.shape[1:-1] + (-1,))
 
 
+def add_gate_product(a, kernel, per_gate, z):
+    """``z += gate_product(a, kernel, per_gate)``, in place; returns z. For float32 with the
+    compiled kernels and NumPy's own BLAS (``kernels.adds_products``), BLAS adds a single
+    product into z itself (gemm with beta = 1), as the compiled loops do, so the bits agree;
+    no product array is written and read back. (BLAS's sums then differ in the last bits
+    from ``z + np.dot(a, kernel)``, the route taken otherwise.)"""
+    if not per_gate and kernels.adds_products(z, a.shape[-1]):
+        kernels.call("matmul_add", kernels.contiguous(a, z.dtype), *kernels.blas_operand(kernel), z)
+    else:
+        z += gate_product(a, kernel, per_gate)
+    return z
+
+
 def gate_product_backward(dz, a, kernel, per_gate=False):
     """dLoss/da for ``z = gate_product(a, kernel)``, shaped like ``a``."""
     if not per_gate:

@@ -4,7 +4,7 @@ import numpy as np
 from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
-from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
+from .gates import (add_gate_product, apply_mask, gate_kernel_gradient, gate_product_backward,
                     GateActivations, StepCaches, dropout_operands, is_per_gate, stack_steps,
                     unmask)
 from .recurrent import RNN
@@ -29,9 +29,9 @@ class _UnitForgetBias(initializers.Initializer):
 class LSTMCell(Layer):
     r"""Long short-term memory (Hochreiter & Schmidhuber, 1997), Keras's gate order i, f, c, o.
 
-    With ``xp_t = x_t @ kernel + bias`` (``project_inputs``, every step at once)::
+    With ``xp_t = x_t @ kernel`` (``project_inputs``, every step at once)::
 
-        z = xp_t + h_prev @ recurrent_kernel          # one product for all four gates
+        z = xp_t + h_prev @ recurrent_kernel + bias   # one product for all four gates
         zi, zf, zc, zo = split(z, 4)
         i = recurrent_activation(zi)                  # input gate
         f = recurrent_activation(zf)                  # forget gate
@@ -91,22 +91,25 @@ class LSTMCell(Layer):
         self.built = True
 
     def project_inputs(self, x, out=None):
-        return project(self, x, self.bias.value if self.use_bias else None, out)
+        # The bias comes after the recurrent product, z = (x W + h U) + b: BLAS can add h U
+        # into the projected inputs (gates.add_gate_product), which saves a pass per step.
+        return project(self, x, None, out)
 
     def step(self, xp_t, states, rec_mask=None):
         h_prev, c_prev = states
         m = self.units
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
         z = xp_t                                          # (the loop's buffer, reused in place)
-        hw = gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask))
+        add_gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask), z)
         if self._compiled(z.dtype):                       # the lines below, one compiled loop
-            c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # (bias added here), a
+            c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # (bias added there), a
             bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None,
                                          z.shape[-1], z.dtype)    # written over z; the
-            kernels.call("lstm_forward", z, bias, hw, _c(c_prev, z.dtype), c, h)  # backward
+            kernels.call("lstm_forward", z, bias, _c(c_prev, z.dtype), c, h)      # backward
             a = z                                                 # recomputes tanh(c)
             return h, [h, c], (h_in, rec_mask, c_prev, None, None, None, None, None, c, None, a)
-        z += hw                                           # z = xp_t + h_in W_h
+        if self.use_bias:                                 # z = xp_t + h_in W_h (added above)
+            z += self.bias.value                          #     + b
         a = self._gates(z)                                # [i | f | g | o], all gates at once
         i, f, g, o = a[:, :m], a[:, m:2 * m], a[:, 2 * m:3 * m], a[:, 3 * m:]
         c = f * c_prev
@@ -200,8 +203,7 @@ class LSTMCell(Layer):
 
     def _compiled(self, dtype):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
-        Then ``project_inputs`` leaves the bias out and the compiled step adds it, in the
-        same order: ``(x W_x + b) + h W_h``."""
+        The compiled step adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
         return self._gates.default_lstm and kernels.fused(dtype)
 
     def weight_gradients(self, x, caches, dxp, stacked=None):
