@@ -11,7 +11,8 @@ For a recurrent layer the trace holds, each as an array ``(batch, T, ...)``:
 ``x``
     the step's input ``x_t``;
 ``xp``
-    its projection ``x_t @ kernel (+ bias)``, all gates side by side;
+    its projection ``x_t @ kernel``, all gates side by side (plus a GRU's input bias;
+    SimpleRNN and LSTM add their bias after the recurrent product);
 ``h_prev`` (``c_prev``)
     the states the step started from;
 every entry of the cell's cache

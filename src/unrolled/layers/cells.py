@@ -186,9 +186,8 @@ class SimpleRNNCell(Layer):
         return dstates, dxp, {"h_in": H[t0:t1] if not rm.size else H[t0:t1] * rm}
 
     def _compiled(self, dtype):
-        """True when ``kernels`` runs this step: float32, numba present, tanh. Then
-        ``project_inputs`` leaves the bias out and the compiled step adds it, in the same
-        order: ``(x W_x + b) + h W_h``."""
+        """True when ``kernels`` runs this step: float32, numba present, tanh. It adds the
+        bias as the lines do: ``(x W_x + h W_h) + b``."""
         return self.activation is activations.tanh and kernels.fused(dtype)
 
     def step_backward(self, cache, dout, dstates):
