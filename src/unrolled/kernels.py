@@ -21,9 +21,10 @@ computations use:
   operations of the NumPy lines in ``cells.py``/``lstm.py``/``gru.py``, in the same order
   (the biases included: a GRU's ``(x W + b) + h U``, SimpleRNN's and LSTM's
   ``(x W + h U) + b``, BLAS adding ``h U`` into ``x W`` in both paths, ``matmul_add``), so
-  the fused and unfused paths agree bit for bit (``tests/test_kernels.py``). To keep less memory, the forward writes the gate
-  activations over the projected inputs and the backward writes dxp over the gates; the
-  pre-activations are never needed, since every derivative comes from an output.
+  the fused and unfused paths agree bit for bit (``tests/test_kernels.py``). To keep less
+  memory, the forward writes the gate activations over the projected inputs and the
+  backward writes dxp over the gates; the pre-activations are never needed, since every
+  derivative comes from an output.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
