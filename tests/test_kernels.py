@@ -111,6 +111,31 @@ def test_the_fused_path_really_runs(monkeypatch):
     assert calls.count("simple_forward") == 7
 
 
+def test_blas_adds_the_recurrent_product_in_every_path(monkeypatch):
+    """SimpleRNN and LSTM let BLAS add h U into the projected inputs (gemm with beta = 1),
+    fused or not, so the unfused lines (explain's) see the same sums; a GRU, and an LSTM
+    with per-gate recurrent dropout, add a product array instead. The sums differ from
+    ``xp + np.dot(h, U)`` in the last bits, which is why every path must agree."""
+    calls = []
+    real = kernels.call
+    monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)   # step by step
+    monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
+    for make, adds in ((LSTM, 7), (SimpleRNN, 7), (GRU, 0),
+                       (lambda m: LSTM(m, recurrent_dropout=0.5), 0)):
+        calls.clear()
+        _, x, layer, _ = _case(lambda m: make(m), 1)
+        layer.forward(x, training=True)
+        with kernels.unfused():
+            layer.forward(x, training=True)
+        assert calls.count("matmul_add") == 2 * adds
+    r = np.random.default_rng(2)
+    h, u = (r.standard_normal(s).astype(np.float32) for s in ((64, 300), (300, 96)))
+    xp = r.standard_normal((64, 96)).astype(np.float32)
+    z = xp.copy()
+    real("matmul_add", h, u, False, z)                              # z += h @ u, in place
+    np.testing.assert_allclose(z, xp + np.dot(h, u), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])
 def test_compiled_and_numpy_tanh_agree_to_float32_rounding(make):
     """The whole layer, kernels on vs off (np.tanh): the approximation's error stays small."""
