@@ -74,7 +74,8 @@ def _case(make, seed, b=5, t=7, f=4, m=6):
     lambda m: LSTM(m, return_sequences=True, go_backwards=True, unit_forget_bias=False),
     lambda m: GRU(m, return_sequences=True, use_bias=False),
     lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
-], ids=["lstm", "gru", "lstm-backwards", "gru-nobias", "simple"])
+    lambda m: SimpleRNN(m, activation="relu", return_sequences=True),
+], ids=["lstm", "gru", "lstm-backwards", "gru-nobias", "simple", "simple-relu"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fused_steps_equal_numpy_steps_bit_for_bit(make, seed):
     r, x, fused, plain = _case(make, seed)
@@ -183,6 +184,8 @@ SEQUENCE_LAYERS = {
                                                       go_backwards=True),
     "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
     "simple-nobias-backwards": lambda m: SimpleRNN(m, use_bias=False, go_backwards=True),
+    "simple-relu": lambda m: SimpleRNN(m, activation="relu", return_sequences=True,
+                                       return_state=True),
 }
 
 
@@ -256,6 +259,8 @@ MASKED_LAYERS = {
     "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
     "simple-zero-backwards": lambda m: SimpleRNN(m, return_sequences=True, go_backwards=True,
                                                  return_state=True, zero_output_for_mask=True),
+    "simple-relu": lambda m: SimpleRNN(m, activation="relu", return_sequences=True,
+                                       return_state=True),
 }
 
 
@@ -312,6 +317,8 @@ TRAIN_LAYERS = {
                                                return_state=True),
     "simple": lambda m: SimpleRNN(m, return_sequences=True, return_state=True),
     "simple-nobias-last-backwards": lambda m: SimpleRNN(m, use_bias=False, go_backwards=True),
+    "simple-relu-backwards": lambda m: SimpleRNN(m, activation="relu", go_backwards=True,
+                                                 return_sequences=True),
 }
 
 
@@ -390,6 +397,8 @@ DROPOUT_LAYERS = {
                                   return_state=True),
     "simple-both-last-backwards": lambda m: SimpleRNN(m, dropout=0.3, recurrent_dropout=0.4,
                                                       go_backwards=True),
+    "simple-relu": lambda m: SimpleRNN(m, activation="relu", recurrent_dropout=0.4,
+                                       return_sequences=True),
 }
 
 
@@ -434,8 +443,11 @@ def test_masks_and_recurrent_dropout_train_compiled(make):
     assert layer.forward(x)[1].sequence is not None
     assert layer.forward(x, mask=np.ones(x.shape[:2], bool))[1].sequence is not None
     assert layer.forward(x, training=True)[1].sequence is not None
-    _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3, activation="relu"), 12)
+    _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3, activation="softsign"), 12)
     assert layer.forward(x, training=True)[1].sequence is None   # not a compiled cell
+    _, x, layer, _ = _case(lambda m: make(m, recurrent_dropout=0.3, activation="relu"), 12)
+    compiled = layer.forward(x, training=True)[1].sequence is not None
+    assert compiled == (make is SimpleRNN)                       # a relu SimpleRNN is one
 
 
 def test_gru_reset_before_infers_compiled_and_trains_step_by_step(monkeypatch):

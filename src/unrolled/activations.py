@@ -63,7 +63,7 @@ def _softmax_backward(x, y, dy):
 linear = Activation("linear", lambda x: x, lambda x, y, dy: dy)
 tanh = Activation("tanh", kernels.tanh, lambda x, y, dy: dy * (1 - y * y))
 sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
-relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (x > 0))
+relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (y > 0))  # y > 0 iff x > 0
 hard_sigmoid = Activation(
     "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
 )

@@ -16,8 +16,8 @@ computations use:
   below 4e-7); TensorFlow's own float32 ``tanh`` is off by up to 3.3e-7, NumPy's by
   6e-8. NaN stays NaN, +-inf gives exactly +-1.
 * ``sigmoid(x) = 0.5 * tanh(0.5 * x) + 0.5``, the formula ``activations.sigmoid`` uses.
-* one fused loop per cell step, forward and backward, for SimpleRNN (tanh), LSTM and GRU
-  (``reset_after``) with their default activations. Each performs exactly the float
+* one fused loop per cell step, forward and backward, for SimpleRNN (tanh or relu), LSTM
+  and GRU (``reset_after``) with their default activations. Each performs exactly the float
   operations of the NumPy lines in ``cells.py``/``lstm.py``/``gru.py``, in the same order
   (the biases included: a GRU's ``(x W + b) + h U``, SimpleRNN's and LSTM's
   ``(x W + h U) + b``, BLAS adding ``h U`` into ``x W`` in both paths, ``matmul_add``), so
@@ -117,7 +117,7 @@ def _build():
     hi = f32(_CLAMP)
     p0, p1, p2, p3, p4, p5, p6 = (f32(c) for c in _P)
     q0, q1, q2, q3 = (f32(c) for c in _Q)
-    half, one = f32(0.5), f32(1.0)
+    half, one, zero = f32(0.5), f32(1.0), f32(0.0)
     # error_model="numpy": no ZeroDivisionError check, so LLVM can vectorize the loops.
     # tanh may fuse its multiply-adds (FMA): 17% faster, and closer to tanh. It must not be
     # inlined by numba (inline="always"), which would drop that permission; LLVM inlines it.
@@ -147,12 +147,18 @@ def _build():
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @loop
-    def simple_forward(a, bias):
-        """h = tanh(a + bias), written over a (which holds x W + h U)."""
+    def simple_forward(a, bias, relu):
+        """h = tanh(a + bias), or max(a + bias, 0) when relu, written over a (which holds
+        x W + h U). (NaN stays NaN, as np.maximum keeps it.)"""
         for b in range(a.shape[0]):
             ab = a[b]
-            for j in range(ab.shape[0]):
-                ab[j] = tanh(ab[j] + bias[j])
+            if relu:
+                for j in range(ab.shape[0]):
+                    v = ab[j] + bias[j]
+                    ab[j] = zero if v < zero else v
+            else:
+                for j in range(ab.shape[0]):
+                    ab[j] = tanh(ab[j] + bias[j])
 
     @loop
     def tanh_flat(x, out):

@@ -81,14 +81,14 @@ def build_sequences(kernels, jit, blas):
     kernels.update(matmul=matmul, matmul_add=matmul_add)
 
     @jit
-    def simple_sequence(xp, bias, rk, rk_f, h, ys, keep):
-        """SimpleRNN steps over xp (T, B, M) = x W: h_t = tanh((xp_t + h_{t-1} rk) + b),
-        BLAS adding the product into xp[t], h_t written there. ys[:, t] = h_t when keep.
-        Returns the last h."""
+    def simple_sequence(xp, bias, rk, rk_f, relu, h, ys, keep):
+        """SimpleRNN steps over xp (T, B, M) = x W: h_t = tanh((xp_t + h_{t-1} rk) + b) (relu
+        instead when relu), BLAS adding the product into xp[t], h_t written there.
+        ys[:, t] = h_t when keep. Returns the last h."""
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
             h = xp[t]
-            simple_forward(h, bias)
+            simple_forward(h, bias, relu)
             if keep:
                 ys[:, t, :] = h
         return h.copy()
@@ -144,11 +144,11 @@ def build_sequences(kernels, jit, blas):
                     nb[j] = ob[j]
 
     @jit
-    def simple_sequence_masked(xp, bias, rk, rk_f, h, m, out, zero_out, ys, keep):
+    def simple_sequence_masked(xp, bias, rk, rk_f, relu, h, m, out, zero_out, ys, keep):
         """simple_sequence with the mask m (T, B): h_t over xp[t]. Returns the last h."""
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
-            simple_forward(xp[t], bias)
+            simple_forward(xp[t], bias, relu)
             mask_output(m[t], xp[t], out, zero_out)
             carry(m[t], xp[t], h)
             h = xp[t]

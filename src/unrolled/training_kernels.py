@@ -214,8 +214,8 @@ def build_training(kernels, jit):
                 ab[j] = ab[j] * sb[j]
 
     @jit
-    def simple_train_sequence(xp, bias, rk, rk_f, h, m, out, zero_out, rmask, ys, keep):
-        """The training forward of a tanh SimpleRNN: h_t over xp[t] (``H[1:]``; h is
+    def simple_train_sequence(xp, bias, rk, rk_f, relu, h, m, out, zero_out, rmask, ys, keep):
+        """The training forward of a tanh (or relu) SimpleRNN: h_t over xp[t] (``H[1:]``; h is
         ``H[0]``), a mask as in ``lstm_train_sequence``, and with recurrent dropout (rmask
         has rows) the product reads h * rmask."""
         hin = np.empty_like(h)
@@ -227,7 +227,7 @@ def build_training(kernels, jit):
                 matmul_add(hin, rk, rk_f, xp[t])
             else:
                 matmul_add(h, rk, rk_f, xp[t])
-            simple_forward(xp[t], bias)
+            simple_forward(xp[t], bias, relu)
             if masked:
                 mask_output(m[t], xp[t], out, zero_out)
                 carry(m[t], xp[t], h)
@@ -236,11 +236,12 @@ def build_training(kernels, jit):
                 ys[:, t, :] = out if masked else h
 
     @jit
-    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, dh, dxp, m, dcarry,
+    def simple_backward_steps(t0, t1, dy, first, xp, rk_t, rk_t_f, relu, dh, dxp, m, dcarry,
                               zero_out, rmask):
         """BPTT over steps t1-1 ... t0 of a tanh SimpleRNN whose h_t is in xp[t] (the
-        forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0];
-        dh and a mask as in lstm_backward_steps; recurrent dropout scales dh_prev by rmask."""
+        forward is ``simple_sequence``): da_t = (dout + dh) * (1 - h_t^2) in dxp[t - t0], or
+        (dout + dh) * (h_t > 0) when relu; dh and a mask as in lstm_backward_steps; recurrent
+        dropout scales dh_prev by rmask."""
         dout, pass_h = np.empty_like(dh), np.empty_like(dh)
         masked, dropped = m.shape[0] > 0, rmask.shape[0] > 0
         for t in range(t1 - 1, t0 - 1, -1):
@@ -250,8 +251,12 @@ def build_training(kernels, jit):
             da, h = dxp[t - t0], xp[t]
             for b in range(dh.shape[0]):
                 ab, hb, ob, db = da[b], h[b], dout[b], dh[b]
-                for j in range(ab.shape[0]):
-                    ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
+                if relu:
+                    for j in range(ab.shape[0]):
+                        ab[j] = (ob[j] + db[j]) * (one if hb[j] > zero else zero)
+                else:
+                    for j in range(ab.shape[0]):
+                        ab[j] = (ob[j] + db[j]) * (one - hb[j] * hb[j])
             matmul(da, rk_t, rk_t_f, dh)                   # dh_prev = da @ recurrent_kernel^T
             if dropped:
                 scale(dh, rmask)

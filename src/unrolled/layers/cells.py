@@ -117,7 +117,8 @@ class SimpleRNNCell(Layer):
         add_gate_product(h_in, self.recurrent_kernel.value, False, a)  # a += h_{t-1} W_h
         if self._compiled(a.dtype):                          # the lines below, compiled, the
             bias = self.bias.value if self.use_bias else None   # bias added there, h over a
-            kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype))
+            kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype),
+                         self._relu)
             return a, [a], (h_in, None, a, rec_mask)
         if self.use_bias:
             a += self.bias.value                             # a = x W_x + h_{t-1} W_h + b
@@ -137,7 +138,7 @@ class SimpleRNNCell(Layer):
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
         h = kernels.run_sequence("simple_sequence", xp, bias,
-                                 *kernels.blas_operand(self.recurrent_kernel.value),
+                                 *kernels.blas_operand(self.recurrent_kernel.value), self._relu,
                                  np.array(states[0], dt, order="C"), ys, mask=mask)
         return (h if mask is None else mask[1]), [h]
 
@@ -167,7 +168,7 @@ class SimpleRNNCell(Layer):
                                      xp.dtype)
         rm = np.zeros((0, 0), xp.dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
         kernels.run_sequence("simple_train_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), H[0],
+                             *kernels.blas_operand(self.recurrent_kernel.value), self._relu, H[0],
                              *kernels.mask_arguments(mask, xp.dtype), rm, ys)
         caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), None, H[t + 1], rec_mask),
                             0, len(xp))
@@ -181,14 +182,19 @@ class SimpleRNNCell(Layer):
         H, rm = buffers
         dxp = np.empty((t1 - t0,) + H.shape[1:], H.dtype)
         kernels.call("simple_backward_steps", t0, t1, dy, first, H[1:],
-                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0], dxp,
+                     *kernels.blas_operand(self.recurrent_kernel.value.T), self._relu,
+                     dstates[0], dxp,
                      *kernels.mask_arguments(mask, H.dtype), rm)
         return dstates, dxp, {"h_in": H[t0:t1] if not rm.size else H[t0:t1] * rm}
 
     def _compiled(self, dtype):
-        """True when ``kernels`` runs this step: float32, numba present, tanh. It adds the
-        bias as the lines do: ``(x W_x + h W_h) + b``."""
-        return self.activation is activations.tanh and kernels.fused(dtype)
+        """True when ``kernels`` runs this step: float32, numba present, tanh or relu. It
+        adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
+        return (self.activation is activations.tanh or self._relu) and kernels.fused(dtype)
+
+    @property
+    def _relu(self):
+        return self.activation is activations.relu
 
     def step_backward(self, cache, dout, dstates):
         h_in, a, h, rec_mask = cache
