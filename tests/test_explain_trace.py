@@ -120,6 +120,35 @@ def test_gru_trace_equals_hand_loop(rng, reset_after):
     assert ("rh" in lt) is reset_after
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_xp_is_the_projection_the_step_received(rng, compiled):
+    """``xp`` is the step's input as it arrived, ``x_t @ kernel`` (a GRU's plus its input
+    bias), not the pre-activation the step then writes over that buffer. SimpleRNN and LSTM
+    in float32 with the compiled kernels fold the projection into the recurrent product, so
+    their trace has no ``xp``, and their pre-activations are that one product plus b."""
+    from unrolled import kernels
+    before = kernels._enabled
+    kernels.set_enabled(compiled)
+    try:
+        x = rng.standard_normal((3, 5, 2)).astype("float32")
+        for make in (SimpleRNN, LSTM, GRU):
+            layer = make(4, return_sequences=True)
+            w = set_varied(layer, rng, x.shape)
+            lt = trace(layer, x)[0]
+            folds = compiled and make is not GRU
+            assert ("xp" in lt) is not folds
+            pre = lt["a" if make is SimpleRNN else "z" if make is LSTM else "az"]
+            if not folds:
+                b_in = w[2][0] if make is GRU else 0
+                np.testing.assert_allclose(lt.xp, x.astype(float) @ w[0] + b_in, atol=1e-6)
+                assert np.abs(lt.xp[..., :4] - pre[..., :4]).max() > 0.1   # not the pre-activation
+            if make is not GRU:
+                h = np.concatenate([np.zeros_like(lt.h[:, :1]), lt.h[:, :-1]], axis=1)
+                np.testing.assert_allclose(pre, x @ w[0] + h @ w[1] + w[2], atol=1e-5)
+    finally:
+        kernels.set_enabled(before)
+
+
 def test_model_trace_reads_every_layer_and_bidirectional_directions(rng):
     i = Input((5, 3))
     h = Bidirectional(GRU(3, return_sequences=True, name="gru"), merge_mode="concat", name="bi")(i)

@@ -112,29 +112,39 @@ def test_the_fused_path_really_runs(monkeypatch):
     assert calls.count("simple_forward") == 7
 
 
-def test_blas_adds_the_recurrent_product_in_every_path(monkeypatch):
-    """SimpleRNN and LSTM let BLAS add h U into the projected inputs (gemm with beta = 1),
-    fused or not, so the unfused lines (explain's) see the same sums; a GRU, and an LSTM
-    with per-gate recurrent dropout, add a product array instead. The sums differ from
-    ``xp + np.dot(h, U)`` in the last bits, which is why every path must agree."""
+def test_the_steps_fold_the_input_product_in_every_path(monkeypatch):
+    """SimpleRNN and LSTM fold x_t W_x into the recurrent product, ``z = [x_t | h] @ [W_x;
+    W_h]``, one gemm (``fold_product``), fused or not, so the unfused lines (explain's) see
+    the sums the compiled loops see. With recurrent dropout (h masked; per gate for an LSTM)
+    they do not fold: a SimpleRNN then lets BLAS add h U into the projected inputs
+    (``matmul_add``, gemm with beta = 1). A GRU never folds: its candidate keeps h U_h apart."""
     calls = []
     real = kernels.call
     monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)   # step by step
     monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
-    for make, adds in ((LSTM, 7), (SimpleRNN, 7), (GRU, 0),
-                       (lambda m: LSTM(m, recurrent_dropout=0.5), 0)):
+    for make, folds, adds in ((LSTM, 7, 0), (SimpleRNN, 7, 0), (GRU, 0, 0),
+                              (lambda m: LSTM(m, dropout=0.5), 7, 0),
+                              (lambda m: LSTM(m, recurrent_dropout=0.5), 0, 0),
+                              (lambda m: SimpleRNN(m, recurrent_dropout=0.5), 0, 7)):
         calls.clear()
         _, x, layer, _ = _case(lambda m: make(m), 1)
         layer.forward(x, training=True)
         with kernels.unfused():
             layer.forward(x, training=True)
+        assert calls.count("fold_product") == 2 * folds
         assert calls.count("matmul_add") == 2 * adds
     r = np.random.default_rng(2)
-    h, u = (r.standard_normal(s).astype(np.float32) for s in ((64, 300), (300, 96)))
+    x, h, w, u = (r.standard_normal(s).astype(np.float32)
+                  for s in ((64, 20), (64, 300), (20, 96), (300, 96)))
     xp = r.standard_normal((64, 96)).astype(np.float32)
     z = xp.copy()
     real("matmul_add", h, u, False, z)                              # z += h @ u, in place
     np.testing.assert_allclose(z, xp + np.dot(h, u), rtol=1e-5, atol=1e-5)
+    o, fk = np.empty((64, 320), np.float32), np.concatenate([w, u])
+    real("fold_product", x, h, o, fk, z)                            # z = [x | h] @ [w; u]
+    np.testing.assert_array_equal(z, np.dot(np.hstack([x, h]), fk))
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    np.testing.assert_allclose(z, f64(x) @ f64(w) + f64(h) @ f64(u), rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("make", [LSTM, GRU, SimpleRNN])
@@ -224,10 +234,18 @@ def test_compiled_sequence_inference_equals_the_step_path_bit_for_bit(kind, b, t
     assert kernels.sequence(np.dtype(np.float32), m) == (m > 1)
 
 
+def _chunk_width(layer, x):
+    """What a chunk of steps is sized by, per row: the inputs for a cell that folds x W into
+    the recurrent product (SimpleRNN, LSTM), else the projection, G * units wide."""
+    folds = getattr(layer.cell, "folds", None)
+    return x.shape[-1] if folds is not None and folds(x.dtype) else layer.cell.kernel.shape[-1]
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru", "simple"])
 def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     """The sequence kernels really run (NumPy's BLAS is found here: a NumPy wheel), one call
-    per projection chunk, and stateful layers carry their states across calls."""
+    per chunk of steps (of the projection; of the inputs themselves for the cells that fold
+    x W into the recurrent product), and stateful layers carry their states across calls."""
     from unrolled.layers import gates
     make = {"lstm": LSTM, "gru": GRU, "simple": SimpleRNN}[kind]
     r, x, layer, _ = _case(lambda m: make(m, return_sequences=True), 6, t=9)
@@ -236,8 +254,8 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     real = kernels.run_sequence
     monkeypatch.setattr(kernels, "run_sequence",
                         lambda name, *a, **kw: calls.append(name) or real(name, *a, **kw))
-    width = layer.cell.kernel.shape[-1]
-    monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
+    assert (_chunk_width(layer, x) == x.shape[-1]) == (kind != "gru")   # which ones fold
+    monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * _chunk_width(layer, x) * 4)
     chunked = layer.call(x)
     assert calls == [f"{kind}_sequence"] * 5                  # steps 0-1, 2-3, 4-5, 6-7, 8
     np.testing.assert_array_equal(chunked, _step_by_step(layer, x))
@@ -286,7 +304,7 @@ def test_compiled_masked_inference_equals_the_step_path_bit_for_bit(kind, steps_
     mask = r.random((b, t)) > 0.4
     mask[0], mask[1, :3], mask[2] = False, False, True           # none, late start, all kept
     init = [r.standard_normal((b, m)).astype(np.float32) for _ in layer.cell.state_size]
-    width = layer.cell.kernel.shape[-1]
+    width = _chunk_width(layer, x)
     monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", steps_per_chunk * b * width * 4)
     calls = []
     real = kernels.run_sequence

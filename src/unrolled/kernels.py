@@ -26,7 +26,12 @@ computations use:
   backward writes dxp over the gates; the pre-activations are never needed, since every
   derivative comes from an output.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
-
+* the fold (``folds``): SimpleRNN and LSTM compute ``z = [x_t | h] @ [kernel;
+  recurrent_kernel]``, one product per step (``fold_product``), instead of ``x W`` for all
+  steps (inner dimension F, where BLAS runs at half its rate) and ``h U`` per step. The
+  whole-sequence loops, the training forward and the NumPy lines all fold, whether fused
+  or not, so they agree bit for bit. The unmasked inference loops keep h in the product's
+  operand rows, so each step copies in only x_t.
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
   inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with recurrent
   dropout or without, for training; GRU with ``reset_after=False`` for inference only,
@@ -146,42 +151,77 @@ def _build():
 
     # The loops take one batch row at a time and slice it into 1-D gate blocks: indexing
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
+    @jit
+    def simple_row(a, bias, relu, out):
+        """out = tanh(a + bias), or max(a + bias, 0) when relu, for one batch row. (NaN stays
+        NaN, as np.maximum keeps it.) In place when out is a: LLVM vectorizes a loop that
+        writes where it reads, but a loop over two arrays it cannot prove apart runs scalar
+        when they are the same (5x slower), so that case has its own loop."""
+        if out.ctypes.data == a.ctypes.data:
+            if relu:
+                for j in range(a.shape[0]):
+                    v = a[j] + bias[j]
+                    a[j] = zero if v < zero else v
+            else:
+                for j in range(a.shape[0]):
+                    a[j] = tanh(a[j] + bias[j])
+        elif relu:
+            for j in range(a.shape[0]):
+                v = a[j] + bias[j]
+                out[j] = zero if v < zero else v
+        else:
+            for j in range(a.shape[0]):
+                out[j] = tanh(a[j] + bias[j])
+
     @loop
     def simple_forward(a, bias, relu):
         """h = tanh(a + bias), or max(a + bias, 0) when relu, written over a (which holds
-        x W + h U). (NaN stays NaN, as np.maximum keeps it.)"""
+        x W + h U)."""
         for b in range(a.shape[0]):
             ab = a[b]
-            if relu:
-                for j in range(ab.shape[0]):
-                    v = ab[j] + bias[j]
-                    ab[j] = zero if v < zero else v
-            else:
-                for j in range(ab.shape[0]):
-                    ab[j] = tanh(ab[j] + bias[j])
+            simple_row(ab, bias, relu, ab)
+
+    @jit
+    def simple_forward_to(a, bias, relu, out, off):
+        """simple_forward with h written to out[:, off:] instead (a folded loop's operand)."""
+        for b in range(a.shape[0]):
+            simple_row(a[b], bias, relu, out[b][off:])
 
     @loop
     def tanh_flat(x, out):
         for k in range(x.shape[0]):
             out[k] = tanh(x[k])
 
+    @jit
+    def lstm_row(zb, bias, cp, cb, hb):
+        """One batch row: zb + bias -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid],
+        written over zb; cb = f*cp + i*g; hb = o*tanh(cb)."""
+        m = cp.shape[0]
+        bi, bf, bg, bo = bias[:m], bias[m:2 * m], bias[2 * m:3 * m], bias[3 * m:]
+        zi, zf, zg, zo = zb[:m], zb[m:2 * m], zb[2 * m:3 * m], zb[3 * m:]
+        for j in range(m):
+            i = sigmoid(zi[j] + bi[j])
+            f = sigmoid(zf[j] + bf[j])
+            g = tanh(zg[j] + bg[j])
+            o = sigmoid(zo[j] + bo[j])
+            zi[j], zf[j], zg[j], zo[j] = i, f, g, o
+            cc = f * cp[j] + i * g
+            cb[j], hb[j] = cc, o * tanh(cc)
+
     @loop
     def lstm_forward(z, bias, c_prev, c, h):
         """z + bias -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z
         (which holds x W + h U); c = f*c_prev + i*g; h = o*tanh(c)."""
-        m = c_prev.shape[1]
-        bi, bf, bg, bo = bias[:m], bias[m:2 * m], bias[2 * m:3 * m], bias[3 * m:]
         for b in range(z.shape[0]):
-            zi, zf, zg, zo = z[b, :m], z[b, m:2 * m], z[b, 2 * m:3 * m], z[b, 3 * m:]
-            cp, cb, hb = c_prev[b], c[b], h[b]
-            for j in range(m):
-                i = sigmoid(zi[j] + bi[j])
-                f = sigmoid(zf[j] + bf[j])
-                g = tanh(zg[j] + bg[j])
-                o = sigmoid(zo[j] + bo[j])
-                zi[j], zf[j], zg[j], zo[j] = i, f, g, o
-                cc = f * cp[j] + i * g
-                cb[j], hb[j] = cc, o * tanh(cc)
+            lstm_row(z[b], bias, c_prev[b], c[b], h[b])
+
+    @jit
+    def lstm_forward_to(z, bias, c_prev, c, h, off):
+        """lstm_forward with h written to h[:, off:] (a folded loop's operand)."""
+        for b in range(z.shape[0]):
+            lstm_row(z[b], bias, c_prev[b], c[b], h[b][off:])
+
+    kernels.update(simple_forward_to=simple_forward_to, lstm_forward_to=lstm_forward_to)
 
     @loop
     def lstm_backward(dout, dh_next, dc_next, a, c_prev, c, dc_prev):
@@ -287,6 +327,29 @@ def adds_products(z, k):
     the same call."""
     return (active(z.dtype) and k > 1 and z.shape[-1] > 1 and z.flags.c_contiguous
             and "matmul_add" in _kernels)
+
+
+def folds(dtype):
+    """True when a SimpleRNN or LSTM step folds its input product into the recurrent one,
+    ``z = [x_t | h] @ [kernel; recurrent_kernel]`` (``fold_product``): float32 with the
+    kernels enabled and NumPy's BLAS found. It does not depend on ``unfused()``: explain's
+    lines fold as the compiled loops do, so their numbers agree bit for bit."""
+    return active(dtype) and "fold_product" in _kernels
+
+
+def fold_arguments(fold, dtype):
+    """The sequence loops' (x, o, fk) arguments: ``fold`` = (x (steps, B, F), o (B, F+M),
+    fk (F+M, N)) for the folded product (``gates.fold_operands``), or, unfolded, an x
+    without steps."""
+    if fold is not None:
+        return fold
+    if dtype not in _no_fold:
+        _no_fold[dtype] = (np.zeros((0, 0, 0), dtype), np.zeros((0, 0), dtype),
+                           np.zeros((0, 0), dtype))
+    return _no_fold[dtype]
+
+
+_no_fold = {}
 
 
 def blas_operand(w):

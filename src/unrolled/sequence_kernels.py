@@ -47,8 +47,9 @@ def numpy_blas():
 def build_sequences(kernels, jit, blas):
     sgemm, sgemv = blas
     one, zero = np.float32(1.0), np.float32(0.0)
-    simple_forward, lstm_forward, gru_forward = (
-        kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward"))
+    simple_forward, lstm_forward, gru_forward, simple_forward_to, lstm_forward_to = (
+        kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward",
+                             "simple_forward_to", "lstm_forward_to"))
 
     @jit
     def gemm(a, b, b_fortran, beta, out):
@@ -78,13 +79,83 @@ def build_sequences(kernels, jit, blas):
         array is written and read back. Its sums are BLAS's own, not ``out + np.dot(a, b)``."""
         gemm(a, b, b_fortran, one, out)
 
-    kernels.update(matmul=matmul, matmul_add=matmul_add)
+    @jit
+    def put_rows(o, off, a):
+        """o[:, off:off + K] = a (B, K), row by row."""
+        for b in range(a.shape[0]):
+            ob, ab = o[b][off:], a[b]
+            for j in range(ab.shape[0]):
+                ob[j] = ab[j]
 
     @jit
-    def simple_sequence(xp, bias, rk, rk_f, relu, h, ys, keep):
+    def fold_product(x_t, h, o, fk, z):
+        """z = [x_t | h] @ fk with fk = [kernel; recurrent_kernel] (F+M, N), C order: x_t and
+        h copied side by side into the rows of o (B, F+M), then one product whose inner
+        dimension F+M keeps BLAS at its full rate (a separate x W has inner dimension F,
+        16 to 64 here, where BLAS runs at half that rate)."""
+        put_rows(o, 0, x_t)
+        put_rows(o, x_t.shape[1], h)
+        matmul(o, fk, False, z)
+
+    @jit
+    def step_product(h, rk, rk_f, x, o, fk, t, z):
+        """Step t's product into z: folded (x has steps) z = [x[t] | h] @ fk, else BLAS adds
+        h @ rk into z, which holds x W."""
+        if x.shape[0] > 0:
+            fold_product(x[t], h, o, fk, z)
+        else:
+            matmul_add(h, rk, rk_f, z)
+
+    @jit
+    def steps(xp, x):
+        """The steps of an inference loop: those of x when folded (xp then holds two steps'
+        z, used in turn: z of step t is xp[t % 2], and a SimpleRNN's h_{t-1} stays in the
+        other), else those of xp."""
+        return x.shape[0] if x.shape[0] > 0 else xp.shape[0]
+
+    kernels.update(matmul=matmul, matmul_add=matmul_add, fold_product=fold_product,
+                   step_product=step_product)
+
+    # Folded inference without a mask: h lives in the product's operand rows, o[:, F:],
+    # where the activations write it, so only x_t is copied in each step.
+    @jit
+    def simple_folded(x, o, fk, z, bias, relu, h, ys, keep):
+        """simple_sequence folded: z = [x[t] | h] @ fk, h = tanh(z + b) (or relu) written
+        into o[:, F:]. Returns the last h."""
+        d = x.shape[2]
+        put_rows(o, d, h)
+        for t in range(x.shape[0]):
+            put_rows(o, 0, x[t])
+            matmul(o, fk, False, z)
+            simple_forward_to(z, bias, relu, o, d)
+            if keep:
+                ys[:, t, :] = o[:, d:]
+        return o[:, d:].copy()
+
+    @jit
+    def lstm_folded(x, o, fk, z, bias, h, c, ys, keep):
+        """lstm_sequence folded: z = [x[t] | h] @ fk, the gates over z, h into o[:, F:].
+        Returns the last h and c."""
+        d = x.shape[2]
+        put_rows(o, d, h)
+        c2 = np.empty_like(c)
+        for t in range(x.shape[0]):
+            put_rows(o, 0, x[t])
+            matmul(o, fk, False, z)
+            lstm_forward_to(z, bias, c, c2, o, d)
+            c, c2 = c2, c
+            if keep:
+                ys[:, t, :] = o[:, d:]
+        return o[:, d:].copy(), c
+
+    @jit
+    def simple_sequence(xp, bias, rk, rk_f, x, o, fk, relu, h, ys, keep):
         """SimpleRNN steps over xp (T, B, M) = x W: h_t = tanh((xp_t + h_{t-1} rk) + b) (relu
-        instead when relu), BLAS adding the product into xp[t], h_t written there.
-        ys[:, t] = h_t when keep. Returns the last h."""
+        instead when relu), BLAS adding the product into xp[t], h_t written there; folded
+        (x has steps), ``simple_folded`` with z in xp[0]. ys[:, t] = h_t when keep.
+        Returns the last h."""
+        if x.shape[0] > 0:
+            return simple_folded(x, o, fk, xp[0], bias, relu, h, ys, keep)
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
             h = xp[t]
@@ -94,9 +165,11 @@ def build_sequences(kernels, jit, blas):
         return h.copy()
 
     @jit
-    def lstm_sequence(xp, bias, rk, rk_f, h, c, ys, keep):
+    def lstm_sequence(xp, bias, rk, rk_f, x, o, fk, h, c, ys, keep):
         """LSTM steps over xp (T, B, 4M) = x W from states h, c: BLAS adds h U into xp[t],
-        then the gates. Returns the last h and c."""
+        then the gates; folded, ``lstm_folded`` with z in xp[0]. Returns the last h and c."""
+        if x.shape[0] > 0:
+            return lstm_folded(x, o, fk, xp[0], bias, h, c, ys, keep)
         h2, c2 = np.empty_like(h), np.empty_like(c)
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
@@ -144,25 +217,29 @@ def build_sequences(kernels, jit, blas):
                     nb[j] = ob[j]
 
     @jit
-    def simple_sequence_masked(xp, bias, rk, rk_f, relu, h, m, out, zero_out, ys, keep):
-        """simple_sequence with the mask m (T, B): h_t over xp[t]. Returns the last h."""
-        for t in range(xp.shape[0]):
-            matmul_add(h, rk, rk_f, xp[t])
-            simple_forward(xp[t], bias, relu)
-            mask_output(m[t], xp[t], out, zero_out)
-            carry(m[t], xp[t], h)
-            h = xp[t]
+    def simple_sequence_masked(xp, bias, rk, rk_f, x, o, fk, relu, h, m, out, zero_out, ys,
+                               keep):
+        """simple_sequence with the mask m (T, B): h_t over xp[t] (folded, over xp[t % 2]:
+        ``steps``). Returns the last h."""
+        for t in range(steps(xp, x)):
+            z = xp[t % xp.shape[0]]
+            step_product(h, rk, rk_f, x, o, fk, t, z)
+            simple_forward(z, bias, relu)
+            mask_output(m[t], z, out, zero_out)
+            carry(m[t], z, h)
+            h = z
             if keep:
                 ys[:, t, :] = out
         return h.copy()
 
     @jit
-    def lstm_sequence_masked(xp, bias, rk, rk_f, h, c, m, out, zero_out, ys, keep):
+    def lstm_sequence_masked(xp, bias, rk, rk_f, x, o, fk, h, c, m, out, zero_out, ys, keep):
         """lstm_sequence with the mask m (T, B). Returns the last h and c."""
         h2, c2 = np.empty_like(h), np.empty_like(c)
-        for t in range(xp.shape[0]):
-            matmul_add(h, rk, rk_f, xp[t])
-            lstm_forward(xp[t], bias, c, c2, h2)
+        for t in range(steps(xp, x)):
+            z = xp[t % xp.shape[0]]
+            step_product(h, rk, rk_f, x, o, fk, t, z)
+            lstm_forward(z, bias, c, c2, h2)
             mask_output(m[t], h2, out, zero_out)
             carry(m[t], h2, h)
             carry(m[t], c2, c)

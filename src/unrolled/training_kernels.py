@@ -14,7 +14,8 @@ def build_training(kernels, jit):
     # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
     # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
     one, zero = np.float32(1.0), np.float32(0.0)
-    matmul, matmul_add = kernels["matmul"], kernels["matmul_add"]
+    matmul, matmul_add, step_product = (kernels[k] for k in ("matmul", "matmul_add",
+                                                             "step_product"))
     mask_output, carry = kernels["mask_output"], kernels["carry"]
     simple_forward, lstm_forward, gru_forward, lstm_backward, gru_backward = (
         kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward", "lstm_backward",
@@ -90,14 +91,18 @@ def build_training(kernels, jit):
             matmul(dz, rk_t, rk_t_f, dh)
 
     @jit
-    def lstm_train_sequence(xp, bias, rk, rk_f, H, C, m, out, zero_out, rmask, fw, fw_f,
-                            ys, keep):
+    def lstm_train_sequence(xp, bias, rk, rk_f, x, o, fk, H, C, m, out, zero_out, rmask, fw,
+                            fw_f, ys, keep):
         """Forward: gates over xp[t], c_t in C[t+1], h_t in H[t+1]. With a mask (m has
         rows), masked rows carry their states and ``out`` is the last output, as in
-        ``lstm_sequence_masked``. With recurrent dropout, ``dropped_products``."""
+        ``lstm_sequence_masked``. With recurrent dropout, ``dropped_products``; folded (x
+        has steps), ``step_product``."""
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, xp[t], True)   # xp[t] += h U
+            if x.shape[0] > 0:                                                # the fold
+                step_product(H[t], rk, rk_f, x, o, fk, t, xp[t])
+            else:
+                recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, xp[t], True)  # xp[t] += h U
             lstm_forward(xp[t], bias, C[t], C[t + 1], H[t + 1])
             if masked:
                 mask_output(m[t], H[t + 1], out, zero_out)
@@ -214,10 +219,11 @@ def build_training(kernels, jit):
                 ab[j] = ab[j] * sb[j]
 
     @jit
-    def simple_train_sequence(xp, bias, rk, rk_f, relu, h, m, out, zero_out, rmask, ys, keep):
+    def simple_train_sequence(xp, bias, rk, rk_f, x, o, fk, relu, h, m, out, zero_out, rmask,
+                              ys, keep):
         """The training forward of a tanh (or relu) SimpleRNN: h_t over xp[t] (``H[1:]``; h is
         ``H[0]``), a mask as in ``lstm_train_sequence``, and with recurrent dropout (rmask
-        has rows) the product reads h * rmask."""
+        has rows) the product reads h * rmask; folded (x has steps), ``step_product``."""
         hin = np.empty_like(h)
         masked, dropped = m.shape[0] > 0, rmask.shape[0] > 0
         for t in range(xp.shape[0]):
@@ -226,7 +232,7 @@ def build_training(kernels, jit):
                 scale(hin, rmask)
                 matmul_add(hin, rk, rk_f, xp[t])
             else:
-                matmul_add(h, rk, rk_f, xp[t])
+                step_product(h, rk, rk_f, x, o, fk, t, xp[t])
             simple_forward(xp[t], bias, relu)
             if masked:
                 mask_output(m[t], xp[t], out, zero_out)

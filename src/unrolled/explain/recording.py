@@ -9,18 +9,21 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def record_calls(obj, method, log):
+def record_calls(obj, method, log, copy_first=False):
     """While active, every call ``obj.method(*args)`` is appended to ``log`` as ``(args, result)``.
 
     The method itself runs unchanged; the recorder only listens. It is installed on the
-    instance and removed afterwards, so the class and other instances are untouched.
+    instance and removed afterwards, so the class and other instances are untouched. With
+    ``copy_first`` the first argument is logged as it was before the call (a cell's ``step``
+    reuses its ``xp_t`` buffer in place for the pre-activations).
     """
     original = getattr(obj, method)
     had_own = method in vars(obj)
 
     def recorder(*args, **kwargs):
+        logged = (args[0].copy(),) + args[1:] if copy_first and args else args
         result = original(*args, **kwargs)
-        log.append((args, result))
+        log.append((logged, result))
         return result
 
     setattr(obj, method, recorder)
@@ -64,7 +67,7 @@ def recording_steps(model_or_layer, method="step"):
             for cell in cells_of(rnn.cell):
                 if id(cell) not in logs:
                     logs[id(cell)] = []
-                    ctx = record_calls(cell, method, logs[id(cell)])
+                    ctx = record_calls(cell, method, logs[id(cell)], method == "step")
                     ctx.__enter__()
                     stack.append(ctx)
         yield logs

@@ -12,7 +12,10 @@ For a recurrent layer the trace holds, each as an array ``(batch, T, ...)``:
     the step's input ``x_t``;
 ``xp``
     its projection ``x_t @ kernel``, all gates side by side (plus a GRU's input bias;
-    SimpleRNN and LSTM add their bias after the recurrent product);
+    SimpleRNN and LSTM add their bias after the recurrent product). Only where the step
+    computes it apart: in float32 with the compiled kernels, SimpleRNN and LSTM fold it
+    into the recurrent product, ``z = [x_t | h_prev] @ [kernel; recurrent_kernel] + b``
+    (one matrix product), so their trace has no ``xp``;
 ``h_prev`` (``c_prev``)
     the states the step started from;
 every entry of the cell's cache
@@ -211,11 +214,12 @@ def _cell_values(cell, xs, records):
     state_names = STATE_NAMES.get(cname) or (("h",) if len(cell.state_size) == 1 else
                                              tuple(f"state_{k}" for k in range(len(cell.state_size))))
     steps = {"x": [], "xp": []}
-    for (xp_t, states, *_), (out, new_states, cache) in records:
+    for (xp_t, states, *rest), (out, new_states, cache) in records:
         if len(cache) != len(names):
             raise TypeError(f"{cname}.cache_names lists {len(names)} names but step() cached "
                             f"{len(cache)} values.")
-        row = {"xp": xp_t}
+        folded = len(rest) > 1 and rest[1]                   # step(x_t, states, rec_mask, True)
+        row = {} if folded else {"xp": xp_t}
         row.update({f"{n}_prev": s for n, s in zip(state_names, states)})
         for n, v in zip(names, cache):
             if v is None or n in _SKIP:

@@ -7,8 +7,16 @@ time loop. A cell provides:
 ``project_inputs(x, out=None)``
     the input part of every time step at once, ``x @ kernel (+ bias)``, one matrix product
     over ``(T, B, F)`` (written into ``out`` when given).
-``step(xp_t, states, rec_mask) -> (output, new_states, cache)``
+``step(xp_t, states, rec_mask, folded=False) -> (output, new_states, cache)``
     one step from the projected input ``xp_t`` and the previous states.
+``folds(dtype)`` (optional)
+    True when the cell folds its input product into the recurrent one (SimpleRNN and
+    LSTM, float32 with the compiled kernels): ``z = [x_t | h] @ [kernel; recurrent_kernel]``,
+    one matrix product per step whose inner dimension F+M runs at BLAS's full rate, where
+    a separate ``x @ kernel`` (F = 16 to 64) runs at half of it. ``RNN`` then projects
+    nothing and calls ``step(x_t, states, rec_mask, True)``; the compiled loops take the
+    inputs themselves. Not with recurrent dropout (it masks h alone) or per-gate input
+    masks.
 ``step_backward(cache, doutput, dstates) -> (dxp_t, dstates_prev)``
     the same step backwards: dLoss/d(xp_t) and dLoss/d(previous states), given
     dLoss/d(output) and dLoss/d(new states). The compiled LSTM and GRU steps
@@ -34,8 +42,8 @@ import numpy as np
 
 from .. import activations, initializers, kernels
 from .base import Layer
-from .gates import (StepCaches, add_gate_product, apply_mask, gate_kernel_gradient, gate_product,
-                    stack_steps)
+from .gates import (StepCaches, add_gate_product, apply_mask, fold_chunks, folded_product,
+                    gate_kernel_gradient, gate_product, stack_steps)
 from .recurrent import RNN
 
 
@@ -72,7 +80,9 @@ class SimpleRNNCell(Layer):
     In code: ``a = xp_t + h_prev @ recurrent_kernel + bias`` with ``xp_t = x_t @ kernel``,
     and ``h = activation(a)``. The output is ``h``; the state is ``[h]``. (Keras adds the
     bias to ``x_t @ kernel`` first; adding it last lets BLAS add the recurrent product into
-    ``xp_t`` itself, ``gates.add_gate_product``. The sums agree to float rounding.)
+    ``xp_t`` itself, ``gates.add_gate_product``. The sums agree to float rounding.) When the
+    cell ``folds`` (float32, compiled), ``a = [x_t | h_prev] @ [kernel; recurrent_kernel]
+    + bias``, one product.
 
     Weights (Keras's layout): ``kernel (F, units)``, ``recurrent_kernel (units, units)``,
     ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
@@ -110,11 +120,14 @@ class SimpleRNNCell(Layer):
     def project_inputs(self, x, out=None):
         return project(self, x, None, out)               # (the bias is added in ``step``)
 
-    def step(self, xp_t, states, rec_mask=None):
+    def step(self, xp_t, states, rec_mask=None, folded=False):
         (h_prev,) = states
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
-        a = xp_t                                             # (the loop's buffer, reused in place)
-        add_gate_product(h_in, self.recurrent_kernel.value, False, a)  # a += h_{t-1} W_h
+        if folded:                                           # xp_t is x_t: a = [x_t | h] [W_x; W_h]
+            a = folded_product(self, xp_t, h_in)
+        else:
+            a = xp_t                                         # (the loop's buffer, reused in place)
+            add_gate_product(h_in, self.recurrent_kernel.value, False, a)  # a += h_{t-1} W_h
         if self._compiled(a.dtype):                          # the lines below, compiled, the
             bias = self.bias.value if self.use_bias else None   # bias added there, h over a
             kernels.call("simple_forward", a, kernels.bias_or_zeros(bias, a.shape[-1], a.dtype),
@@ -129,16 +142,18 @@ class SimpleRNNCell(Layer):
         """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
         return self._compiled(dtype) and kernels.sequence(dtype, self.units)
 
-    def run_steps(self, xp, states, ys, mask=None):
+    def run_steps(self, xp, states, ys, mask=None, fold=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
         ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
         ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
         (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
-        one. Returns (output, [h])."""
+        one. Folded, ``fold`` = (x, o, fk) (``kernels.fold_arguments``) and ``xp`` is only
+        where each step's ``a`` is written. Returns (output, [h])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
         h = kernels.run_sequence("simple_sequence", xp, bias,
-                                 *kernels.blas_operand(self.recurrent_kernel.value), self._relu,
+                                 *kernels.blas_operand(self.recurrent_kernel.value),
+                                 *kernels.fold_arguments(fold, dt), self._relu,
                                  np.array(states[0], dt, order="C"), ys, mask=mask)
         return (h if mask is None else mask[1]), [h]
 
@@ -152,12 +167,13 @@ class SimpleRNNCell(Layer):
 
     compiled_dropout = True           # train_steps takes a recurrent dropout mask
 
-    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
+    def train_steps(self, xp, states, ys, mask=None, rec_mask=None, fold=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, with h_t written over xp[t] as the compiled step does (carried over
         masked steps; ``mask`` as in ``run_steps``; ``rec_mask`` (B, M) recurrent dropout).
-        ``xp`` comes from ``training_buffer``. Returns (output, [h], step caches viewing
-        the buffer, buffers)."""
+        ``xp`` comes from ``training_buffer``. Folded, ``fold`` = (xs, chunk, o, fk): one
+        call per chunk of the time-major inputs xs (``gates.fold_chunks``). Returns
+        (output, [h], step caches viewing the buffer, buffers)."""
         H = xp.base
         if (H is None or H.shape != (len(xp) + 1,) + xp.shape[1:]
                 or H[1:].ctypes.data != xp.ctypes.data):
@@ -167,9 +183,12 @@ class SimpleRNNCell(Layer):
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units,
                                      xp.dtype)
         rm = np.zeros((0, 0), xp.dtype) if rec_mask is None else np.ascontiguousarray(rec_mask)
-        kernels.run_sequence("simple_train_sequence", xp, bias,
-                             *kernels.blas_operand(self.recurrent_kernel.value), self._relu, H[0],
-                             *kernels.mask_arguments(mask, xp.dtype), rm, ys)
+        rk = kernels.blas_operand(self.recurrent_kernel.value)
+        m, out, zero_out = kernels.mask_arguments(mask, xp.dtype)
+        for t0, t1, f in fold_chunks(fold, len(xp)):
+            kernels.run_sequence("simple_train_sequence", xp[t0:t1], bias, *rk,
+                                 *kernels.fold_arguments(f, xp.dtype), self._relu, H[t0],
+                                 m[t0:t1], out, zero_out, rm, None if ys is None else ys[:, t0:t1])
         caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), None, H[t + 1], rec_mask),
                             0, len(xp))
         return H[-1] if mask is None else mask[1], [H[-1]], caches, (H, rm)
@@ -191,6 +210,13 @@ class SimpleRNNCell(Layer):
         """True when ``kernels`` runs this step: float32, numba present, tanh or relu. It
         adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
         return (self.activation is activations.tanh or self._relu) and kernels.fused(dtype)
+
+    def folds(self, dtype):
+        """True when the steps fold the input product into the recurrent one (``RNN`` then
+        passes ``step`` x_t with ``folded``): ``a = [x_t | h] @ [W_x; W_h]``, one product,
+        then ``+ b``. Whenever this cell compiles, in ``explain``'s lines too."""
+        return ((self.activation is activations.tanh or self._relu) and self.units > 1
+                and kernels.folds(dtype))
 
     @property
     def _relu(self):

@@ -116,6 +116,38 @@ def add_gate_product(a, kernel, per_gate, z):
     return z
 
 
+def fold_operands(cell, batch, dtype):
+    """The folded product's operands (``kernels.fold_product``): ``o``, a ``(B, F+M)``
+    buffer whose rows take ``[x_t | h]`` each step, and ``fk = [kernel; recurrent_kernel]``
+    ``(F+M, G*M)``, in C order."""
+    k, rk = cell.kernel.value, cell.recurrent_kernel.value
+    return (np.empty((batch, k.shape[0] + rk.shape[0]), dtype),
+            np.ascontiguousarray(np.concatenate([k, rk]), dtype))
+
+
+def folded_product(cell, x_t, h_in):
+    """One step's ``z = [x_t | h_in] @ [kernel; recurrent_kernel]``, the call the compiled
+    loops make (a fresh z)."""
+    o, fk = fold_operands(cell, x_t.shape[0], x_t.dtype)
+    z = np.empty((x_t.shape[0], fk.shape[1]), x_t.dtype)
+    kernels.call("fold_product", kernels.contiguous(x_t, z.dtype),
+                 kernels.contiguous(h_in, z.dtype), o, fk, z)
+    return z
+
+
+def fold_chunks(fold, steps):
+    """The folded training forward's calls: ``(t0, t1, (x, o, fk))`` per chunk of steps,
+    ``fold`` = (xs, chunk, o, fk), so that no ``(T, B, F)`` copy of the inputs is kept; or,
+    unfolded (``fold`` None), one call ``(0, steps, None)``."""
+    if fold is None:
+        yield 0, steps, None
+        return
+    xs, chunk, o, fk = fold
+    for t0 in range(0, steps, chunk):
+        t1 = min(steps, t0 + chunk)
+        yield t0, t1, (xs[t0:t1], o, fk)
+
+
 def gate_product_backward(dz, a, kernel, per_gate=False):
     """dLoss/da for ``z = gate_product(a, kernel)``, shaped like ``a``."""
     if not per_gate:
@@ -203,10 +235,11 @@ class TimeMajorInputs:
 PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
 
 
-def projection_chunk(cell, xs):
-    """Steps per input projection product: about PROJECTION_CHUNK_BYTES of output."""
+def projection_chunk(cell, xs, width=None):
+    """Steps per input projection product: about PROJECTION_CHUNK_BYTES of output (of
+    ``width`` values per row when given: the inputs themselves, for a folded cell)."""
     shape = getattr(getattr(cell, "kernel", None), "shape", None)
-    width = shape[-1] if shape else 4 * cell.output_size
+    width = width or (shape[-1] if shape else 4 * cell.output_size)
     T, B = xs.shape[-3], xs.shape[-2]
     return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.dtype.itemsize)))
 

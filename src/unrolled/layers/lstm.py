@@ -4,9 +4,9 @@ import numpy as np
 from .. import activations, initializers, kernels
 from .base import Layer
 from .cells import _check_rate, _check_units, project
-from .gates import (add_gate_product, apply_mask, gate_kernel_gradient, gate_product_backward,
-                    GateActivations, StepCaches, dropout_operands, is_per_gate, stack_steps,
-                    unmask)
+from .gates import (add_gate_product, apply_mask, fold_chunks, folded_product,
+                    gate_kernel_gradient, gate_product_backward, GateActivations, StepCaches,
+                    dropout_operands, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
 _c = kernels.contiguous
@@ -40,6 +40,9 @@ class LSTMCell(Layer):
         c = f * c_prev + i * g
         tc = activation(c)
         h = o * tc
+
+    When the cell ``folds`` (float32 with the compiled kernels), the first line is one
+    product, ``z = [x_t | h_prev] @ [kernel; recurrent_kernel] + bias``.
 
     The output is ``h``; the states are ``[h, c]``. Weights: ``kernel (F, 4M)``,
     ``recurrent_kernel (M, 4M)``, ``bias (4M,)``, columns split ``[i | f | c | o]``.
@@ -95,12 +98,15 @@ class LSTMCell(Layer):
         # into the projected inputs (gates.add_gate_product), which saves a pass per step.
         return project(self, x, None, out)
 
-    def step(self, xp_t, states, rec_mask=None):
+    def step(self, xp_t, states, rec_mask=None, folded=False):
         h_prev, c_prev = states
         m = self.units
         h_in = apply_mask(h_prev, rec_mask)               # recurrent dropout, if any
-        z = xp_t                                          # (the loop's buffer, reused in place)
-        add_gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask), z)
+        if folded:                                        # xp_t is x_t: z = [x_t | h] [W_x; W_h]
+            z = folded_product(self, xp_t, h_in)
+        else:
+            z = xp_t                                      # (the loop's buffer, reused in place)
+            add_gate_product(h_in, self.recurrent_kernel.value, is_per_gate(rec_mask), z)
         if self._compiled(z.dtype):                       # the lines below, one compiled loop
             c, h = np.empty_like(c_prev), np.empty_like(c_prev)   # (bias added there), a
             bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None,
@@ -149,27 +155,30 @@ class LSTMCell(Layer):
         """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``)."""
         return self._compiled(dtype) and kernels.sequence(dtype, self.units)
 
-    def run_steps(self, xp, states, ys, mask=None):
+    def run_steps(self, xp, states, ys, mask=None, fold=None):
         """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
         ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
         ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
         (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
-        one. Returns (output, [h, c])."""
+        one. Folded, ``fold`` = (x, o, fk) as in ``SimpleRNNCell.run_steps``. Returns
+        (output, [h, c])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1], dt)
         h, c = kernels.run_sequence("lstm_sequence", xp, bias,
                                     *kernels.blas_operand(self.recurrent_kernel.value),
+                                    *kernels.fold_arguments(fold, dt),
                                     *(np.array(s, dt, order="C") for s in states), ys, mask=mask)
         return (h if mask is None else mask[1]), [h, c]
 
     compiled_dropout = True           # train_steps takes recurrent dropout masks
 
-    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
+    def train_steps(self, xp, states, ys, mask=None, rec_mask=None, fold=None):
         """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
         bit for bit, keeping h and c in ``(T+1, B, M)`` buffers (``H[t+1] = h_t``, carried
         over masked steps) and the gates over ``xp``; ``mask`` as in ``run_steps``, and
-        ``rec_mask`` per-gate recurrent dropout masks (G, B, M). Returns (output, [h, c],
-        step caches viewing the buffers, buffers)."""
+        ``rec_mask`` per-gate recurrent dropout masks (G, B, M). Folded, ``fold`` as in
+        ``SimpleRNNCell.train_steps``. Returns (output, [h, c], step caches viewing the
+        buffers, buffers)."""
         T, B, _ = xp.shape
         H = np.empty((T + 1, B, self.units), xp.dtype)
         C = np.empty_like(H)
@@ -179,8 +188,12 @@ class LSTMCell(Layer):
         rk = self.recurrent_kernel.value
         drop = None if rec_mask is None else dropout_operands(rk, rec_mask)
         rm, fw, fw_f, _ = kernels.dropout_arguments(drop, xp.dtype)
-        kernels.run_sequence("lstm_train_sequence", xp, bias, *kernels.blas_operand(rk), H, C,
-                             *kernels.mask_arguments(mask, xp.dtype), rm, fw, fw_f, ys)
+        m, out, zero_out = kernels.mask_arguments(mask, xp.dtype)
+        for t0, t1, f in fold_chunks(fold, T):
+            kernels.run_sequence("lstm_train_sequence", xp[t0:t1], bias, *kernels.blas_operand(rk),
+                                 *kernels.fold_arguments(f, xp.dtype), H[t0:t1 + 1],
+                                 C[t0:t1 + 1], m[t0:t1], out, zero_out, rm, fw, fw_f,
+                                 None if ys is None else ys[:, t0:t1])
         caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), rec_mask, C[t], None, None,
                                        None, None, None, C[t + 1], None, xp[t]), 0, T)
         return H[T] if mask is None else mask[1], [H[T], C[T]], caches, (xp, H, C, drop)
@@ -205,6 +218,11 @@ class LSTMCell(Layer):
         """True when ``kernels`` runs this step: float32, numba present, default activations.
         The compiled step adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
         return self._gates.default_lstm and kernels.fused(dtype)
+
+    def folds(self, dtype):
+        """True when the steps fold the input product into the recurrent one, ``z = [x_t |
+        h] @ [W_x; W_h]`` then ``+ b`` (see ``SimpleRNNCell.folds``)."""
+        return self._gates.default_lstm and kernels.folds(dtype)
 
     def weight_gradients(self, x, caches, dxp, stacked=None):
         per_gate = stacked["h_in"].ndim == 4 if stacked else is_per_gate(caches[0][1])

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer, check_array
+from . import gates
 from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
                     project_in_chunks, projection_chunk, unmask)
 
@@ -62,6 +63,16 @@ def _sequence_ready(cell, dtype):
     and, if ``_training_ready`` too, training."""
     ready = getattr(cell, "sequence_ready", None)
     return ready is not None and ready(dtype)
+
+
+def _folds(cell, dtype, rec_mask, dp_mask):
+    """True when this call's steps fold the input product into the recurrent one (the cell's
+    ``folds(dtype)``, SimpleRNN and LSTM): ``RNN`` then hands ``step`` x_t itself, with
+    ``folded``, and the compiled loops the inputs. Not with recurrent dropout, which masks
+    h alone, or per-gate input masks."""
+    folds = getattr(cell, "folds", None)
+    return (folds is not None and rec_mask is None and (dp_mask is None or dp_mask.ndim == 2)
+            and folds(dtype))
 
 
 def _training_ready(cell, dtype, rec_mask):
@@ -223,31 +234,49 @@ class RNN(Layer):
         ready = _sequence_ready(cell, xs.dtype)
         compiled = ready and rec_mask is None
         train_compiled = ready and keep_cache and _training_ready(cell, xs.dtype, rec_mask)
-        if keep_cache:                                       # kept: the gates are written there
-            buffer = getattr(cell, "training_buffer", None) if train_compiled else None
+        # Folded, no input projection: each step computes [x_t | h] @ [W_x; W_h] (_folds).
+        fold = _folds(cell, xs.dtype, rec_mask, dp_mask)
+        if fold:                      # (chunks of the inputs alone: no projection to hold)
+            chunk = projection_chunk(cell, xs, xs.shape[-1])
+        operands = gates.fold_operands(cell, B, self.dtype) if fold and ready else None
+        buffer = getattr(cell, "training_buffer", None) if train_compiled else None
+        if keep_cache and not fold:                          # kept: the gates are written there
             xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
+        elif train_compiled:                                 # folded: the steps write a or z here
+            xp = buffer(xs) if buffer else np.empty((T, B, cell.kernel.shape[-1]), self.dtype)
         if train_compiled:
             kmask = self._kernel_mask(m, lambda: np.zeros((B, cell.output_size), self.dtype))
             dropout = () if rec_mask is None else (rec_mask,)
-            out, states, caches, sequence = cell.train_steps(xp, states, ys, kmask, *dropout)
+            folding = {"fold": (xs, chunk) + operands} if fold else {}
+            out, states, caches, sequence = cell.train_steps(xp, states, ys, kmask, *dropout,
+                                                             **folding)
         elif compiled and not keep_cache:
             # Compiled inference: one call per projected chunk, all chunks in one buffer (a
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
             # A mask runs the masked loop, which keeps the last output in ``last``.
             buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
             for t0 in range(0, T, chunk):
-                x_c = xs[t0:t0 + chunk]
-                xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
+                x_c, n = xs[t0:t0 + chunk], min(chunk, T - t0)
+                folding = {"fold": (x_c,) + operands} if fold else {}
+                if fold:                                     # (two steps' a or z, in turn)
+                    buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype) \
+                        if buf is None else buf
+                    xp = buf
+                else:
+                    xp = cell.project_inputs(x_c, None if buf is None else buf[:n])
                 buf = xp if buf is None else buf
                 masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
                 out, states = cell.run_steps(xp, states,
-                                             None if ys is None else ys[:, t0:t0 + chunk], masked)
+                                             None if ys is None else ys[:, t0:t0 + chunk], masked,
+                                             **folding)
         else:
-            base = 0                                         # xp[t - base] is step t's
+            src, base = xp, 0                                # src[t - base] is step t's input
             for t in range(T):
-                if not keep_cache and t % chunk == 0:        # (a new buffer: states may view the last)
-                    xp, base = cell.project_inputs(xs[t:t + chunk]), t
-                out, new_states, cache = cell.step(xp[t - base], states, rec_mask)
+                if (fold or not keep_cache) and t % chunk == 0:   # (a new buffer: states may view it)
+                    src, base = (xs[t:t + chunk] if fold else
+                                 cell.project_inputs(xs[t:t + chunk])), t
+                out, new_states, cache = cell.step(src[t - base], states, rec_mask,
+                                                   *((True,) if fold else ()))
                 if m is not None:                            # carry states over masked steps
                     keep = m[t][:, None]
                     if prev_out is None:
@@ -376,7 +405,7 @@ class RNN(Layer):
             if m is not None:
                 dstates = [a + b for a, b in zip(dstates, dpass)]
             if chunk is None:   # compiled cells write dxp_t over their activations in xp[t]:
-                in_place = np.may_share_memory(dxp_t, cache.xp[t])    # then xp becomes dxp
+                in_place = cache.xp is not None and np.may_share_memory(dxp_t, cache.xp[t])
                 chunk = self._backward_chunk(T, dxp_t.shape[0])
                 dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
                 cache.consumed = in_place
