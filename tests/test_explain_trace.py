@@ -121,12 +121,16 @@ def test_gru_trace_equals_hand_loop(rng, reset_after):
 
 
 @pytest.mark.parametrize("compiled", [True, False])
-def test_xp_is_the_projection_the_step_received(rng, compiled):
+def test_xp_is_the_projection_the_step_received(rng, compiled, monkeypatch):
     """``xp`` is the step's input as it arrived, ``x_t @ kernel`` (a GRU's plus its input
     bias), not the pre-activation the step then writes over that buffer. SimpleRNN and LSTM
-    in float32 with the compiled kernels fold the projection into the recurrent product, so
-    their trace has no ``xp``, and their pre-activations are that one product plus b."""
+    in float32 with the compiled kernels fold the projection into the recurrent product
+    (from a size on; here forced), so their trace has no ``xp``, and their pre-activations
+    are that one product plus b."""
     from unrolled import kernels
+    from unrolled.layers import LSTMCell, SimpleRNNCell
+    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
+    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
     before = kernels._enabled
     kernels.set_enabled(compiled)
     try:

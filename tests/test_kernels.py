@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from unrolled import kernels
-from unrolled.layers import GRU, LSTM, SimpleRNN
+from unrolled.layers import GRU, LSTM, LSTMCell, SimpleRNN, SimpleRNNCell
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +20,36 @@ def compiled_on():
     kernels.set_enabled(True)
     yield
     kernels.set_enabled(before)
+
+
+def _fold_at_any_size(monkeypatch):
+    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
+    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+
+
+@pytest.fixture(autouse=True, params=["fold by size", "fold at any size"])
+def fold_sizes(request, monkeypatch):
+    """Every test runs twice: with the fold at its measured sizes (these small layers then
+    project x W apart) and with the fold at any size, so both routes are checked."""
+    if request.param == "fold at any size":
+        _fold_at_any_size(monkeypatch)
+    return request.param
+
+
+def test_the_fold_starts_at_the_measured_sizes(monkeypatch):
+    """SimpleRNN folds from B * M * M = 2^24 multiply-adds per step (256 x 256 x 256), LSTM
+    from B * M * 4M = 2^20; never for a GRU, in float64 or without the kernels."""
+    monkeypatch.undo()                                         # the classes' own thresholds
+    f32, f64 = np.dtype(np.float32), np.dtype(np.float64)
+    assert SimpleRNNCell(256).folds(f32, 256) and not SimpleRNNCell(256).folds(f32, 255)
+    assert SimpleRNNCell(512).folds(f32, 1024) and not SimpleRNNCell(64).folds(f32, 32)
+    assert LSTMCell(64).folds(f32, 64) and not LSTMCell(64).folds(f32, 63)
+    assert not LSTMCell(5).folds(f32, 1) and not LSTMCell(64).folds(f64, 1024)
+    assert not LSTMCell(64, activation="relu").folds(f32, 1024)
+    assert SimpleRNNCell(256, activation="relu").folds(f32, 256)
+    assert not SimpleRNNCell(256, activation="softsign").folds(f32, 1024)
+    kernels.set_enabled(False)
+    assert not SimpleRNNCell(512).folds(f32, 1024)
 
 
 def test_kernels_are_active_for_float32_only():
@@ -120,6 +150,7 @@ def test_the_steps_fold_the_input_product_in_every_path(monkeypatch):
     (``matmul_add``, gemm with beta = 1). A GRU never folds: its candidate keeps h U_h apart."""
     calls = []
     real = kernels.call
+    _fold_at_any_size(monkeypatch)                            # (these layers are small)
     monkeypatch.setattr(kernels, "sequence", lambda dtype, units: False)   # step by step
     monkeypatch.setattr(kernels, "call", lambda name, *a: calls.append(name) or real(name, *a))
     for make, folds, adds in ((LSTM, 7, 0), (SimpleRNN, 7, 0), (GRU, 0, 0),
@@ -238,11 +269,12 @@ def _chunk_width(layer, x):
     """What a chunk of steps is sized by, per row: the inputs for a cell that folds x W into
     the recurrent product (SimpleRNN, LSTM), else the projection, G * units wide."""
     folds = getattr(layer.cell, "folds", None)
-    return x.shape[-1] if folds is not None and folds(x.dtype) else layer.cell.kernel.shape[-1]
+    return (x.shape[-1] if folds is not None and folds(x.dtype, x.shape[0])
+            else layer.cell.kernel.shape[-1])
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "simple"])
-def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
+def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch, fold_sizes):
     """The sequence kernels really run (NumPy's BLAS is found here: a NumPy wheel), one call
     per chunk of steps (of the projection; of the inputs themselves for the cells that fold
     x W into the recurrent product), and stateful layers carry their states across calls."""
@@ -254,10 +286,11 @@ def test_compiled_sequence_inference_runs_and_chunks(kind, monkeypatch):
     real = kernels.run_sequence
     monkeypatch.setattr(kernels, "run_sequence",
                         lambda name, *a, **kw: calls.append(name) or real(name, *a, **kw))
-    assert (_chunk_width(layer, x) == x.shape[-1]) == (kind != "gru")   # which ones fold
+    folded = fold_sizes != "fold by size" and kind != "gru"
+    assert (_chunk_width(layer, x) == x.shape[-1]) == folded
     monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * _chunk_width(layer, x) * 4)
     chunked = layer.call(x)
-    assert calls == [f"{kind}_sequence"] * 5                  # steps 0-1, 2-3, 4-5, 6-7, 8
+    assert calls == [f"{kind}_folded" if folded else f"{kind}_sequence"] * 5   # steps 0-1, 2-3, ...
     np.testing.assert_array_equal(chunked, _step_by_step(layer, x))
 
     stateful = make(6, stateful=True, return_sequences=True)

@@ -185,6 +185,40 @@ def test_gradients_match_keras(kind, seed):
         _close("gradient vs keras", g, k, atol=2e-5)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "simple"])
+@pytest.mark.parametrize("seed", range(4))
+def test_folded_steps_match_keras(kind, seed, monkeypatch):
+    """Made to fold at any size (``z = [x_t | h] @ [W; U]``, one product per step, which at
+    their default sizes these small layers do not), SimpleRNN and LSTM still give Keras's
+    outputs and gradients: masks, initial states, go_backwards, return_sequences."""
+    from unrolled import kernels
+    from unrolled.layers import SimpleRNN, SimpleRNNCell
+    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
+    r = np.random.default_rng(seed)
+    b, t, f, m = 4, 6, 3, 5
+    cfg = dict(return_sequences=bool(seed % 2), return_state=True, go_backwards=seed >= 2)
+    ours_cls, theirs_cls = ((LSTM, keras.layers.LSTM) if kind == "lstm" else
+                            (SimpleRNN, keras.layers.SimpleRNN))
+    ours = ours_cls(m, **cfg)
+    ours.build((None, None, f))
+    ours.set_weights([_varied(r, w.shape) for w in ours.weights])
+    theirs = theirs_cls(m, **cfg)
+    theirs.build((None, None, f))
+    theirs.set_weights(ours.get_weights())
+    x = _varied(r, (b, t, f)) * 2
+    call = {"mask": _mask(r, b, t)} if seed % 2 else {}
+    call["initial_state"] = [_varied(r, (b, m)) for _ in ours.cell.state_size]
+    assert ours.cell.folds(np.dtype("float32"), b) == kernels.enabled()
+    for g, w in zip(to_list(ours(x, **call)), to_list(theirs(x, **call))):
+        _close("folded forward vs keras", g, w)
+    _, dys, dweights, dinputs = _our_gradients(ours, x, call, r)
+    _, kweights, kinputs = _keras_gradients(theirs, x, call, dys)
+    assert len(dweights) == len(kweights) and len(dinputs) == len(kinputs)
+    for g, k in zip(dweights + dinputs, kweights + kinputs):
+        _close("folded gradient vs keras", g, k, atol=2e-5)
+
+
 @pytest.fixture
 def fixed_dropout(monkeypatch):
     """Record the dropout masks the loop draws, so Keras can be given the very same ones."""

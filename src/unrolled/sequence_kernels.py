@@ -117,11 +117,12 @@ def build_sequences(kernels, jit, blas):
                    step_product=step_product)
 
     # Folded inference without a mask: h lives in the product's operand rows, o[:, F:],
-    # where the activations write it, so only x_t is copied in each step.
+    # where the activations write it, so only x_t is copied in each step. (Kernels of their
+    # own: three more arguments cost the notebook's 10-step call a tenth of its time.)
     @jit
     def simple_folded(x, o, fk, z, bias, relu, h, ys, keep):
-        """simple_sequence folded: z = [x[t] | h] @ fk, h = tanh(z + b) (or relu) written
-        into o[:, F:]. Returns the last h."""
+        """simple_sequence folded: z = [x[t] | h] @ fk into z (B, M), h = tanh(z + b) (or
+        relu) written into o[:, F:]. Returns the last h."""
         d = x.shape[2]
         put_rows(o, d, h)
         for t in range(x.shape[0]):
@@ -134,8 +135,8 @@ def build_sequences(kernels, jit, blas):
 
     @jit
     def lstm_folded(x, o, fk, z, bias, h, c, ys, keep):
-        """lstm_sequence folded: z = [x[t] | h] @ fk, the gates over z, h into o[:, F:].
-        Returns the last h and c."""
+        """lstm_sequence folded: z = [x[t] | h] @ fk into z (B, 4M), the gates over z, h into
+        o[:, F:]. Returns the last h and c."""
         d = x.shape[2]
         put_rows(o, d, h)
         c2 = np.empty_like(c)
@@ -149,13 +150,10 @@ def build_sequences(kernels, jit, blas):
         return o[:, d:].copy(), c
 
     @jit
-    def simple_sequence(xp, bias, rk, rk_f, x, o, fk, relu, h, ys, keep):
+    def simple_sequence(xp, bias, rk, rk_f, relu, h, ys, keep):
         """SimpleRNN steps over xp (T, B, M) = x W: h_t = tanh((xp_t + h_{t-1} rk) + b) (relu
-        instead when relu), BLAS adding the product into xp[t], h_t written there; folded
-        (x has steps), ``simple_folded`` with z in xp[0]. ys[:, t] = h_t when keep.
-        Returns the last h."""
-        if x.shape[0] > 0:
-            return simple_folded(x, o, fk, xp[0], bias, relu, h, ys, keep)
+        instead when relu), BLAS adding the product into xp[t], h_t written there.
+        ys[:, t] = h_t when keep. Returns the last h. (Folded: ``simple_folded``.)"""
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
             h = xp[t]
@@ -165,11 +163,9 @@ def build_sequences(kernels, jit, blas):
         return h.copy()
 
     @jit
-    def lstm_sequence(xp, bias, rk, rk_f, x, o, fk, h, c, ys, keep):
+    def lstm_sequence(xp, bias, rk, rk_f, h, c, ys, keep):
         """LSTM steps over xp (T, B, 4M) = x W from states h, c: BLAS adds h U into xp[t],
-        then the gates; folded, ``lstm_folded`` with z in xp[0]. Returns the last h and c."""
-        if x.shape[0] > 0:
-            return lstm_folded(x, o, fk, xp[0], bias, h, c, ys, keep)
+        then the gates. Returns the last h and c. (Folded: ``lstm_folded``.)"""
         h2, c2 = np.empty_like(h), np.empty_like(c)
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
@@ -193,7 +189,8 @@ def build_sequences(kernels, jit, blas):
         return h
 
     kernels.update(simple_sequence=simple_sequence, lstm_sequence=lstm_sequence,
-                   gru_sequence=gru_sequence)
+                   gru_sequence=gru_sequence, simple_folded=simple_folded,
+                   lstm_folded=lstm_folded)
 
     # Masked inference: the same steps, then RNN's masking lines for each step t, row by
     # row: output = where(keep, h, 0 or the last output); states = where(keep, new, old).

@@ -9,14 +9,14 @@ time loop. A cell provides:
     over ``(T, B, F)`` (written into ``out`` when given).
 ``step(xp_t, states, rec_mask, folded=False) -> (output, new_states, cache)``
     one step from the projected input ``xp_t`` and the previous states.
-``folds(dtype)`` (optional)
+``folds(dtype, batch)`` (optional)
     True when the cell folds its input product into the recurrent one (SimpleRNN and
-    LSTM, float32 with the compiled kernels): ``z = [x_t | h] @ [kernel; recurrent_kernel]``,
-    one matrix product per step whose inner dimension F+M runs at BLAS's full rate, where
-    a separate ``x @ kernel`` (F = 16 to 64) runs at half of it. ``RNN`` then projects
-    nothing and calls ``step(x_t, states, rec_mask, True)``; the compiled loops take the
-    inputs themselves. Not with recurrent dropout (it masks h alone) or per-gate input
-    masks.
+    LSTM, float32 with the compiled kernels, large enough): ``z = [x_t | h] @ [kernel;
+    recurrent_kernel]``, one matrix product per step whose inner dimension F+M runs at
+    BLAS's full rate, where a separate ``x @ kernel`` (F = 16 to 64) runs at half of it.
+    ``RNN`` then projects nothing and calls ``step(x_t, states, rec_mask, True)``; the
+    compiled loops take the inputs themselves. Not with recurrent dropout (it masks h
+    alone) or per-gate input masks.
 ``step_backward(cache, doutput, dstates) -> (dxp_t, dstates_prev)``
     the same step backwards: dLoss/d(xp_t) and dLoss/d(previous states), given
     dLoss/d(output) and dLoss/d(new states). The compiled LSTM and GRU steps
@@ -147,14 +147,19 @@ class SimpleRNNCell(Layer):
         ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
         ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
         (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
-        one. Folded, ``fold`` = (x, o, fk) (``kernels.fold_arguments``) and ``xp`` is only
-        where each step's ``a`` is written. Returns (output, [h])."""
+        one. Folded, ``fold`` = (x, o, fk) (``kernels.NO_FOLD`` says what) and ``xp`` is only
+        where the steps write ``a``. Returns (output, [h])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, self.units, dt)
-        h = kernels.run_sequence("simple_sequence", xp, bias,
-                                 *kernels.blas_operand(self.recurrent_kernel.value),
-                                 *kernels.fold_arguments(fold, dt), self._relu,
-                                 np.array(states[0], dt, order="C"), ys, mask=mask)
+        h0 = np.array(states[0], dt, order="C")
+        if fold is not None and mask is None:
+            h = kernels.run_sequence("simple_folded", *fold, xp[0], bias, self._relu, h0, ys)
+        else:
+            rk = kernels.blas_operand(self.recurrent_kernel.value)
+            if mask is not None:                       # (the masked loop folds or not)
+                rk += fold or kernels.NO_FOLD
+            h = kernels.run_sequence("simple_sequence", xp, bias, *rk, self._relu, h0, ys,
+                                     mask=mask)
         return (h if mask is None else mask[1]), [h]
 
     def training_buffer(self, xs):
@@ -187,7 +192,7 @@ class SimpleRNNCell(Layer):
         m, out, zero_out = kernels.mask_arguments(mask, xp.dtype)
         for t0, t1, f in fold_chunks(fold, len(xp)):
             kernels.run_sequence("simple_train_sequence", xp[t0:t1], bias, *rk,
-                                 *kernels.fold_arguments(f, xp.dtype), self._relu, H[t0],
+                                 *(f or kernels.NO_FOLD), self._relu, H[t0],
                                  m[t0:t1], out, zero_out, rm, None if ys is None else ys[:, t0:t1])
         caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), None, H[t + 1], rec_mask),
                             0, len(xp))
@@ -211,12 +216,19 @@ class SimpleRNNCell(Layer):
         adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
         return (self.activation is activations.tanh or self._relu) and kernels.fused(dtype)
 
-    def folds(self, dtype):
+    # The fold pays where the recurrent product is large: measured in one process, fold /
+    # projection, predict_on_batch 0.92 at (1024,100,64,512), 0.96-1.00 at (256,100,32,256),
+    # but 1.07-1.22 at (128,50,16,64) to (256,50,32,128): widening K from M to F+M costs
+    # BLAS 15-25% at those sizes, more than the projection it saves.
+    fold_min_macs = 2 ** 24       # B * M * M, the recurrent product's multiply-adds per step
+
+    def folds(self, dtype, batch):
         """True when the steps fold the input product into the recurrent one (``RNN`` then
         passes ``step`` x_t with ``folded``): ``a = [x_t | h] @ [W_x; W_h]``, one product,
-        then ``+ b``. Whenever this cell compiles, in ``explain``'s lines too."""
-        return ((self.activation is activations.tanh or self._relu) and self.units > 1
-                and kernels.folds(dtype))
+        then ``+ b``. Whenever this cell compiles and the product is large enough
+        (``fold_min_macs``), in ``explain``'s lines too."""
+        return (batch * self.units ** 2 >= self.fold_min_macs and self.units > 1
+                and (self.activation is activations.tanh or self._relu) and kernels.folds(dtype))
 
     @property
     def _relu(self):

@@ -164,10 +164,14 @@ class LSTMCell(Layer):
         (output, [h, c])."""
         dt = xp.dtype
         bias = kernels.bias_or_zeros(self.bias.value if self.use_bias else None, xp.shape[-1], dt)
-        h, c = kernels.run_sequence("lstm_sequence", xp, bias,
-                                    *kernels.blas_operand(self.recurrent_kernel.value),
-                                    *kernels.fold_arguments(fold, dt),
-                                    *(np.array(s, dt, order="C") for s in states), ys, mask=mask)
+        h0, c0 = (np.array(s, dt, order="C") for s in states)
+        if fold is not None and mask is None:
+            h, c = kernels.run_sequence("lstm_folded", *fold, xp[0], bias, h0, c0, ys)
+        else:
+            rk = kernels.blas_operand(self.recurrent_kernel.value)
+            if mask is not None:                       # (the masked loop folds or not)
+                rk += fold or kernels.NO_FOLD
+            h, c = kernels.run_sequence("lstm_sequence", xp, bias, *rk, h0, c0, ys, mask=mask)
         return (h if mask is None else mask[1]), [h, c]
 
     compiled_dropout = True           # train_steps takes recurrent dropout masks
@@ -191,7 +195,7 @@ class LSTMCell(Layer):
         m, out, zero_out = kernels.mask_arguments(mask, xp.dtype)
         for t0, t1, f in fold_chunks(fold, T):
             kernels.run_sequence("lstm_train_sequence", xp[t0:t1], bias, *kernels.blas_operand(rk),
-                                 *kernels.fold_arguments(f, xp.dtype), H[t0:t1 + 1],
+                                 *(f or kernels.NO_FOLD), H[t0:t1 + 1],
                                  C[t0:t1 + 1], m[t0:t1], out, zero_out, rm, fw, fw_f,
                                  None if ys is None else ys[:, t0:t1])
         caches = StepCaches(lambda t: (apply_mask(H[t], rec_mask), rec_mask, C[t], None, None,
@@ -219,10 +223,16 @@ class LSTMCell(Layer):
         The compiled step adds the bias as the lines do: ``(x W_x + h W_h) + b``."""
         return self._gates.default_lstm and kernels.fused(dtype)
 
-    def folds(self, dtype):
+    # Measured in one process, fold / projection, predict_on_batch: 0.86-0.93 from
+    # (64,50,16,64) to (256,100,32,256), 0.95 at (1024,100,64,512); 0.97 at (32,50,16,64)
+    # and 1.06 at the notebook's size (1,10,3,5), where it is all overhead.
+    fold_min_macs = 2 ** 20       # B * M * 4M, the recurrent product's multiply-adds per step
+
+    def folds(self, dtype, batch):
         """True when the steps fold the input product into the recurrent one, ``z = [x_t |
         h] @ [W_x; W_h]`` then ``+ b`` (see ``SimpleRNNCell.folds``)."""
-        return self._gates.default_lstm and kernels.folds(dtype)
+        return (batch * 4 * self.units ** 2 >= self.fold_min_macs and self._gates.default_lstm
+                and kernels.folds(dtype))
 
     def weight_gradients(self, x, caches, dxp, stacked=None):
         per_gate = stacked["h_in"].ndim == 4 if stacked else is_per_gate(caches[0][1])

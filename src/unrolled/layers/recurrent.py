@@ -65,16 +65,6 @@ def _sequence_ready(cell, dtype):
     return ready is not None and ready(dtype)
 
 
-def _folds(cell, dtype, rec_mask, dp_mask):
-    """True when this call's steps fold the input product into the recurrent one (the cell's
-    ``folds(dtype)``, SimpleRNN and LSTM): ``RNN`` then hands ``step`` x_t itself, with
-    ``folded``, and the compiled loops the inputs. Not with recurrent dropout, which masks
-    h alone, or per-gate input masks."""
-    folds = getattr(cell, "folds", None)
-    return (folds is not None and rec_mask is None and (dp_mask is None or dp_mask.ndim == 2)
-            and folds(dtype))
-
-
 def _training_ready(cell, dtype, rec_mask):
     """True when a sequence-ready cell also trains compiled: it has ``train_steps``, takes
     recurrent dropout masks (``compiled_dropout``) if there are any, and its
@@ -234,8 +224,13 @@ class RNN(Layer):
         ready = _sequence_ready(cell, xs.dtype)
         compiled = ready and rec_mask is None
         train_compiled = ready and keep_cache and _training_ready(cell, xs.dtype, rec_mask)
-        # Folded, no input projection: each step computes [x_t | h] @ [W_x; W_h] (_folds).
-        fold = _folds(cell, xs.dtype, rec_mask, dp_mask)
+        # Folded (the cell's ``folds``: SimpleRNN and LSTM, float32, compiled, large enough),
+        # nothing is projected: step gets x_t itself, with ``folded``, and computes
+        # [x_t | h] @ [W_x; W_h]. Not with recurrent dropout, which masks h alone, or
+        # per-gate input masks.
+        folds = getattr(cell, "folds", None)
+        fold = (folds is not None and rec_mask is None and (dp_mask is None or dp_mask.ndim == 2)
+                and folds(xs.dtype, B))
         if fold:                      # (chunks of the inputs alone: no projection to hold)
             chunk = projection_chunk(cell, xs, xs.shape[-1])
         operands = gates.fold_operands(cell, B, self.dtype) if fold and ready else None
@@ -255,20 +250,18 @@ class RNN(Layer):
             # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
             # A mask runs the masked loop, which keeps the last output in ``last``.
             buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
+            if fold:                                         # (two steps' a or z, in turn)
+                buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype)
             for t0 in range(0, T, chunk):
-                x_c, n = xs[t0:t0 + chunk], min(chunk, T - t0)
-                folding = {"fold": (x_c,) + operands} if fold else {}
-                if fold:                                     # (two steps' a or z, in turn)
-                    buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype) \
-                        if buf is None else buf
-                    xp = buf
-                else:
-                    xp = cell.project_inputs(x_c, None if buf is None else buf[:n])
-                buf = xp if buf is None else buf
+                x_c = xs[t0:t0 + chunk]
                 masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
-                out, states = cell.run_steps(xp, states,
-                                             None if ys is None else ys[:, t0:t0 + chunk], masked,
-                                             **folding)
+                ys_c = None if ys is None else ys[:, t0:t0 + chunk]
+                if fold:
+                    out, states = cell.run_steps(buf, states, ys_c, masked, (x_c,) + operands)
+                    continue
+                xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
+                buf = xp if buf is None else buf
+                out, states = cell.run_steps(xp, states, ys_c, masked)
         else:
             src, base = xp, 0                                # src[t - base] is step t's input
             for t in range(T):
