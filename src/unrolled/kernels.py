@@ -156,19 +156,11 @@ def _build():
     # a 2-D array at ``m + j`` hides the unit stride from LLVM and blocks vectorization.
     @jit_row
     def simple_row(a, bias, relu, out):
-        """out = tanh(a + bias), or max(a + bias, 0) when relu, for one batch row. (NaN stays
-        NaN, as np.maximum keeps it.) In place when out is a: LLVM vectorizes a loop that
-        writes where it reads, but a loop over two arrays it cannot prove apart runs scalar
-        when they are the same (5x slower), so that case has its own loop."""
-        if out.ctypes.data == a.ctypes.data:
-            if relu:
-                for j in range(a.shape[0]):
-                    v = a[j] + bias[j]
-                    a[j] = zero if v < zero else v
-            else:
-                for j in range(a.shape[0]):
-                    a[j] = tanh(a[j] + bias[j])
-        elif relu:
+        """out = tanh(a + bias), or max(a + bias, 0) when relu, for one batch row; out may be
+        a itself. (NaN stays NaN, as np.maximum keeps it.) Inlined by numba, so that in
+        place LLVM sees one array: compiled apart, a loop over two arrays it cannot prove
+        apart ran scalar when they were the same (5x slower)."""
+        if relu:
             for j in range(a.shape[0]):
                 v = a[j] + bias[j]
                 out[j] = zero if v < zero else v
