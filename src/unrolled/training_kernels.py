@@ -14,8 +14,8 @@ def build_training(kernels, jit):
     # Training: the same steps, keeping what BPTT needs in whole-sequence buffers, and
     # BPTT itself a chunk of steps per call. H[t] is h_{t-1} (H[0] the initial state).
     one, zero = np.float32(1.0), np.float32(0.0)
-    matmul, matmul_add, step_product = (kernels[k] for k in ("matmul", "matmul_add",
-                                                             "step_product"))
+    matmul, matmul_add, fold_product, step_product = (
+        kernels[k] for k in ("matmul", "matmul_add", "fold_product", "step_product"))
     mask_output, carry = kernels["mask_output"], kernels["carry"]
     simple_forward, lstm_forward, gru_forward, lstm_backward, gru_backward = (
         kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward", "lstm_backward",
@@ -99,8 +99,8 @@ def build_training(kernels, jit):
         has steps), ``step_product``."""
         masked = m.shape[0] > 0
         for t in range(xp.shape[0]):
-            if x.shape[0] > 0:                                                # the fold
-                step_product(H[t], rk, rk_f, x, o, fk, t, xp[t])
+            if x.shape[0] > 0:                                   # the fold: [x_t | h] @ fk
+                fold_product(x[t], H[t], o, fk, xp[t])
             else:
                 recurrent_product(H[t], rk, rk_f, rmask, fw, fw_f, xp[t], True)  # xp[t] += h U
             lstm_forward(xp[t], bias, C[t], C[t + 1], H[t + 1])
