@@ -26,32 +26,46 @@ def gemm_gflops(size=1024, repeats=5):
 
 
 def recurrent_rates(sizes, repeats=3):
-    """GFLOP/s of each large layer's recurrent product ``(B, M) @ (M, G*M)``, issued as the
-    layer's loop issues it: ``np.dot`` (the same BLAS call as the compiled loop, whose
-    results are bit-identical to it) into a preallocated output, T times in a row, on the
-    layer's own recurrent kernel (in its memory order). The 1024^3 GEMM is timed between
-    them (the machine's speed drifts), and the best of those is the reference.
-    Returns (rows of (cell, size, GFLOP/s), reference GFLOP/s)."""
+    """GFLOP/s of each large layer's per-step matrix product, issued as the layer's loop
+    issues it: ``np.dot`` (the same BLAS call as the compiled loop, whose results are
+    bit-identical to it) into a preallocated output, T times in a row.
+
+    Where the layer folds (``cell.folds``: large float32 SimpleRNN and LSTM layers) that
+    product is ``[x_t | h] @ [W; U]``, ``(B, F+M) @ (F+M, G*M)`` on ``gates.fold_operands``
+    (C order); otherwise it is ``h @ U``, ``(B, M) @ (M, G*M)`` on the layer's own recurrent
+    kernel, in its memory order. The 1024^3 GEMM is timed between them (the machine's speed
+    drifts), and the best of those is the reference.
+    Returns (rows of (cell, size, product, GFLOP/s), reference GFLOP/s)."""
     from unrolled import layers
+    from unrolled.layers import gates
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype("float32")
     rows, reference = [], 0.0
     for cell in ("SimpleRNN", "LSTM", "GRU"):
         for n, t, d, m in sizes:
             layer = getattr(layers, cell)(m)
             layer.build((n, t, d))
-            u = layer.cell.recurrent_kernel.value
-            h = np.random.default_rng(0).standard_normal((n, m)).astype("float32")
-            out = np.empty((n, u.shape[1]), "float32")
+            folds = getattr(layer.cell, "folds", None)           # GRU does not fold
+            if folds is not None and folds(np.float32, n):
+                lhs, rhs = gates.fold_operands(layer.cell, n, np.float32)
+            else:
+                rhs = layer.cell.recurrent_kernel.value
+                lhs = np.empty((n, rhs.shape[0]), "float32")
+            lhs[...] = np.random.default_rng(0).standard_normal(lhs.shape)
+            out = np.empty((n, rhs.shape[1]), "float32")
 
             def steps():
                 for _ in range(t):
-                    np.dot(h, u, out=out)
+                    np.dot(lhs, rhs, out=out)
             steps()
             best = float("inf")
             for _ in range(repeats):
                 reference = max(reference, 2 * 1024 ** 3 / _timed(lambda: a @ a) / 1e9)
                 best = min(best, _timed(steps))
-            rows.append((cell, (n, t, d, m), 2 * n * m * u.shape[1] * t / best / 1e9))
+            product = f"({n}x{lhs.shape[1]}) @ ({rhs.shape[0]}x{rhs.shape[1]})"
+            if lhs.shape[1] != m:
+                product = f"[x\\|h] @ [W;U]: {product}"
+            rows.append((cell, (n, t, d, m), product,
+                         2 * n * lhs.shape[1] * rhs.shape[1] * t / best / 1e9))
     return rows, reference
 
 
@@ -157,9 +171,8 @@ def main(argv=None):
                   f"rate, here {reference:.1f} GFLOP/s, the best 1024^3 GEMM timed between "
                   "them; `recurrent_rates` says how they are timed):", "",
                   "| layer | product | GFLOP/s | share of GEMM rate |", "|---|---|---:|---:|"]
-        for cell, (n, t, d, m), rate in rates:
-            g = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[cell]
-            lines.append(f"| {cell} ({n},{t},{d},{m}) | ({n}x{m}) @ ({m}x{g * m}) | "
+        for cell, (n, t, d, m), product, rate in rates:
+            lines.append(f"| {cell} ({n},{t},{d},{m}) | {product} | "
                          f"{rate:.1f} | {rate / reference:.0%} |")
     print("\n".join(lines))
     if args.write:

@@ -26,3 +26,23 @@ def test_bench_smoke_prints_a_complete_table():
         assert float(cells[4]) > 0, row
         assert cells[5] == "-", row                      # one round: no per-round range
     assert re.search(r"GEMM \(1024\^3\): [\d.]+ GFLOP/s", proc.stdout)
+
+
+def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
+    """Folded layers issue [x_t | h] @ [W; U], (B, F+M) @ (F+M, G*M); the others h @ U."""
+    from benchmarks.__main__ import recurrent_rates
+    from unrolled import kernels
+    from unrolled.layers.cells import SimpleRNNCell
+    from unrolled.layers.lstm import LSTMCell
+    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
+    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+    rows, reference = recurrent_rates([(8, 2, 3, 4)], repeats=1)
+    folded = kernels.folds("float32")
+    expected = {"SimpleRNN": "[x\\|h] @ [W;U]: (8x7) @ (7x4)" if folded else "(8x4) @ (4x4)",
+                "LSTM": "[x\\|h] @ [W;U]: (8x7) @ (7x16)" if folded else "(8x4) @ (4x16)",
+                "GRU": "(8x4) @ (4x12)"}
+    assert {cell: product for cell, _, product, _ in rows} == expected
+    assert reference > 0 and all(rate > 0 for *_, rate in rows)
+    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 2 ** 24)
+    rows, _ = recurrent_rates([(8, 2, 3, 4)], repeats=1)
+    assert rows[0][2] == "(8x4) @ (4x4)"                # too small to fold by default
