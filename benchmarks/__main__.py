@@ -33,24 +33,19 @@ def recurrent_rates(sizes, repeats=3):
     Where the layer folds (``cell.folds``: large float32 SimpleRNN and LSTM layers) that
     product is ``[x_t | h] @ [W; U]``, ``(B, F+M) @ (F+M, G*M)`` on ``gates.fold_operands``
     (C order); otherwise it is ``h @ U``, ``(B, M) @ (M, G*M)`` on the layer's own recurrent
-    kernel, in its memory order. The 1024^3 GEMM is timed between them (the machine's speed
-    drifts), and the best of those is the reference.
+    kernel, in its memory order (``profile.step_operands``). The 1024^3 GEMM is timed
+    between them (the machine's speed drifts), and the best of those is the reference.
     Returns (rows of (cell, size, product, GFLOP/s), reference GFLOP/s)."""
     from unrolled import layers
-    from unrolled.layers import gates
+
+    from .profile import step_operands
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype("float32")
     rows, reference = [], 0.0
     for cell in ("SimpleRNN", "LSTM", "GRU"):
         for n, t, d, m in sizes:
             layer = getattr(layers, cell)(m)
             layer.build((n, t, d))
-            folds = getattr(layer.cell, "folds", None)           # GRU does not fold
-            if folds is not None and folds(np.float32, n):
-                lhs, rhs = gates.fold_operands(layer.cell, n, np.float32)
-            else:
-                rhs = layer.cell.recurrent_kernel.value
-                lhs = np.empty((n, rhs.shape[0]), "float32")
-            lhs[...] = np.random.default_rng(0).standard_normal(lhs.shape)
+            lhs, rhs = step_operands(layer, n)
             out = np.empty((n, rhs.shape[1]), "float32")
 
             def steps():

@@ -46,3 +46,15 @@ def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
     monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 2 ** 24)
     rows, _ = recurrent_rates([(8, 2, 3, 4)], repeats=1)
     assert rows[0][2] == "(8x4) @ (4x4)"                # too small to fold by default
+
+
+def test_the_profile_times_the_parts_of_a_call(monkeypatch):
+    """``benchmarks.profile``: the whole call and its products, folded or not."""
+    from benchmarks.profile import breakdown
+    from unrolled import kernels
+    from unrolled.layers.lstm import LSTMCell
+    (whole, products, projection), folded = breakdown("GRU", 4, 3, 2, 5, repeats=3)
+    assert not folded and whole > 0 and products > 0 and projection > 0
+    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+    (whole, products, projection), folded = breakdown("LSTM", 4, 3, 2, 5, repeats=3)
+    assert folded == kernels.folds("float32") and whole > 0 and products > 0
