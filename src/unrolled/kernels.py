@@ -24,7 +24,8 @@ computations use:
   paths, ``matmul_add``), so the fused and unfused paths agree bit for bit
   (``tests/test_kernels.py``). To keep less memory, the forward writes the gate
   activations over the projected inputs and the backward writes dxp over the gates; the
-  pre-activations are never needed, since every derivative comes from an output.
+  pre-activations are never needed, since every derivative comes from an output. The
+  inference loops' variants (``lstm_forward_h``, ``gru_forward_h``) write only c and h.
   ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
 * the fold (``folds``): SimpleRNN and LSTM compute ``z = [x_t | h] @ [kernel;
   recurrent_kernel]``, one product per step (``fold_product``), instead of ``x W`` for all

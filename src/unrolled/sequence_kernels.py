@@ -47,8 +47,8 @@ def numpy_blas():
 def build_sequences(kernels, jit, blas):
     sgemm, sgemv = blas
     one, zero = np.float32(1.0), np.float32(0.0)
-    simple_forward, lstm_forward, gru_forward, simple_forward_to, lstm_forward_to = (
-        kernels[k] for k in ("simple_forward", "lstm_forward", "gru_forward",
+    simple_forward, lstm_forward_h, gru_forward_h, simple_forward_to, lstm_forward_to = (
+        kernels[k] for k in ("simple_forward", "lstm_forward_h", "gru_forward_h",
                              "simple_forward_to", "lstm_forward_to"))
 
     @jit
@@ -169,7 +169,7 @@ def build_sequences(kernels, jit, blas):
         h2, c2 = np.empty_like(h), np.empty_like(c)
         for t in range(xp.shape[0]):
             matmul_add(h, rk, rk_f, xp[t])
-            lstm_forward(xp[t], bias, c, c2, h2)
+            lstm_forward_h(xp[t], bias, c, c2, h2)
             h, h2, c, c2 = h2, h, c2, c
             if keep:
                 ys[:, t, :] = h
@@ -178,11 +178,10 @@ def build_sequences(kernels, jit, blas):
     @jit
     def gru_sequence(xp, b_in, rk, rk_f, b_rec, h, ys, keep):
         """GRU (reset_after) steps over xp (T, B, 3M) from state h. Returns the last h."""
-        rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
-        rh, h2 = np.empty_like(h), np.empty_like(h)
+        rec, h2 = np.empty((h.shape[0], rk.shape[1]), np.float32), np.empty_like(h)
         for t in range(xp.shape[0]):
             matmul(h, rk, rk_f, rec)
-            gru_forward(xp[t], b_in, rec, b_rec, h, rh, h2)
+            gru_forward_h(xp[t], b_in, rec, b_rec, h, h2)
             h, h2 = h2, h
             if keep:
                 ys[:, t, :] = h
@@ -236,7 +235,7 @@ def build_sequences(kernels, jit, blas):
         for t in range(steps(xp, x)):
             z = xp[t % xp.shape[0]]
             step_product(h, rk, rk_f, x, o, fk, t, z)
-            lstm_forward(z, bias, c, c2, h2)
+            lstm_forward_h(z, bias, c, c2, h2)
             mask_output(m[t], h2, out, zero_out)
             carry(m[t], h2, h)
             carry(m[t], c2, c)
@@ -248,11 +247,10 @@ def build_sequences(kernels, jit, blas):
     @jit
     def gru_sequence_masked(xp, b_in, rk, rk_f, b_rec, h, m, out, zero_out, ys, keep):
         """gru_sequence with the mask m (T, B). Returns the last h."""
-        rec = np.empty((h.shape[0], rk.shape[1]), np.float32)
-        rh, h2 = np.empty_like(h), np.empty_like(h)
+        rec, h2 = np.empty((h.shape[0], rk.shape[1]), np.float32), np.empty_like(h)
         for t in range(xp.shape[0]):
             matmul(h, rk, rk_f, rec)
-            gru_forward(xp[t], b_in, rec, b_rec, h, rh, h2)
+            gru_forward_h(xp[t], b_in, rec, b_rec, h, h2)
             mask_output(m[t], h2, out, zero_out)
             carry(m[t], h2, h)
             h, h2 = h2, h

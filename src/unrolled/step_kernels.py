@@ -90,9 +90,10 @@ def build_steps():
             out[k] = tanh(x[k])
 
     @jit_row
-    def lstm_row(zb, bias, cp, cb, hb):
+    def lstm_row(zb, bias, cp, cb, hb, gates):
         """One batch row: zb + bias -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid],
-        written over zb; cb = f*cp + i*g; hb = o*tanh(cb)."""
+        written over zb when ``gates`` (what BPTT reads; inference skips those stores);
+        cb = f*cp + i*g; hb = o*tanh(cb)."""
         m = cp.shape[0]
         bi, bf, bg, bo = bias[:m], bias[m:2 * m], bias[2 * m:3 * m], bias[3 * m:]
         zi, zf, zg, zo = zb[:m], zb[m:2 * m], zb[2 * m:3 * m], zb[3 * m:]
@@ -101,7 +102,8 @@ def build_steps():
             f = sigmoid(zf[j] + bf[j])
             g = tanh(zg[j] + bg[j])
             o = sigmoid(zo[j] + bo[j])
-            zi[j], zf[j], zg[j], zo[j] = i, f, g, o
+            if gates:
+                zi[j], zf[j], zg[j], zo[j] = i, f, g, o
             cc = f * cp[j] + i * g
             cb[j], hb[j] = cc, o * tanh(cc)
 
@@ -110,13 +112,20 @@ def build_steps():
         """z + bias -> [i | f | g | o] = [sigmoid | sigmoid | tanh | sigmoid], written over z
         (which holds x W + h U); c = f*c_prev + i*g; h = o*tanh(c)."""
         for b in range(z.shape[0]):
-            lstm_row(z[b], bias, c_prev[b], c[b], h[b])
+            lstm_row(z[b], bias, c_prev[b], c[b], h[b], True)
+
+    @loop
+    def lstm_forward_h(z, bias, c_prev, c, h):
+        """``lstm_forward`` for inference: the same c and h, bit for bit, and z left as it is
+        (the gate stores were 8 of a step's ~24 MB of traffic at (1024, 512))."""
+        for b in range(z.shape[0]):
+            lstm_row(z[b], bias, c_prev[b], c[b], h[b], False)
 
     @jit
     def lstm_forward_to(z, bias, c_prev, c, h, off):
-        """lstm_forward with h written to h[:, off:] (a folded loop's operand)."""
+        """lstm_forward_h with h written to h[:, off:] (a folded inference loop's operand)."""
         for b in range(z.shape[0]):
-            lstm_row(z[b], bias, c_prev[b], c[b], h[b][off:])
+            lstm_row(z[b], bias, c_prev[b], c[b], h[b][off:], False)
 
     kernels.update(simple_forward_to=simple_forward_to, lstm_forward_to=lstm_forward_to)
 
@@ -139,24 +148,38 @@ def build_steps():
                 do_[j] = ((one - o) * o) * (dh * t)
                 dcp[j] = dc * f
 
-    @loop
-    def gru_forward(xp, b_in, rec, b_rec, h_prev, rh, h):
-        """GRU (reset_after) after the products, with xp + b_in and rec + b_rec: z, r and hh
-        written over xz, xr and xh, rh apart."""
-        m = h_prev.shape[1]
+    @jit_row
+    def gru_row(xb, b_in, recb, b_rec, hp, rhb, hb, gates):
+        """One batch row of GRU (reset_after) after the products, with xb + b_in and recb +
+        b_rec: hb = z*hp + (1-z)*hh; when ``gates``, z, r and hh written over xb's thirds
+        and rh = recb_h + b_rec_h into rhb (what BPTT reads; inference skips the stores)."""
+        m = hp.shape[0]
         bz, br, bh = b_in[:m], b_in[m:2 * m], b_in[2 * m:]
         cz, cr, ch = b_rec[:m], b_rec[m:2 * m], b_rec[2 * m:]
-        for b in range(xp.shape[0]):
-            xz, xr, xh = xp[b, :m], xp[b, m:2 * m], xp[b, 2 * m:]
-            rz, rr, rhh = rec[b, :m], rec[b, m:2 * m], rec[b, 2 * m:]
-            rhb, hp, hb = rh[b], h_prev[b], h[b]
-            for j in range(m):
-                z = sigmoid((xz[j] + bz[j]) + (rz[j] + cz[j]))
-                r = sigmoid((xr[j] + br[j]) + (rr[j] + cr[j]))
-                rhv = rhh[j] + ch[j]
-                hv = tanh((xh[j] + bh[j]) + r * rhv)
+        xz, xr, xh = xb[:m], xb[m:2 * m], xb[2 * m:]
+        rz, rr, rhh = recb[:m], recb[m:2 * m], recb[2 * m:]
+        for j in range(m):
+            z = sigmoid((xz[j] + bz[j]) + (rz[j] + cz[j]))
+            r = sigmoid((xr[j] + br[j]) + (rr[j] + cr[j]))
+            rhv = rhh[j] + ch[j]
+            hv = tanh((xh[j] + bh[j]) + r * rhv)
+            if gates:
                 xz[j], xr[j], xh[j], rhb[j] = z, r, hv, rhv
-                hb[j] = z * hp[j] + (one - z) * hv
+            hb[j] = z * hp[j] + (one - z) * hv
+
+    @loop
+    def gru_forward(xp, b_in, rec, b_rec, h_prev, rh, h):
+        """GRU (reset_after) after the products: z, r and hh written over xz, xr and xh, rh
+        apart, and h."""
+        for b in range(xp.shape[0]):
+            gru_row(xp[b], b_in, rec[b], b_rec, h_prev[b], rh[b], h[b], True)
+
+    @loop
+    def gru_forward_h(xp, b_in, rec, b_rec, h_prev, h):
+        """``gru_forward`` for inference: the same h, bit for bit, and nothing else written
+        (at (1024, 512) the gate and rh stores were 8 of a step's ~24 MB of traffic)."""
+        for b in range(xp.shape[0]):
+            gru_row(xp[b], b_in, rec[b], b_rec, h_prev[b], h[b], h[b], False)  # no rh
 
     @loop
     def gru_before_gates(xp, rec, h_prev, rh):
