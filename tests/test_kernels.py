@@ -193,10 +193,12 @@ def test_compiled_and_numpy_tanh_agree_to_float32_rounding(make):
 @pytest.mark.parametrize("compiled", [True, False])
 def test_inference_and_training_project_in_the_same_chunks(make, compiled, monkeypatch):
     """Inference projects the inputs a chunk of steps at a time, and training's forward
-    (which ``explain`` traces) projects in the same chunks. BLAS's sums depend on a
-    product's row count (at this size a 2-step and a 9-step product differ in the last
-    bits), so only the same chunks give the same numbers bit for bit, also across a masked
-    and a reversed sequence."""
+    (which ``explain`` traces) projects in the same chunks. A BLAS library may sum a
+    2-step and a 9-step product differently in the last bits (some OpenBLAS kernels do,
+    others do not: that is the library's business, not asserted here), so the project
+    promises only this: the same chunks in both paths, hence the same numbers bit for bit
+    in one process, also across a masked and a reversed sequence; and chunked projection
+    equal to one product within float32 rounding."""
     from unrolled.layers import gates
     kernels.set_enabled(compiled)
     r, x, layer, _ = _case(lambda m: make(m, return_sequences=True, go_backwards=True), 4,
@@ -208,7 +210,6 @@ def test_inference_and_training_project_in_the_same_chunks(make, compiled, monke
     monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", 2 * x.shape[0] * width * 4)
     assert gates.projection_chunk(layer.cell, xs) == 2
     chunked = gates.project_in_chunks(layer.cell, xs, 2)
-    assert not np.array_equal(chunked, one_product)        # the row count does matter here
     np.testing.assert_allclose(chunked, one_product, rtol=1e-6, atol=1e-6)
     for kw in ({}, {"mask": mask}):
         kept, _ = layer.forward(x, **kw)                   # keeps caches (training's path)
