@@ -332,3 +332,23 @@ def test_keras2_gradients_by_finite_differences(make, rng):
     layer.build(x.shape)
     layer.set_weights([rng.standard_normal(w.shape) * 0.8 for w in layer.get_weights()])
     check_layer_gradients(layer, [x], rng, tol=1e-6)
+
+
+# --- exports that must not switch formulas -------------------------------------------------------
+def test_to_torch_refuses_keras2_hard_sigmoid():
+    pytest.importorskip("torch")
+    from unrolled.interop.torch import to_torch
+
+    model = Sequential([Input((F,)), Dense(2, activation="hard_sigmoid_keras2")])
+    with pytest.raises(ValueError, match="'hard_sigmoid_keras2' has no PyTorch module"):
+        to_torch(model)
+    rnn = Sequential([Input((T, F)), LSTM(2, recurrent_activation="hard_sigmoid_keras2")])
+    with pytest.raises(ValueError, match="fixed activations"):
+        to_torch(rnn)
+
+
+def test_equations_name_the_keras2_formula():
+    from unrolled.explain.equations import to_tex
+
+    assert to_tex("hard_sigmoid_keras2(zi)") == r"\mathrm{hard\_sigmoid}_{\mathrm{K2}}(z_i)"
+    assert to_tex("hard_sigmoid(zi)") == r"\mathrm{hard\_sigmoid}(z_i)"
