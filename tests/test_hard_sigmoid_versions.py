@@ -352,3 +352,12 @@ def test_equations_name_the_keras2_formula():
 
     assert to_tex("hard_sigmoid_keras2(zi)") == r"\mathrm{hard\_sigmoid}_{\mathrm{K2}}(z_i)"
     assert to_tex("hard_sigmoid(zi)") == r"\mathrm{hard\_sigmoid}(z_i)"
+
+
+def test_verify_says_why_keras3_differs(tmp_path, rng, capsys):
+    from unrolled.interop.verify import verify_keras
+
+    path = write_keras2_h5(tmp_path / "old.h5", "gru", keras2_weights("gru", rng), functional=True)
+    assert verify_keras(path, timesteps=T) == 1                     # Keras 3 reads it as x/6
+    out = capsys.readouterr().out
+    assert "note: 'gru_1', 'dense_1' use Keras 2's hard_sigmoid" in out and "MISMATCH" in out
