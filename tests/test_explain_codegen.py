@@ -47,6 +47,14 @@ def grus():
     return Model(i, Activation("tanh")(h)), x3(3, 6, 2)
 
 
+def keras2_hard_sigmoid():
+    """As loaded from a Keras 2 file: the code must print clip(0.2 x + 0.5, 0, 1)."""
+    i = Input((6, 2))
+    h = LSTM(3, recurrent_activation="hard_sigmoid_keras2", return_sequences=True)(i)
+    h = GRU(3, recurrent_activation="hard_sigmoid_keras2", reset_after=False)(h)
+    return Model(i, Dense(2, activation="hard_sigmoid_keras2")(h)), 2 * x3(3, 6, 2)
+
+
 def bidirectional(mode):
     def build():
         i = Input((5, 3))
@@ -89,7 +97,8 @@ def sequential():
     return m, x3(2, 4, 3)
 
 
-BUILDERS = [notebook, lstm_backwards_time_distributed, grus, bidirectional("concat"),
+BUILDERS = [notebook, lstm_backwards_time_distributed, grus, keras2_hard_sigmoid,
+            bidirectional("concat"),
             bidirectional("sum"), bidirectional("mul"), bidirectional("ave"), bidirectional(None),
             embedding_lstm, two_inputs_two_outputs, states_and_reshapes, sequential]
 

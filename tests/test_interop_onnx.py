@@ -33,6 +33,11 @@ MODELS = {
     "lstm": lambda: seq(LSTM(5)),
     "lstm_seq_back": lambda: seq(LSTM(4, return_sequences=True, go_backwards=True)),
     "lstm_no_bias_hard_sigmoid": lambda: seq(LSTM(4, use_bias=False, recurrent_activation="hard_sigmoid")),
+    "hard_sigmoid_keras2": lambda: seq(                  # ONNX HardSigmoid with alpha 0.2
+        LSTM(4, recurrent_activation="hard_sigmoid_keras2", return_sequences=True),
+        GRU(3, recurrent_activation="hard_sigmoid_keras2", return_sequences=True),
+        Bidirectional(GRU(2, recurrent_activation="hard_sigmoid_keras2", reset_after=False)),
+        Dense(3, activation="hard_sigmoid_keras2")),
     "gru": lambda: seq(GRU(5)),
     "gru_reset_before": lambda: seq(GRU(4, reset_after=False, return_sequences=True)),
     "gru_back_no_bias": lambda: seq(GRU(4, go_backwards=True, use_bias=False)),

@@ -5,7 +5,9 @@ computed in the forward pass, and the result is ``dL/dx = f'(x) * dy``. Most der
 are cheapest from the output (``tanh' = 1 - y**2``, ``sigmoid' = y (1 - y)``), so the
 cells keep ``y`` and never recompute it.
 
-Names follow ``keras.activations``: ``get("tanh")``, ``get(None)`` is ``linear``.
+Names follow ``keras.activations``: ``get("tanh")``, ``get(None)`` is ``linear``; one is
+unrolled's own: ``hard_sigmoid_keras2``, ``clip(0.2 x + 0.5, 0, 1)``, which Keras 2 named
+``hard_sigmoid`` (Keras 3's ``hard_sigmoid`` is ``clip(x / 6 + 0.5, 0, 1)``).
 """
 import numpy as np
 
@@ -50,6 +52,12 @@ def _hard_sigmoid(x):
     return np.clip(y, 0, 1).astype(x.dtype, copy=False)
 
 
+def _hard_sigmoid_keras2(x):
+    # Keras 2 and tf.keras 2: clip(0.2 x + 1/2, 0, 1), the product and sum in x's dtype.
+    y = x * x.dtype.type(0.2) + x.dtype.type(0.5)
+    return np.clip(y, 0, 1).astype(x.dtype, copy=False)
+
+
 def _softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -66,6 +74,13 @@ sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
 relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (y > 0))  # y > 0 iff x > 0
 hard_sigmoid = Activation(
     "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
+)
+# What Keras 2 (up to 2.15, and tf.keras 2) called "hard_sigmoid": slope 0.2 where Keras 3's
+# is 1/6. The loaders give it to layers of files that Keras 2 wrote (io/serialize.py); it is
+# also the name such layers report in get_config(), so a copy built from it computes the same.
+hard_sigmoid_keras2 = Activation(
+    "hard_sigmoid_keras2", _hard_sigmoid_keras2,
+    lambda x, y, dy: dy * ((x > -2.5) & (x < 2.5)) * x.dtype.type(0.2)
 )
 softmax = Activation("softmax", _softmax, _softmax_backward)
 
@@ -96,8 +111,8 @@ swish = Activation("swish", _swish,
 exponential = Activation("exponential", np.exp, lambda x, y, dy: dy * y)
 relu6 = Activation("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, dy: dy * ((x > 0) & (x < 6)))
 
-_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, softmax, elu, selu,
-                            softplus, softsign, swish, exponential, relu6)}
+_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, hard_sigmoid_keras2,
+                            softmax, elu, selu, softplus, softsign, swish, exponential, relu6)}
 _ALL["silu"] = swish
 
 

@@ -11,6 +11,8 @@ ACTIVATIONS = {
                 "    return 0.5 * np.tanh(0.5 * x) + 0.5\n"),
     "relu": "def relu(x):\n    return np.maximum(x, 0)\n",
     "hard_sigmoid": "def hard_sigmoid(x):\n    return np.clip(x / 6 + 0.5, 0, 1)\n",
+    "hard_sigmoid_keras2": ("def hard_sigmoid_keras2(x):\n    # Keras 2's hard_sigmoid (Keras 3's is "
+                            "clip(x / 6 + 0.5, 0, 1))\n    return np.clip(0.2 * x + 0.5, 0, 1)\n"),
     "softmax": ("def softmax(x):\n    e = np.exp(x - x.max(axis=-1, keepdims=True))\n"
                 "    return e / e.sum(axis=-1, keepdims=True)\n"),
     "elu": "def elu(x):\n    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))\n",

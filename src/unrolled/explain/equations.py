@@ -91,7 +91,9 @@ def vec(v, digits=4):
 _TEX = {"h_prev": "h_{t-1}", "c_prev": "c_{t-1}", "x_t": "x_t", "sigmoid": r"\sigma",
         "tanh": r"\tanh", "hh": r"\tilde{h}", "tc": r"\tanh(c)", "zi": "z_i", "zf": "z_f",
         "zc": "z_c", "zo": "z_o", "az": "a_z", "ar": "a_r", "ah": "a_h", "rh": "r_h",
-        "recurrent_kernel": "U", "kernel": "W", "bias": "b"}
+        "recurrent_kernel": "U", "kernel": "W", "bias": "b",
+        "hard_sigmoid_keras2": r"\mathrm{hard\_sigmoid}_{\mathrm{K2}}",
+        "hard_sigmoid": r"\mathrm{hard\_sigmoid}"}
 
 
 def to_tex(text):
@@ -99,7 +101,7 @@ def to_tex(text):
     text = re.sub(r"\b(recurrent_kernel|kernel|bias)(\[\d\])?_(\w)\b",
                   lambda m: f"{_TEX[m.group(1)]}{'^{(' + m.group(2)[1] + ')}' if m.group(2) else ''}_{m.group(3)}",
                   text)
-    text = re.sub(r"\b(h_prev|c_prev|x_t|sigmoid|tanh|hh|tc|zi|zf|zc|zo|az|ar|ah|rh|"
+    text = re.sub(r"\b(h_prev|c_prev|x_t|hard_sigmoid_keras2|hard_sigmoid|sigmoid|tanh|hh|tc|zi|zf|zc|zo|az|ar|ah|rh|"
                   r"recurrent_kernel|kernel|bias)\b", lambda m: _TEX[m.group(1)], text)
     return text.replace(" @ ", r"\,").replace("*", r"\odot").replace("relu", r"\mathrm{relu}")
 

@@ -26,7 +26,10 @@ from ..utils import to_list
 
 ONNX_GATE_ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}  # ONNX block j = Keras block
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
-ONNX_ACT = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid"}
+ONNX_ACT = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid",
+            "hard_sigmoid_keras2": "HardSigmoid"}
+# ONNX's HardSigmoid is clip(alpha x + beta, 0, 1): Keras 3's slope is 1/6, Keras 2's 0.2.
+HARD_SIGMOID_ALPHA = {"hard_sigmoid": 1.0 / 6.0, "hard_sigmoid_keras2": 0.2}
 _CELL_KIND = {"SimpleRNNCell": "RNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
 OPSET = 17
 
@@ -63,8 +66,8 @@ def _activation(g, name, x):
         return x
     if name == "softmax":
         return g.op("Softmax", [x], axis=-1)
-    if name == "hard_sigmoid":
-        return g.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    if name in HARD_SIGMOID_ALPHA:
+        return g.op("HardSigmoid", [x], alpha=HARD_SIGMOID_ALPHA[name], beta=0.5)
     return g.op(ONNX_ACT[name], [x])
 
 
@@ -100,14 +103,16 @@ def _recurrent_kind(layer):
 
 
 def _acts(kind, cell):
+    """The unrolled names of the activations an ONNX recurrent op lists, in its order."""
     if kind == "RNN":
-        return [ONNX_ACT[cell.activation.name]]
-    names = [cell.recurrent_activation.name, cell.activation.name]
-    names += [cell.activation.name] if kind == "LSTM" else []
+        names = [cell.activation.name]
+    else:
+        names = [cell.recurrent_activation.name, cell.activation.name]
+        names += [cell.activation.name] if kind == "LSTM" else []
     for n in names:
         if n not in ONNX_ACT:
             raise ValueError(f"to_onnx: activation {n!r} has no ONNX recurrent form.")
-    return [ONNX_ACT[n] for n in names]
+    return names
 
 
 def _merge(g, y, axis, mode, layer):
@@ -136,13 +141,18 @@ def _recurrent(g, layer, x):
     kind = kinds[0]
     parts = [_direction_weights(kind, s.cell, s.get_weights()) for s in subs]
     W, R, B = (np.stack([p[i] for p in parts]).astype(np.float32) for i in range(3))
-    attrs = {"hidden_size": cell.units, "activations": sum((_acts(kind, s.cell) for s in subs), []),
+    names = sum((_acts(kind, s.cell) for s in subs), [])
+    attrs = {"hidden_size": cell.units, "activations": [ONNX_ACT[n] for n in names],
              "direction": "bidirectional" if bidi else ("reverse" if layer.go_backwards else "forward")}
     if kind == "GRU":
         attrs["linear_before_reset"] = int(cell.reset_after)
-    if "HardSigmoid" in attrs["activations"]:
-        attrs["activation_alpha"] = [1.0 / 6.0] * len(attrs["activations"])
-        attrs["activation_beta"] = [0.5] * len(attrs["activations"])
+    alphas = {HARD_SIGMOID_ALPHA[n] for n in names if n in HARD_SIGMOID_ALPHA}
+    if len(alphas) > 1:
+        _refuse(layer, "it mixes Keras 2's and Keras 3's hard_sigmoid in one recurrent op")
+    if alphas:    # onnxruntime hands the list's values to the activations that take them, one
+        # by one; the spec can be read as one per listed activation: one value suits both.
+        attrs["activation_alpha"] = [alphas.pop()] * len(names)
+        attrs["activation_beta"] = [0.5] * len(names)
     xt = g.op("Transpose", [x], perm=[1, 0, 2])              # (T, B, F): ONNX is time-major
     n_out = 3 if kind == "LSTM" else 2
     outs = g.op(kind, [xt, g.const(W, "W"), g.const(R, "R"), g.const(B, "B")], n_out=n_out, **attrs)

@@ -49,13 +49,17 @@ def _recurrent_class():
     return KerasRecurrent
 
 
-def _activation(name):
+def _activation(layer):
     from torch import nn
 
+    name = layer.activation.name
     if name == "linear":
         return None
     if name == "softmax":
         return nn.Softmax(dim=-1)
+    if name not in _ACTS:                 # e.g. hard_sigmoid_keras2: Hardsigmoid is x/6 + 1/2
+        raise ValueError(f"Layer '{layer.name}': activation {name!r} has no PyTorch module "
+                         f"here; convertible: linear, softmax, {', '.join(_ACTS)}.")
     return getattr(nn, _ACTS[name])()
 
 
@@ -142,7 +146,7 @@ def _layer_modules(layer):
         _assign(lin.weight, w[0].T, f"{layer.name} weight")   # Linear weight = kernel^T
         if layer.use_bias:
             _assign(lin.bias, w[1], f"{layer.name} bias")
-        act = _activation(layer.activation.name)
+        act = _activation(layer)
         return [lin] + ([act] if act is not None else [])
     if name == "Embedding":
         if layer.mask_zero:
@@ -151,7 +155,7 @@ def _layer_modules(layer):
         _assign(emb.weight, layer.get_weights()[0], f"{layer.name} weight")
         return [emb]
     if name == "Activation":
-        act = _activation(layer.activation.name)
+        act = _activation(layer)
         return [act if act is not None else nn.Identity()]
     if name == "Flatten":
         return [nn.Flatten()]

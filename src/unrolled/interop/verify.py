@@ -41,6 +41,17 @@ def _as_list(y):
     return list(y) if isinstance(y, (list, tuple)) else [y]
 
 
+def _note_keras2_hard_sigmoid(model):
+    from ..io.graph import model_config
+    from ..io.serialize import KERAS2_HARD_SIGMOID, activation_users
+
+    users = activation_users(model_config(model), KERAS2_HARD_SIGMOID)
+    if users:
+        print(f"note: {', '.join(map(repr, users))} use Keras 2's hard_sigmoid, clip(0.2*x + 0.5, "
+              "0, 1), as the Keras 2 that wrote this file did; Keras 3 computes clip(x/6 + 0.5, "
+              "0, 1) for it, so Keras 3 differs there.")
+
+
 def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
@@ -70,6 +81,7 @@ def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
     arg = xs if len(xs) > 1 else xs[0]
     ok = True
     print(f"{path}: {len(xs)} random input(s) {[x.shape for x in xs]}, seed {seed}")
+    _note_keras2_hard_sigmoid(ours)
     if our_t:
         a = _as_list(Model(ours.inputs, our_t).predict(arg, verbose=0))
         b = _as_list(keras.Model(theirs.inputs, their_t).predict(arg, verbose=0))

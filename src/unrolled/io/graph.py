@@ -179,12 +179,13 @@ def _triples(value):
     return [tuple(v) for v in value], True
 
 
-def model_from_config(config, where="model"):
-    """An unrolled ``Model`` or ``Sequential`` from a Keras model config."""
+def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid"):
+    """An unrolled ``Model`` or ``Sequential`` from a Keras model config; ``hard_sigmoid``:
+    the activation the config's ``"hard_sigmoid"`` means (``serialize.hard_sigmoid_for``)."""
     check_not_code(config, where)
     kind, cfg = config["class_name"], config.get("config") or {}
     if kind == "Sequential":
-        return _sequential(cfg, where)
+        return _sequential(cfg, where, hard_sigmoid)
     if kind not in ("Functional", "Model"):
         raise UnsupportedModelError(f"{where}: model class {kind!r} is not supported; supported: "
                                     "Sequential, Functional.")
@@ -196,7 +197,7 @@ def model_from_config(config, where="model"):
             layer = input_layer_from_config(entry, f"{where} layer {name!r}")
             tensors[(name, 0, 0)] = layer.output
         elif entry["class_name"] in LAYERS:
-            layer = layer_from_config(entry, f"{where} layer")
+            layer = layer_from_config(entry, f"{where} layer", hard_sigmoid)
             pending.append((layer, list(entry.get("inbound_nodes", []))))
         else:
             unknown[name] = entry["class_name"]              # a mask op, or unsupported
@@ -246,7 +247,7 @@ def model_from_config(config, where="model"):
     return model
 
 
-def _sequential(cfg, where):
+def _sequential(cfg, where, hard_sigmoid):
     entries = list(cfg.get("layers", []))
     input_tensor = None
     if entries and entries[0].get("class_name") == "InputLayer":
@@ -260,7 +261,7 @@ def _sequential(cfg, where):
             dtype = entry["config"].get("dtype") if entry["class_name"] != "Embedding" else "int32"
             dtype = dtype if isinstance(dtype, str) else "float32"
             input_tensor = InputLayer(batch_shape=tuple(shape), dtype=dtype).output
-        layers.append(layer_from_config(entry, f"{where} layer"))
+        layers.append(layer_from_config(entry, f"{where} layer", hard_sigmoid))
     if input_tensor is None and cfg.get("build_input_shape"):
         input_tensor = InputLayer(batch_shape=tuple(cfg["build_input_shape"])).output
     if input_tensor is None:

@@ -8,6 +8,11 @@ save_model(m, "x.h5")``, tf.keras 2) stores the config as the ``model_config`` a
 and the weights under ``model_weights/<layer name>``, listed by the ``layer_names`` and
 ``weight_names`` attributes.
 
+``"hard_sigmoid"`` is read as the file's Keras version means it (``serialize.
+hard_sigmoid_for``): the ``keras_version`` of ``metadata.json`` or of the ``.h5`` attributes.
+A model that computes Keras 2's hard sigmoid is refused by ``save_keras`` (Keras 3 has none)
+and written by ``save_legacy_h5`` as ``"hard_sigmoid"`` in a file marked Keras 2.
+
 Files are read into memory and checked as ``safety.py`` describes; HDF5 is parsed in a
 separate process with a time limit and read back as a snapshot (``h5_sandbox``). The errors
 raised are ``FileNotFoundError`` and ``safety.ModelFileError`` and its subclasses
@@ -25,10 +30,13 @@ from .. import __version__
 from .atomic import atomic_write
 from .graph import keras_layer_order, model_config, model_from_config, weight_groups
 from .h5_sandbox import H5Dataset, H5Group, open_h5
-from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, import_h5py, read_attr,
-                     read_dataset, read_file)
+from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, UnsupportedModelError,
+                     import_h5py, read_attr, read_dataset, read_file)
+from .serialize import KERAS2_HARD_SIGMOID, activation_users, hard_sigmoid_for, rename_activation
 
 KERAS_VERSION = "3.15.1"          # the Keras version whose format these files follow
+KERAS2_VERSION = "2.15.0"         # legacy .h5 files whose "hard_sigmoid" is Keras 2's: the last
+                                  # Keras 2 release (tf.keras 2.15), for readers of keras_version
 
 
 def parse_json(data, what, path):
@@ -132,22 +140,44 @@ def load_legacy_weights(model, group, path, file_size):
         var.assign(value)
 
 
+def _legacy_config(model):
+    """The config and keras_version of a legacy ``.h5``: Keras 3's, or, for a model that
+    computes Keras 2's hard sigmoid, ``"hard_sigmoid"`` in a file marked Keras 2."""
+    config = model_config(model)
+    keras2 = activation_users(config, KERAS2_HARD_SIGMOID)
+    if not keras2:
+        return config, KERAS_VERSION
+    keras3 = activation_users(config, "hard_sigmoid")
+    if keras3:
+        raise UnsupportedModelError(
+            f"Cannot save model '{model.name}' as legacy .h5: {_names(keras2)} use Keras 2's "
+            f"hard_sigmoid, clip(0.2*x + 0.5, 0, 1), and {_names(keras3)} Keras 3's, clip(x/6 + "
+            "0.5, 0, 1); a legacy file's keras_version gives \"hard_sigmoid\" one meaning. Save "
+            "it as .unrolled.npz instead.")
+    return rename_activation(config, KERAS2_HARD_SIGMOID, "hard_sigmoid"), KERAS2_VERSION
+
+
+def _names(layers):
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(f"'{n}'" for n in layers)
+
+
 def legacy_h5_bytes(model, with_config=True):
     """A legacy ``.h5`` file (config + ``model_weights``) as bytes, as Keras's legacy saver."""
     h5py = import_h5py()
     buf = io.BytesIO()
     layers = keras_layer_order(model)
+    config, version = _legacy_config(model) if with_config else (None, KERAS_VERSION)
     with h5py.File(buf, "w") as f:
         if with_config:
             f.attrs["backend"] = "tensorflow"
-            f.attrs["keras_version"] = KERAS_VERSION
-            f.attrs["model_config"] = json.dumps(model_config(model))
+            f.attrs["keras_version"] = version
+            f.attrs["model_config"] = json.dumps(config)
             root = f.create_group("model_weights")
         else:
             root = f
         root.attrs["layer_names"] = [l.name.encode("utf8") for l in layers]
         root.attrs["backend"] = "tensorflow"
-        root.attrs["keras_version"] = KERAS_VERSION
+        root.attrs["keras_version"] = version
         for (gpath, _), layer in _layer_paths(model, layers):
             group = root.create_group(layer.name)
             names = []
@@ -171,6 +201,13 @@ def _layer_paths(model, layers):
 def save_keras(model, path):
     """Write ``model`` as a Keras 3 ``.keras`` archive that ``keras.saving.load_model`` reads."""
     config = model_config(model)
+    keras2 = activation_users(config, KERAS2_HARD_SIGMOID)
+    if keras2:
+        raise UnsupportedModelError(
+            f"Cannot save model '{model.name}' as .keras: {_names(keras2)} use Keras 2's "
+            "hard_sigmoid, clip(0.2*x + 0.5, 0, 1), read from a file Keras 2 wrote; Keras 3 has "
+            "only clip(x/6 + 0.5, 0, 1) under that name, so the .keras file would compute other "
+            "numbers. Save it as .h5 (legacy, marked Keras 2) or .unrolled.npz instead.")
     metadata = {"keras_version": KERAS_VERSION, "unrolled_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     weights = weights_h5_bytes(model, keras_layer_order(model))
@@ -187,7 +224,12 @@ def load_keras(path):
     """A model from a ``.keras`` archive (members read by name into memory, never extracted)."""
     archive = SafeZip(read_file(path), path)
     config = parse_json(archive.read("config.json", MAX_JSON_BYTES), "config.json", path)
-    model = model_from_config(config, f"{path!r} config.json")
+    version = None                     # tf.keras 2.13-2.15 wrote .keras archives too: "2.x"
+    if archive.has("metadata.json"):
+        metadata = parse_json(archive.read("metadata.json", MAX_JSON_BYTES), "metadata.json", path)
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    model = model_from_config(config, f"{path!r} config.json",
+                              hard_sigmoid_for(version, legacy=False))
     data = archive.read("model.weights.h5")
     with open_h5(data, f"{path}:model.weights.h5") as f:
         load_weights_h5(model, f, path, len(data), config_layer_order(model, config))
@@ -209,7 +251,11 @@ def load_legacy_h5(path):
                                  "Build the model and use model.load_weights().")
         config = parse_json(raw if isinstance(raw, (bytes, str)) else bytes(raw),
                             "model_config", path)
-        model = model_from_config(config, f"{path!r} model_config")
+        version = read_attr(f, "keras_version")
+        if version is None and "model_weights" in f:
+            version = read_attr(f["model_weights"], "keras_version")
+        model = model_from_config(config, f"{path!r} model_config",
+                                  hard_sigmoid_for(version, legacy=True))
         if "model_weights" not in f:
             raise ModelFileError(f"{path!r} has no model_weights group.")
         load_legacy_weights(model, f["model_weights"], path, len(data))

@@ -6,11 +6,19 @@ that travel in its config. An option's value is converted by the kind its name i
 ``*activation`` ↔ a name such as ``"tanh"``, ``*_initializer`` ↔ a Keras initializer dict,
 tuples ↔ lists. Options live on the layer or, for recurrent layers, on its cell.
 
+``"hard_sigmoid"`` names two formulas: Keras 3's ``clip(x / 6 + 0.5, 0, 1)`` and, in files
+Keras 1 or 2 (tf.keras 2 included) wrote, ``clip(0.2 x + 0.5, 0, 1)``, unrolled's
+``"hard_sigmoid_keras2"``. The loaders say which one the file means (``hard_sigmoid_for``,
+from its ``keras_version``); configs unrolled writes name the Keras 2 one
+``"hard_sigmoid_keras2"``, except legacy ``.h5`` files marked as Keras 2 (``keras_format``).
+
 Reading is strict: a key that is neither a listed option, a key that must hold its
 neutral value (``NEUTRAL``: regularizers and constraints ``None``, ``sparse`` false, …) nor
 a key without effect on the numbers (``IGNORED``) raises ``UnsupportedModelError`` naming
 it. ``Lambda`` layers and custom objects raise ``UnsafeModelError``.
 """
+import re
+
 import numpy as np
 
 from .. import initializers
@@ -78,7 +86,58 @@ _INIT_ALIASES = {"zeros": "Zeros", "ones": "Ones", "glorot_uniform": "GlorotUnif
                  "orthogonal": "Orthogonal", "random_normal": "RandomNormal",
                  "random_uniform": "RandomUniform", "uniform": "RandomUniform",
                  "normal": "RandomNormal", "constant": "Constant"}
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softmax")
+ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softmax",
+               "hard_sigmoid_keras2")
+KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
+
+
+def hard_sigmoid_for(keras_version, legacy):
+    """The activation ``"hard_sigmoid"`` means in a file written by Keras ``keras_version``
+    (the file's attribute: str, bytes or None when absent): Keras 3's ``"hard_sigmoid"`` from
+    version 3 on, else ``"hard_sigmoid_keras2"``. Without a version, a legacy ``.h5`` is Keras
+    2's (Keras 3 always writes one) and a ``.keras`` archive Keras 3's. None: the version
+    cannot be read, so a file that uses ``"hard_sigmoid"`` is refused."""
+    if keras_version is None:
+        return KERAS2_HARD_SIGMOID if legacy else "hard_sigmoid"
+    if isinstance(keras_version, bytes):
+        keras_version = keras_version.decode("latin-1")
+    if not isinstance(keras_version, str):
+        return None
+    m = re.match(r"\s*(\d+)(?:[.\s+-]|$)", keras_version)   # "2.2.4", "2.2.4-tf", "3.15.1"
+    if m is None:
+        return None
+    return "hard_sigmoid" if int(m.group(1)) >= 3 else KERAS2_HARD_SIGMOID
+
+
+def activation_users(config, name):
+    """The names of the layers and cells in a (model or layer) config whose activation
+    options equal ``name``, in config order."""
+    found = []
+
+    def visit(obj, owner):
+        if isinstance(obj, dict):
+            owner = obj["name"] if isinstance(obj.get("name"), str) and "class_name" not in obj \
+                else owner
+            for key, value in obj.items():
+                if key.endswith("activation") and value == name and owner not in found:
+                    found.append(owner)
+                visit(value, owner)
+        elif isinstance(obj, list):
+            for value in obj:
+                visit(value, owner)
+
+    visit(config, None)
+    return found
+
+
+def rename_activation(config, old, new):
+    """A copy of ``config`` whose activation options ``old`` read ``new``."""
+    if isinstance(config, dict):
+        return {k: new if k.endswith("activation") and v == old else rename_activation(v, old, new)
+                for k, v in config.items()}
+    if isinstance(config, list):
+        return [rename_activation(v, old, new) for v in config]
+    return config
 
 
 def supported_classes():
@@ -189,10 +248,25 @@ def read_dtype(value, where):
     return value
 
 
+# Keras 2.2 and earlier wrote glorot_uniform and he_uniform as VarianceScaling with these
+# (scale, mode, distribution): the same initializers, under their Keras 3 names.
+_VARIANCE_SCALING = {(1.0, "fan_avg", "uniform"): "GlorotUniform",
+                     (2.0, "fan_in", "uniform"): "HeUniform"}
+
+
 def read_initializer(value, where):
     if isinstance(value, str):
         value = {"class_name": _INIT_ALIASES.get(value, value), "config": {}}
     check_not_code(value, where)
+    if value["class_name"] == "VarianceScaling":
+        config = dict(value.get("config") or {})
+        key = (config.pop("scale", 1.0), config.pop("mode", "fan_in"),
+               config.pop("distribution", "truncated_normal"))
+        if key not in _VARIANCE_SCALING:
+            raise UnsupportedModelError(
+                f"{where}: initializer VarianceScaling{key} is not supported; supported: "
+                f"{', '.join(f'VarianceScaling{k}' for k in _VARIANCE_SCALING)}.")
+        value = {"class_name": _VARIANCE_SCALING[key], "config": config}
     name = _INIT_ALIASES.get(value["class_name"], value["class_name"])
     if name not in INITIALIZERS:
         raise UnsupportedModelError(f"{where}: initializer {name!r} is not supported; supported: "
@@ -207,12 +281,19 @@ def read_initializer(value, where):
     return getattr(initializers, name)(**kwargs)
 
 
-def _read_option(key, value, where):
+def _read_option(key, value, where, hard_sigmoid):
     if key.endswith("activation"):
         if not isinstance(value, str) or value not in ACTIVATIONS:
             check_not_code(value if isinstance(value, dict) else {"class_name": "?"}, where)
             raise UnsupportedModelError(f"{where}: activation {value!r} is not supported; "
                                         f"supported: {', '.join(ACTIVATIONS)}.")
+        if value == "hard_sigmoid":
+            if hard_sigmoid is None:
+                raise UnsupportedModelError(
+                    f"{where}: {key} 'hard_sigmoid' is clip(0.2*x + 0.5, 0, 1) in files Keras 2 "
+                    "wrote and clip(x/6 + 0.5, 0, 1) in files Keras 3 wrote, and this file's "
+                    "keras_version cannot be read, so which one it means is unknown.")
+            return hard_sigmoid
         return value
     if key.endswith("_initializer"):
         return read_initializer(value, f"{where} {key}")
@@ -234,8 +315,9 @@ def _check_neutral(key, value, where, class_name):
     return key in IGNORED
 
 
-def layer_from_config(entry, where="layer"):
-    """An unbuilt unrolled layer or cell from a Keras ``{"class_name", "config"}`` entry."""
+def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
+    """An unbuilt unrolled layer or cell from a Keras ``{"class_name", "config"}`` entry;
+    ``hard_sigmoid``: the activation the entry's ``"hard_sigmoid"`` means (``hard_sigmoid_for``)."""
     check_not_code(entry, where)
     class_name = entry["class_name"]
     if class_name not in LAYERS or class_name == "InputLayer":
@@ -254,14 +336,15 @@ def layer_from_config(entry, where="layer"):
         elif key == "dtype":
             kwargs["dtype"] = read_dtype(value, where)
         elif key in options:
-            kwargs[key] = _read_option(key, value, where)
+            kwargs[key] = _read_option(key, value, where, hard_sigmoid)
         elif key in nested:
             if value is None:
                 continue
             if key == "cells":
-                kwargs[key] = [layer_from_config(c, f"{where} cell {i}") for i, c in enumerate(value)]
+                kwargs[key] = [layer_from_config(c, f"{where} cell {i}", hard_sigmoid)
+                               for i, c in enumerate(value)]
             else:
-                kwargs[key] = layer_from_config(value, f"{where} {key}")
+                kwargs[key] = layer_from_config(value, f"{where} {key}", hard_sigmoid)
         elif not _check_neutral(key, value, where, class_name):
             raise UnsupportedModelError(
                 f"{where}: option {key!r} is not supported. Supported options of {class_name}: "
