@@ -9,6 +9,7 @@ unequal length, which is where Keras's order (by depth from the outputs) differs
 depth-first walk. Weights are redrawn from N(0, 0.5²) so that every layer differs.
 Tolerances: float32 forward passes of a few layers, rtol 1e-5 / atol 1e-6.
 """
+import json
 import re
 
 import numpy as np
@@ -193,3 +194,22 @@ def test_keras_file_loads_onto_the_right_layers(shape, tmp_path):
     assert [l.name for l in ours.layers] == [l.name for l in theirs.layers]
     assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
     assert_same_outputs(ours, theirs, data(ours))
+
+
+def test_native_weights_file_in_an_older_order_loads_by_path(tmp_path):
+    """A ``.weights.npz`` lists its arrays with their paths; one written in another order (as
+    before ``Model.layers`` followed Keras) still puts each array on its own weight."""
+    _, ours = pair(diamond)
+    redraw(ours, 4)
+    expected = {w.path: w.numpy() for w in ours.weights}
+    ours.save_weights(tmp_path / "w.weights.npz")
+    with np.load(tmp_path / "w.weights.npz") as f:
+        names = json.loads(f["__order__"].tobytes().decode())
+        arrays = [f[f"w{i:04d}"] for i in range(len(names))]
+    names, arrays = names[::-1], arrays[::-1]           # equal shapes: only the paths tell
+    np.savez(tmp_path / "old.weights.npz", __order__=np.frombuffer(json.dumps(names).encode(),
+             dtype=np.uint8), **{f"w{i:04d}": a for i, a in enumerate(arrays)})
+    _, fresh = pair(diamond)
+    fresh.load_weights(tmp_path / "old.weights.npz")
+    for w in fresh.weights:
+        np.testing.assert_array_equal(w.numpy(), expected[w.path])
