@@ -132,14 +132,14 @@ def _raw_arrays(path):
 def inspect(path):
     header = f"{'weight':<48} {'shape':<14} {'dtype':<8} {'min':>11} {'max':>11} {'mean':>11}"
     if _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES):
-        from ..io.graph import keras_layer_order, weight_groups
+        from ..io.graph import weight_groups
         from ..models import load_model
 
         model = load_model(path)
         print(f"{path}: {type(model).__name__} '{model.name}'")
         model.summary()
         print(header)
-        for group, variables in weight_groups(model, keras_layer_order(model)):
+        for group, variables in weight_groups(model, model.layers):
             for var in variables:
                 print(_stats_row(f"{var.path}", var.value))
         return 0

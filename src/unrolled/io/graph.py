@@ -8,7 +8,7 @@
 * ``weight_groups(model, layers)`` lists, for Keras 3's ``model.weights.h5`` layout, the
   group of every layer's (or cell's) variables, e.g. ``layers/bidirectional/forward_layer/
   cell/vars``. Layers are addressed by class (``dense``, ``dense_1``), not by name, in
-  Keras's order of ``model.layers`` (``keras_layer_order`` reproduces it).
+  the order of ``model.layers`` (Keras's order; see ``models/functional.py``).
 """
 from ..layers import InputLayer
 from ..models import Model, Sequential
@@ -18,43 +18,6 @@ from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_c
 from .safety import ModelFileError, UnsupportedModelError
 
 _TENSOR = "__keras_tensor__"
-
-
-# --- Keras's order of model.layers ---------------------------------------------------------
-def keras_layer_order(model):
-    """``model.layers`` as Keras orders a functional model: by depth from the outputs,
-    ties by first visit in a depth-first walk from the outputs (``ops/function.map_graph``)."""
-    if isinstance(model, Sequential):
-        return model.layers
-    finished, nodes, first_seen = set(), [], {}
-
-    def visit(node):
-        if id(node) in finished:
-            return
-        first_seen.setdefault(id(node.layer), len(first_seen))
-        for t in node.flat_inputs:
-            visit(t.node)
-        finished.add(id(node))
-        nodes.append(node)
-
-    for t in model.outputs:
-        visit(t.node)
-    in_graph = {id(n) for n in nodes}
-    node_depth, layer_depth, layers = {}, {}, {}
-    for node in reversed(nodes):
-        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = depth
-        layers[id(node.layer)] = node.layer
-        node_depth[id(node)] = depth
-        for parent in node.parents:
-            if id(parent) in in_graph:
-                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
-    for t in model.inputs:                                   # inputs the outputs never read
-        if id(t.node.layer) not in layer_depth:
-            layer_depth[id(t.node.layer)], first_seen[id(t.node.layer)] = 0, -1
-            layers[id(t.node.layer)] = t.node.layer
-    keys = sorted(layer_depth, key=lambda k: (-layer_depth[k], first_seen[k]))
-    return [layers[k] for k in keys]
 
 
 # --- weight paths ---------------------------------------------------------------------------
@@ -87,7 +50,7 @@ def _groups(obj, path):
 def weight_groups(model, layers=None):
     """Every ``(group path, [Variable, ...])`` of ``model`` in Keras 3's weights-file layout."""
     used, out = {}, []
-    for layer in layers if layers is not None else keras_layer_order(model):
+    for layer in layers if layers is not None else model.layers:
         class_name = type(layer).__name__
         if class_name not in LAYERS:
             raise UnsupportedModelError(f"Layer {layer.name} ({class_name}) has no Keras weight "
@@ -127,7 +90,7 @@ def model_config(model):
                            "dtype": dtype_policy("float32"), "layers": layers}}
     own = _model_nodes(model)
     entries = []
-    for layer in keras_layer_order(model):
+    for layer in model.layers:
         entry = layer_config(layer)
         entry["name"] = layer.name
         nodes = [n for n in layer._inbound_nodes if id(n) in own and not isinstance(layer, InputLayer)]

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import __version__
 from .atomic import atomic_write
-from .graph import keras_layer_order, model_config, model_from_config, weight_groups
+from .graph import model_config, model_from_config, weight_groups
 from .h5_sandbox import H5Dataset, H5Group, open_h5
 from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, UnsupportedModelError,
                      import_h5py, read_attr, read_dataset, read_file)
@@ -165,7 +165,7 @@ def legacy_h5_bytes(model, with_config=True):
     """A legacy ``.h5`` file (config + ``model_weights``) as bytes, as Keras's legacy saver."""
     h5py = import_h5py()
     buf = io.BytesIO()
-    layers = keras_layer_order(model)
+    layers = model.layers
     config, version = _legacy_config(model) if with_config else (None, KERAS_VERSION)
     with h5py.File(buf, "w") as f:
         if with_config:
@@ -210,7 +210,7 @@ def save_keras(model, path):
             "numbers. Save it as .h5 (legacy, marked Keras 2) or .unrolled.npz instead.")
     metadata = {"keras_version": KERAS_VERSION, "unrolled_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    weights = weights_h5_bytes(model, keras_layer_order(model))
+    weights = weights_h5_bytes(model, model.layers)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("metadata.json", json.dumps(metadata))

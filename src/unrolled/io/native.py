@@ -1,7 +1,10 @@
 """The native weights format: a plain ``.npz`` of arrays, never pickled.
 
-Arrays are stored under their weight paths (``simple_rnn/simple_rnn_cell/kernel``) with
-a ``__order__`` index, so loading checks names, count and shapes before it assigns.
+Arrays are stored in ``get_weights()`` order with an ``__order__`` index of their weight
+paths (``simple_rnn/simple_rnn_cell/kernel``); loading checks count and shapes before it
+assigns. When the stored paths are exactly the model's, in another order, the arrays go by
+path: files written before ``Model.layers`` followed Keras's order (issue 20) list the
+weights of some multi-branch models in another order, under the same paths.
 """
 import io
 import json
@@ -26,7 +29,7 @@ def save_weights(model, path):
 
 
 def load_weights(model, path):
-    """Read weights written by ``save_weights`` into ``model`` (names and shapes checked).
+    """Read weights written by ``save_weights`` into ``model`` (count and shapes checked).
 
     The archive goes through ``io.safety``: read into memory once, members read by exact
     name, ``.npy`` headers checked against their bytes, no pickle; a damaged file is a
@@ -48,6 +51,10 @@ def load_weights(model, path):
             f"{len(own)}: {[w.path for w in own]}."
         )
     arrays = [read_npy(archive.read(f"w{i:04d}.npy"), f"w{i:04d}", path) for i in range(len(names))]
+    paths = [w.path for w in own]
+    if names != paths and sorted(names) == sorted(paths) and len(set(paths)) == len(paths):
+        by_path = dict(zip(names, arrays))
+        arrays = [by_path[p] for p in paths]
     try:
         model.set_weights(arrays)
     except ValueError as e:

@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from .atomic import atomic_write
-from .graph import keras_layer_order, model_config, model_from_config, weight_groups
+from .graph import model_config, model_from_config, weight_groups
 from .safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_file, read_npy
 
 FORMAT = "unrolled.npz/1"
@@ -31,7 +31,7 @@ def save_npz_model(model, path):
     """Write config and weights of ``model`` to ``path`` (``.unrolled.npz``), atomically."""
     arrays = {"__format__": _text_array(FORMAT),
               "__config__": _text_array(json.dumps(model_config(model)))}
-    for group, variables in weight_groups(model, keras_layer_order(model)):
+    for group, variables in weight_groups(model, model.layers):
         for i, var in enumerate(variables):
             arrays[f"{group}/vars/{i}"] = var.numpy()
     buf = io.BytesIO()

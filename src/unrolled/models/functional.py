@@ -26,9 +26,12 @@ def _warn_mask_dropped(layer):
         "downstream layers will not see it.", stacklevel=3)
 
 
-def _topological_nodes(outputs):
-    """The nodes that the outputs depend on, each after all of its parents."""
-    order, state = [], {}
+def _walk(outputs):
+    """Depth-first walk back from the outputs (in order), parents in call-argument order.
+
+    Returns the nodes, each after all of its parents, and the walk's first-visit index of
+    every layer (a shared layer keeps the index of its first node reached)."""
+    order, state, first_visit = [], {}, {}
 
     def visit(node):
         if state.get(id(node)) == "done":
@@ -36,6 +39,7 @@ def _topological_nodes(outputs):
         if state.get(id(node)) == "active":
             raise ValueError("The layer graph has a cycle.")
         state[id(node)] = "active"
+        first_visit.setdefault(id(node.layer), len(first_visit))
         for parent in node.parents:
             visit(parent)
         state[id(node)] = "done"
@@ -43,7 +47,34 @@ def _topological_nodes(outputs):
 
     for t in outputs:
         visit(t.node)
-    return order
+    return order, first_visit
+
+
+def _keras_layer_order(nodes, first_visit, inputs):
+    """``Model.layers`` in Keras's order: deepest first, ties by ``first_visit``.
+
+    A node's depth is the longest path from it to an output (an output node has depth 0;
+    a parent is one deeper than its deepest child). A layer's depth is that of its deepest
+    node met so far, going from the outputs back (``nodes`` reversed), and a node of a shared
+    layer is raised to its layer's depth before its parents are set. Inputs the outputs do
+    not read come at depth 0, ahead of the rest. This is the order Keras's ``map_graph``
+    gives ``operations``, and ``weights`` follows it."""
+    in_graph = {id(n) for n in nodes}
+    node_depth, layer_depth, layers = {}, {}, {}
+    for node in reversed(nodes):
+        depth = max(node_depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+        node_depth[id(node)] = layer_depth[id(node.layer)] = depth
+        layers[id(node.layer)] = node.layer
+        for parent in node.parents:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(node_depth.get(id(parent), 0), depth + 1)
+    rank = dict(first_visit)
+    for t in inputs:
+        if id(t.node.layer) not in layer_depth:
+            layer_depth[id(t.node.layer)], rank[id(t.node.layer)] = 0, -1
+            layers[id(t.node.layer)] = t.node.layer
+    keys = sorted(layer_depth, key=lambda k: (-layer_depth[k], rank[k]))
+    return [layers[k] for k in keys]
 
 
 class Model(Trainer, Layer):
@@ -77,7 +108,7 @@ class Model(Trainer, Layer):
         for i, t in enumerate(self.inputs):
             if not isinstance(t.node.layer, InputLayer):
                 raise ValueError(f"Model input {i} is not an Input(...) tensor: {t}.")
-        nodes = _topological_nodes(self.outputs)
+        nodes, first_visit = _walk(self.outputs)
         input_nodes = {id(t.node) for t in self.inputs}
         for node in nodes:
             if isinstance(node.layer, InputLayer) and id(node) not in input_nodes:
@@ -86,11 +117,7 @@ class Model(Trainer, Layer):
                     "which is not among the model's inputs."
                 )
         self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
-        layers = [t.node.layer for t in self.inputs]
-        for node in self._nodes:
-            if all(node.layer is not l for l in layers):
-                layers.append(node.layer)
-        self._layers = layers
+        self._layers = _keras_layer_order(nodes, first_visit, self.inputs)
         self._plan_graph()
         self.built = True
 
