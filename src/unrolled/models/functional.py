@@ -185,13 +185,15 @@ class Model(Trainer, Layer):
 
     def forward(self, inputs, *, training=False, mask=None):
         """Run the graph; return the outputs and the tape that ``backward`` needs."""
-        return self._run_graph(inputs, training, keep_tape=True)
+        return self._run_graph(inputs, training, keep_tape=True)[:2]
 
     def call(self, inputs, training=False, mask=None):
         """Run the graph for its outputs alone: layers keep no caches (inference)."""
         return self._run_graph(inputs, training, keep_tape=False)[0]
 
     def _run_graph(self, inputs, training, keep_tape):
+        """``(outputs, tape, output masks)``: the masks are Keras's ``y_pred._keras_mask``
+        (None where no mask reaches an output), which weigh the loss and the metrics."""
         values, masks = [None] * self._slots, [None] * self._slots
         for i, a in enumerate(to_list(inputs) if self._multi_input else [inputs]):
             values[i] = a
@@ -223,7 +225,10 @@ class Model(Trainer, Layer):
             else:
                 values[outs[0]], masks[outs[0]] = out, out_masks
         outputs = [values[i] for i in self._output_slots]
-        return (outputs if self._multi_output else outputs[0]), tape
+        out_masks = [masks[i] for i in self._output_slots]
+        if not self._multi_output:
+            return outputs[0], tape, out_masks[0]
+        return outputs, tape, out_masks
 
     def backward(self, tape, doutputs, input_gradients=True):
         """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs).

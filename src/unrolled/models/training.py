@@ -61,6 +61,7 @@ class Trainer:
         self.history = None
         self._metrics = []
         self._loss_sparse = False
+        self._output_mask = None            # the last step's output mask, for the metrics
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=False, jit_compile="auto", **kwargs):
@@ -108,11 +109,19 @@ class Trainer:
         return loss, grads
 
     def _loss_and_grads(self, xs, ys, sample_weight, training):
-        y_pred, tape = self.forward(self._pack(xs), training=training)
-        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
-        dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight)   # dLoss/dy_pred
+        # The output's mask (mask_zero/Masking down a return_sequences path) weighs the
+        # loss as Keras's y_pred._keras_mask does; it is kept for the metrics' update.
+        y_pred, tape, mask = self._run_graph(self._pack(xs), training, keep_tape=True)
+        self._output_mask = mask
+        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
+        dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
         _, grads = self.backward(tape, dy, input_gradients=False)          # BPTT and back
         return loss, grads, y_pred
+
+    def _test_step(self, xs, ys, sample_weight):
+        y_pred, _, mask = self._run_graph(self._pack(xs), False, keep_tape=False)
+        self._output_mask = mask
+        return float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask)), y_pred
 
     def _train_step(self, xs, ys, sample_weight):
         memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)
@@ -125,9 +134,15 @@ class Trainer:
 
     def _update_metrics(self, ys, y_pred, sample_weight):
         # Keras's compile(metrics=...) metrics are unweighted; sample_weight goes to the loss.
+        # The output mask of the step just run weighs them 0/1 per time step.
+        from ..metrics import MeanMetricWrapper
         self._build_metrics(ys, y_pred)
+        mask = getattr(self, "_output_mask", None)
         for m in self._metrics:
-            m.update_state(ys, y_pred)
+            if mask is not None and isinstance(m, MeanMetricWrapper):
+                m.update_state(ys, y_pred, mask=mask)
+            else:
+                m.update_state(ys, y_pred)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
@@ -151,8 +166,7 @@ class Trainer:
         xs, ys = _check_xy(self, x, y)
         for m in self._metrics:
             m.reset_state()
-        y_pred = self.call(self._pack(xs), training=False)
-        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
+        loss, y_pred = self._test_step(xs, ys, sample_weight)
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
 
@@ -180,8 +194,7 @@ class Trainer:
             if train:
                 loss, y_pred = self._train_step(bx, by, bsw)
             else:
-                y_pred = self.call(self._pack(bx), training=False)
-                loss = float(self.loss(by, y_pred, sample_weight=bsw))
+                loss, y_pred = self._test_step(bx, by, bsw)
             total += loss * len(by)                    # Keras's loss tracker: weighted by batch size
             count += len(by)
             self._update_metrics(by, y_pred, bsw)
