@@ -232,3 +232,16 @@ def test_unknown_arguments_are_refused_by_name(rng, name):
         ours.fit(x, y, steps_per_epoch=0, verbose=0)
     with pytest.raises(ValueError, match="shuffle"):
         ours.fit(x, y, shuffle="yes", verbose=0)
+
+
+def test_missing_targets_and_unimplemented_compile_arguments_are_refused(rng):
+    ours, _ = pair(rng, 2, cell="simple")
+    x = xs(rng, 4)
+    for name, value in [("weighted_metrics", ["mae"]), ("loss_weights", [2.0])]:
+        with pytest.raises(NotImplementedError, match=name):
+            ours.compile(optimizer=SGD(0.1), loss="mse", **{name: value})
+    ours.compile(optimizer=SGD(0.1), loss="mse", weighted_metrics=[], loss_weights=None)
+    for call in (lambda: ours.fit(x, verbose=0), lambda: ours.evaluate(x, verbose=0),
+                 lambda: ours.train_on_batch(x), lambda: ours.test_on_batch(x)):
+        with pytest.raises(ValueError, match="without y"):
+            call()

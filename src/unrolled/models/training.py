@@ -22,31 +22,34 @@ def _check_xy(model, x, y, what="x"):
     n = xs[0].shape[0]
     if n == 0:
         raise ValueError(f"Received an empty batch: {what} has 0 samples.")
-    ys = None
-    if y is not None:
-        if model._multi_output:
-            raise ValueError(
-                "Training a model with several outputs is not supported yet; build one "
-                "model per output or concatenate the outputs."
-            )
-        y_arr = np.asarray(y)
-        if y_arr.dtype.kind not in "biuf":
-            raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
-        if y_arr.shape[0] != n:
-            raise ValueError(
-                f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
-                "Make sure all arrays contain the same number of samples."
-            )
-        if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
-            raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
-        out_shape = model.outputs[0].shape
-        if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
-                e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
-            raise ValueError(
-                f"Targets y have shape {y_arr.shape}, but the model's output has shape "
-                f"{out_shape}: the target width must match the output (one column per output unit)."
-            )
-        ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
+    if y is None:
+        raise ValueError(
+            f"Targets are missing: {what} came without y. Training and evaluation compare the "
+            "model's output with y, e.g. model.fit(x, y)."
+        )
+    if model._multi_output:
+        raise ValueError(
+            "Training a model with several outputs is not supported yet; build one "
+            "model per output or concatenate the outputs."
+        )
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind not in "biuf":
+        raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
+    if y_arr.shape[0] != n:
+        raise ValueError(
+            f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
+            "Make sure all arrays contain the same number of samples."
+        )
+    if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+        raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
+    out_shape = model.outputs[0].shape
+    if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
+            e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
+        raise ValueError(
+            f"Targets y have shape {y_arr.shape}, but the model's output has shape "
+            f"{out_shape}: the target width must match the output (one column per output unit)."
+        )
+    ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
     return xs, ys
 
 
@@ -72,6 +75,12 @@ class Trainer:
 
         if kwargs:
             raise TypeError(f"Invalid keyword arguments to compile: {sorted(kwargs)}.")
+        for name, value in (("weighted_metrics", weighted_metrics), ("loss_weights", loss_weights)):
+            if value is not None and not (isinstance(value, (list, tuple, dict)) and not value):
+                raise NotImplementedError(
+                    f"compile({name}=...) is not implemented in unrolled; it would be ignored. "
+                    "Leave it out (metrics=... are unweighted, as in Keras)."
+                )
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss) if loss is not None else None
         self._loss_sparse = "sparse" in type(self.loss).__name__.lower() if self.loss is not None else False
