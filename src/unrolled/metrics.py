@@ -12,7 +12,9 @@ reset when an epoch starts, so History holds one whole-epoch mean per epoch, and
 ``val_loss`` is the same mean over the validation batches. ``loss_tracker()`` builds it.
 
 ``compile(metrics=[...])`` are updated **without** ``sample_weight``; only
-``compile(weighted_metrics=[...])`` receive it. A weighted metric whose name is already
+``compile(weighted_metrics=[...])`` receive it. An output mask (``mask_zero``/``Masking``
+kept to the output by ``return_sequences=True``) weighs every metric's time steps 0/1,
+while the loss weighs the valid steps ``total/valid`` (their mean), times sample_weight. A weighted metric whose name is already
 taken by an unweighted one logs as ``"weighted_<name>"``; a repeated name gets ``_1``,
 ``_2``. History's order: ``loss``, then ``metrics``, then ``weighted_metrics``.
 

@@ -159,9 +159,10 @@ def gradient_flow(model, x, y, loss=None, jacobians=True):
                          "(model.compile(loss='mse')) or pass loss='mse'.")
     xs, ys = _check_xy(model, x, y)
     with kernels.unfused(), recording_steps(model, "step_backward") as blogs:
-        y_pred, tape = model.forward(model._pack(xs), training=False)
-        value = float(loss_fn(ys, y_pred))
-        model.backward(tape, loss_fn.gradient(ys, y_pred))   # the ordinary backward pass
+        # the output mask weighs the loss as in training (Keras's y_pred._keras_mask)
+        y_pred, tape, mask = model._run_graph(model._pack(xs), False, keep_tape=True)
+        value = float(loss_fn(ys, y_pred, mask=mask))
+        model.backward(tape, loss_fn.gradient(ys, y_pred, mask=mask))   # the ordinary backward pass
     flows = []
     for node, cache in tape:
         layer = node.layer

@@ -5,8 +5,6 @@ every node comes after the nodes it reads from. ``forward`` runs them in that or
 keeps each layer's cache on a *tape*; ``backward`` walks the tape in reverse, handing
 each layer dLoss/d(its outputs) and summing what it returns into dLoss/d(its inputs).
 """
-import math
-
 import numpy as np
 
 from ..layers.base import Layer, check_array, unique_name
@@ -214,13 +212,15 @@ class Model(Trainer, Layer):
 
     def forward(self, inputs, *, training=False, mask=None):
         """Run the graph; return the outputs and the tape that ``backward`` needs."""
-        return self._run_graph(inputs, training, keep_tape=True)
+        return self._run_graph(inputs, training, keep_tape=True)[:2]
 
     def call(self, inputs, training=False, mask=None):
         """Run the graph for its outputs alone: layers keep no caches (inference)."""
         return self._run_graph(inputs, training, keep_tape=False)[0]
 
     def _run_graph(self, inputs, training, keep_tape):
+        """``(outputs, tape, output masks)``: the masks are Keras's ``y_pred._keras_mask``
+        (None where no mask reaches an output), which weigh the loss and the metrics."""
         values, masks = [None] * self._slots, [None] * self._slots
         for i, a in enumerate(to_list(inputs) if self._multi_input else [inputs]):
             values[i] = a
@@ -252,7 +252,10 @@ class Model(Trainer, Layer):
             else:
                 values[outs[0]], masks[outs[0]] = out, out_masks
         outputs = [values[i] for i in self._output_slots]
-        return (outputs if self._multi_output else outputs[0]), tape
+        out_masks = [masks[i] for i in self._output_slots]
+        if not self._multi_output:
+            return outputs[0], tape, out_masks[0]
+        return outputs, tape, out_masks
 
     def backward(self, tape, doutputs, input_gradients=True):
         """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs).
@@ -304,7 +307,10 @@ class Model(Trainer, Layer):
         return self.call(self._pack(self._standardize_inputs(x)), training=False)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Outputs for ``x`` computed in batches of ``batch_size`` (default 32)."""
+        """Outputs for ``x`` computed in batches of ``batch_size`` (default 32); ``steps``
+        predicts the first that many batches only (see ``models.data``)."""
+        from ..callbacks import CallbackList
+        from .data import Batches
         arrays = self._standardize_inputs(x)
         n = arrays[0].shape[0]
         for a in arrays[1:]:
@@ -312,23 +318,23 @@ class Model(Trainer, Layer):
                 raise ValueError(f"All inputs must have the same number of samples; received {[a.shape[0] for a in arrays]}.")
         if n == 0:
             raise ValueError(f"Received an empty batch: the input to model '{self.name}' has 0 samples.")
-        batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, int) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
+        batches = Batches(n, batch_size, steps, what="steps")
         verbose = 1 if verbose == "auto" else verbose
-        steps_total = max(1, math.ceil(n / batch_size))
-        bar = Progbar(steps_total, verbose=verbose)
-        if steps_total == 1:                 # one batch: no slicing, no concatenation
-            out = self.call(self._pack(arrays), training=False)
-            bar.update(1)
-            return out
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            to_list(callbacks), model=self,
+            params={"epochs": 1, "verbose": verbose, "steps": batches.num_batches})
+        bar = Progbar(batches.num_batches, verbose=verbose)
+        cbs.on_predict_begin()
         chunks = []
-        for step in range(steps_total):
-            batch = [a[step * batch_size:(step + 1) * batch_size] for a in arrays]
-            out = self.call(self._pack(batch), training=False)
+        for step, b in enumerate(batches.epoch()):
+            cbs.on_predict_batch_begin(step)
+            out = self.call(self._pack([a[b] for a in arrays]), training=False)
             chunks.append(to_list(out) if self._multi_output else [out])
+            cbs.on_predict_batch_end(step, {"outputs": out})
             bar.update(step + 1)
-        outs = [np.concatenate([c[k] for c in chunks], axis=0) for k in range(len(self.outputs))]
+        cbs.on_predict_end()
+        outs = [c[0] if len(chunks) == 1 else np.concatenate(c, axis=0)
+                for c in zip(*chunks)]
         return outs if self._multi_output else outs[0]
 
     # --- saving --------------------------------------------------------------------------------

@@ -9,13 +9,12 @@ One training step is three visible lines::
 The epoch's ``loss`` in the History is the mean of the batch losses weighted by batch
 size, as Keras's loss tracker computes it.
 """
-import math
-
 import numpy as np
 
-from .. import memory, utils
+from .. import memory
 from ..progbar import Progbar
 from ..utils import to_list
+from . import data
 
 
 def _check_xy(model, x, y, what="x"):
@@ -23,31 +22,34 @@ def _check_xy(model, x, y, what="x"):
     n = xs[0].shape[0]
     if n == 0:
         raise ValueError(f"Received an empty batch: {what} has 0 samples.")
-    ys = None
-    if y is not None:
-        if model._multi_output:
-            raise ValueError(
-                "Training a model with several outputs is not supported yet; build one "
-                "model per output or concatenate the outputs."
-            )
-        y_arr = np.asarray(y)
-        if y_arr.dtype.kind not in "biuf":
-            raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
-        if y_arr.shape[0] != n:
-            raise ValueError(
-                f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
-                "Make sure all arrays contain the same number of samples."
-            )
-        if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
-            raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
-        out_shape = model.outputs[0].shape
-        if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
-                e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
-            raise ValueError(
-                f"Targets y have shape {y_arr.shape}, but the model's output has shape "
-                f"{out_shape}: the target width must match the output (one column per output unit)."
-            )
-        ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
+    if y is None:
+        raise ValueError(
+            f"Targets are missing: {what} came without y. Training and evaluation compare the "
+            "model's output with y, e.g. model.fit(x, y)."
+        )
+    if model._multi_output:
+        raise ValueError(
+            "Training a model with several outputs is not supported yet; build one "
+            "model per output or concatenate the outputs."
+        )
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind not in "biuf":
+        raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
+    if y_arr.shape[0] != n:
+        raise ValueError(
+            f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
+            "Make sure all arrays contain the same number of samples."
+        )
+    if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
+        raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
+    out_shape = model.outputs[0].shape
+    if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
+            e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
+        raise ValueError(
+            f"Targets y have shape {y_arr.shape}, but the model's output has shape "
+            f"{out_shape}: the target width must match the output (one column per output unit)."
+        )
+    ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
     return xs, ys
 
 
@@ -62,6 +64,7 @@ class Trainer:
         self.history = None
         self._metrics = []
         self._loss_sparse = False
+        self._output_mask = None            # the last step's output mask, for the metrics
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
                 weighted_metrics=None, run_eagerly=False, jit_compile="auto", **kwargs):
@@ -72,6 +75,12 @@ class Trainer:
 
         if kwargs:
             raise TypeError(f"Invalid keyword arguments to compile: {sorted(kwargs)}.")
+        for name, value in (("weighted_metrics", weighted_metrics), ("loss_weights", loss_weights)):
+            if value is not None and not (isinstance(value, (list, tuple, dict)) and not value):
+                raise NotImplementedError(
+                    f"compile({name}=...) is not implemented in unrolled; it would be ignored. "
+                    "Leave it out (metrics=... are unweighted, as in Keras)."
+                )
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss) if loss is not None else None
         self._loss_sparse = "sparse" in type(self.loss).__name__.lower() if self.loss is not None else False
@@ -109,11 +118,19 @@ class Trainer:
         return loss, grads
 
     def _loss_and_grads(self, xs, ys, sample_weight, training):
-        y_pred, tape = self.forward(self._pack(xs), training=training)
-        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
-        dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight)   # dLoss/dy_pred
+        # The output's mask (mask_zero/Masking down a return_sequences path) weighs the
+        # loss as Keras's y_pred._keras_mask does; it is kept for the metrics' update.
+        y_pred, tape, mask = self._run_graph(self._pack(xs), training, keep_tape=True)
+        self._output_mask = mask
+        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
+        dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
         _, grads = self.backward(tape, dy, input_gradients=False)          # BPTT and back
         return loss, grads, y_pred
+
+    def _test_step(self, xs, ys, sample_weight):
+        y_pred, _, mask = self._run_graph(self._pack(xs), False, keep_tape=False)
+        self._output_mask = mask
+        return float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask)), y_pred
 
     def _train_step(self, xs, ys, sample_weight):
         memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)
@@ -126,14 +143,27 @@ class Trainer:
 
     def _update_metrics(self, ys, y_pred, sample_weight):
         # Keras's compile(metrics=...) metrics are unweighted; sample_weight goes to the loss.
+        # The output mask of the step just run weighs them 0/1 per time step.
+        from ..metrics import MeanMetricWrapper
         self._build_metrics(ys, y_pred)
+        mask = getattr(self, "_output_mask", None)
         for m in self._metrics:
-            m.update_state(ys, y_pred)
+            if mask is not None and isinstance(m, MeanMetricWrapper):
+                m.update_state(ys, y_pred, mask=mask)
+            else:
+                m.update_state(ys, y_pred)
 
-    def train_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics)."""
         self._require_compiled("train_on_batch")
         xs, ys = _check_xy(self, x, y)
+        if class_weight is not None:
+            if sample_weight is not None:
+                raise ValueError(
+                    "train_on_batch: `class_weight` and `sample_weight` cannot be given together.")
+            sample_weight = data.class_weight_to_sample_weight(
+                ys, class_weight, len(self.outputs[0].shape), self.outputs[0].dtype)
         for m in self._metrics:
             m.reset_state()
         loss, y_pred = self._train_step(xs, ys, sample_weight)
@@ -145,8 +175,7 @@ class Trainer:
         xs, ys = _check_xy(self, x, y)
         for m in self._metrics:
             m.reset_state()
-        y_pred = self.call(self._pack(xs), training=False)
-        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight))
+        loss, y_pred = self._test_step(xs, ys, sample_weight)
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
 
@@ -157,35 +186,33 @@ class Trainer:
         return loss if not self._metrics else list(logs.values())
 
     # --- loops -----------------------------------------------------------------------------
-    def _run_epoch(self, xs, ys, sw, batch_size, train, callbacks=None, order=None, bar=None):
-        n = xs[0].shape[0]
-        idx = np.arange(n) if order is None else order
+    def _run_epoch(self, xs, ys, sw, batches, train, callbacks=None, bar=None):
+        """One pass over ``batches`` (index arrays): train or test steps, with the callbacks'
+        batch hooks; returns the logs (loss: batch losses averaged by batch size)."""
         for m in self._metrics:
             m.reset_state()
         total, count = 0.0, 0
-        steps = math.ceil(n / batch_size)
         logs = {}
-        for step in range(steps):
-            b = idx[step * batch_size:(step + 1) * batch_size]
+        kind = "train" if train else "test"
+        for step, b in enumerate(batches):
             bx = [a[b] for a in xs]
             by = ys[b]
             bsw = None if sw is None else sw[b]
             if callbacks is not None:
-                callbacks.on_train_batch_begin(step)
+                getattr(callbacks, f"on_{kind}_batch_begin")(step)
             if train:
                 loss, y_pred = self._train_step(bx, by, bsw)
             else:
-                y_pred = self.call(self._pack(bx), training=False)
-                loss = float(self.loss(by, y_pred, sample_weight=bsw))
-            total += loss * len(b)                     # Keras's loss tracker: weighted by batch size
-            count += len(b)
+                loss, y_pred = self._test_step(bx, by, bsw)
+            total += loss * len(by)                    # Keras's loss tracker: weighted by batch size
+            count += len(by)
             self._update_metrics(by, y_pred, bsw)
             logs = {"loss": total / count, **{m.name: float(m.result()) for m in self._metrics}}
             if callbacks is not None:
-                callbacks.on_train_batch_end(step, logs)
+                getattr(callbacks, f"on_{kind}_batch_end")(step, logs)
             if bar is not None:
                 bar.update(step + 1, logs)
-            if self.stop_training and train:
+            if train and self.stop_training:
                 break
         return logs
 
@@ -193,24 +220,24 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for ``epochs`` epochs; returns a ``History`` whose ``history`` dict has
-        Keras's keys (``loss``, metric names, ``val_`` versions)."""
+        """Train for epochs ``initial_epoch`` to ``epochs - 1``; returns a ``History`` whose
+        ``history`` dict has Keras's keys (``loss``, metric names, ``val_`` versions).
+        Batching, ``steps_per_epoch`` and ``class_weight`` follow ``models.data``."""
         from ..callbacks import CallbackList, History
 
         self._require_compiled("fit")
         xs, ys = _check_xy(self, x, y)
-        batch_size = 32 if batch_size is None else batch_size
-        if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive integer; received {batch_size!r}.")
         sw = None if sample_weight is None else np.asarray(sample_weight)
+        if class_weight is not None and sw is not None:
+            raise ValueError("fit: `class_weight` and `sample_weight` cannot be given together.")
+        validation_freq = data.check_validation_freq(validation_freq)
         if not 0 <= validation_split < 1:
             raise ValueError(f"validation_split must be in [0, 1); received {validation_split}.")
         val = None
         if validation_data is not None:
-            vx, vy = validation_data[:2]
+            vx, vy, vsw = data.unpack(validation_data, "validation_data")
             vxs, vys = _check_xy(self, vx, vy, "validation_data")
-            vsw = None if len(validation_data) < 3 else np.asarray(validation_data[2])
-            val = (vxs, vys, vsw)
+            val = (vxs, vys, None if vsw is None else np.asarray(vsw))
         elif validation_split:
             n = xs[0].shape[0]
             split = int(n * (1 - validation_split))
@@ -222,29 +249,32 @@ class Trainer:
             val = ([a[split:] for a in xs], ys[split:], None if sw is None else sw[split:])
             xs, ys = [a[:split] for a in xs], ys[:split]
             sw = None if sw is None else sw[:split]
+        if class_weight is not None:        # after the split: validation stays unweighted
+            sw = data.class_weight_to_sample_weight(ys, class_weight, len(self.outputs[0].shape),
+                                                    self.outputs[0].dtype)
+        batches = data.Batches(xs[0].shape[0], batch_size, steps_per_epoch, shuffle)
+        val_batches = None if val is None else data.Batches(
+            val[0][0].shape[0], validation_batch_size or batch_size, validation_steps,
+            what="validation_steps")
         verbose = 1 if verbose == "auto" else verbose
         history = History()
         cbs = CallbackList(to_list(callbacks) + [history], model=self,
                            params={"epochs": epochs, "verbose": verbose,
-                                   "steps": math.ceil(xs[0].shape[0] / batch_size)})
+                                   "steps": batches.num_batches})
         self.stop_training = False
         cbs.on_train_begin()
-        n = xs[0].shape[0]
-        steps = math.ceil(n / batch_size)
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            if verbose:
+            if verbose and epochs > 1:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            order = utils.rng().permutation(n) if shuffle else None
-            bar = Progbar(steps, verbose=verbose) if verbose else None
-            logs = self._run_epoch(xs, ys, sw, batch_size, True, cbs, order,
+            bar = Progbar(batches.num_batches, verbose=verbose) if verbose else None
+            logs = self._run_epoch(xs, ys, sw, batches.epoch(), True, cbs,
                                    bar if verbose == 1 else None)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                vlogs = self._run_epoch(val[0], val[1], val[2],
-                                        validation_batch_size or batch_size, False)
+            if val is not None and data.should_validate(epoch, validation_freq):
+                vlogs = self._test_loop(val, val_batches, cbs)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
             if bar is not None:
-                bar.update(steps, logs, finalize=True)
+                bar.update(batches.num_batches, logs, finalize=True)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -252,16 +282,31 @@ class Trainer:
         self.history = history
         return history
 
+    def _test_loop(self, val, batches, callbacks, bar=None):
+        callbacks.on_test_begin()
+        batches.reset()
+        logs = self._run_epoch(val[0], val[1], val[2], batches.epoch(), False, callbacks, bar)
+        callbacks.on_test_end(logs)
+        return logs
+
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 return_dict=False, callbacks=None, steps=None):
-        """The loss (and metrics) on ``(x, y)``, averaged over batches as Keras does."""
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """The loss (and metrics) on ``(x, y)``, averaged over batches as Keras does;
+        ``steps`` evaluates the first that many batches only."""
+        from ..callbacks import CallbackList
+
+        if kwargs:
+            raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}.")
         self._require_compiled("evaluate")
         xs, ys = _check_xy(self, x, y)
-        batch_size = 32 if batch_size is None else batch_size
         sw = None if sample_weight is None else np.asarray(sample_weight)
+        batches = data.Batches(xs[0].shape[0], batch_size, steps, what="steps")
         verbose = 1 if verbose == "auto" else verbose
-        bar = Progbar(math.ceil(xs[0].shape[0] / batch_size), verbose=verbose) if verbose else None
-        logs = self._run_epoch(xs, ys, sw, batch_size, False, bar=bar)
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
+            to_list(callbacks), model=self,
+            params={"epochs": 1, "verbose": verbose, "steps": batches.num_batches})
+        bar = Progbar(batches.num_batches, verbose=verbose) if verbose else None
+        logs = self._test_loop((xs, ys, sw), batches, cbs, bar)
         return self._result_from_logs(logs, return_dict)
 
     def _result_from_logs(self, logs, return_dict):
