@@ -124,3 +124,24 @@ def test_public_gradients_stay_dense_and_sum_repeated_rows():
     assert all(isinstance(g, np.ndarray) for g in grads)
     assert grads[0].shape == (VOCAB, 8)
     assert not grads[0][np.setdiff1d(np.arange(VOCAB), x)].any()
+
+
+def test_one_embedding_shared_by_two_inputs():
+    # Two calls: each call's positions count separately in the squares (TF concatenates).
+    x1, y = batches(False)[0]
+    x2 = batches(False)[1][0]
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    ki, kj = keras.Input((T,), dtype="int32"), keras.Input((T,), dtype="int32")
+    ke, kl = L.Embedding(VOCAB, 8), L.LSTM(6)
+    theirs = keras.Model([ki, kj], L.Dense(4, activation="softmax")(
+        L.Concatenate()([kl(ke(ki)), kl(ke(kj))])))
+    i, j = Input((T,), dtype="int32"), Input((T,), dtype="int32")
+    e, lstm = Embedding(VOCAB, 8), LSTM(6)
+    ours = Model([i, j], Dense(4, activation="softmax")(Concatenate()([lstm(e(i)), lstm(e(j))])))
+    ours.set_weights(theirs.get_weights())
+    theirs.compile(keras.optimizers.Adagrad(0.1), "sparse_categorical_crossentropy")
+    ours.compile(uopt.Adagrad(0.1), "sparse_categorical_crossentropy")
+    losses = [(ours.train_on_batch([x1, x2], y), float(theirs.train_on_batch([x1, x2], y)))
+              for _ in range(STEPS)]
+    assert_same(ours, theirs, losses)

@@ -12,6 +12,10 @@ One call of ``apply_gradients`` does, in Keras 3's order:
    schedule's value) at the current ``iterations``;
 6. ``iterations += 1``.
 
+An Embedding's gradient arrives in training as ``sparse.IndexedSlices`` (one row per
+looked-up position, as Keras's TensorFlow backend gives it); clipping and the optimizers
+that set ``sparse_updates`` follow Keras's sparse rule (``sparse.py``), others get row sums.
+
 Arithmetic runs in each variable's dtype. The learning rate is a float32 scalar first
 (as Keras's ``learning_rate`` variable is), then cast to the variable's dtype. Python
 constants such as ``1 - beta_1`` are rounded to that dtype, except where Keras passes
