@@ -145,3 +145,28 @@ def test_one_embedding_shared_by_two_inputs():
     losses = [(ours.train_on_batch([x1, x2], y), float(theirs.train_on_batch([x1, x2], y)))
               for _ in range(STEPS)]
     assert_same(ours, theirs, losses)
+
+
+def test_indexed_slices_rows_and_an_optimizer_without_sparse_rule_gets_row_sums():
+    from unrolled.optimizers.sparse import IndexedSlices
+    from unrolled.variables import Variable
+
+    g = IndexedSlices([1, 3, 1], np.array([[1.0, 2.0], [3.0, 4.0], [5.0, -6.0]], "float32"),
+                      (4, 2))
+    np.testing.assert_array_equal(g.dense(), [[0, 0], [6, -4], [0, 0], [3, 4]])
+    np.testing.assert_array_equal(g.squares(), [[0, 0], [26, 40], [0, 0], [9, 16]])
+    assert (g + g).indices.tolist() == [1, 3, 1, 1, 3, 1]
+
+    seen = []
+
+    class Plain(uopt.SGD):                  # a subclass that did not opt in to the rule
+        sparse_updates = False
+
+        def update_step(self, gradient, variable, learning_rate):
+            seen.append(gradient)
+            super().update_step(gradient, variable, learning_rate)
+
+    var = Variable(np.zeros((4, 2), "float32"), "w")
+    Plain(learning_rate=1.0).apply([g], [var])
+    assert isinstance(seen[0], np.ndarray)
+    np.testing.assert_array_equal(var.value, -g.dense())

@@ -94,7 +94,8 @@ class Embedding(Layer):
     def backward(self, ids, dy, sparse=False):
         if sparse:
             rows = np.where(ids < 0, ids + self.input_dim, ids)
-            return [None], [IndexedSlices(rows, dy, self.embeddings.shape)]
+            # dy is kept until the optimizer step: a copy, should a layer reuse its buffer
+            return [None], [IndexedSlices(rows, np.array(dy), self.embeddings.shape)]
         dembeddings = np.zeros_like(self.embeddings.value)
         np.add.at(dembeddings, ids, dy)                      # repeated ids add up
         return [None], [dembeddings]
