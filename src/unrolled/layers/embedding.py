@@ -7,6 +7,7 @@ two layers create one; the functional ``Model`` hands it to the layers downstrea
 import numpy as np
 
 from .. import initializers
+from ..optimizers.sparse import IndexedSlices
 from .base import Layer
 
 # Keras's short names for the two random initializers Embedding is commonly given.
@@ -33,8 +34,13 @@ class Embedding(Layer):
     accepted and ignored, as Keras 3 ignores it.
 
     Backward: the ids get no gradient; each row of ``embeddings`` gets the sum of the
-    gradients of the positions that looked it up.
+    gradients of the positions that looked it up. With ``sparse=True`` (training) it is
+    an ``IndexedSlices`` of one row per position instead, as Keras's TensorFlow backend
+    hands its optimizer (the sum differs from it in Adam, RMSprop, Adagrad: see
+    ``unrolled/optimizers/sparse.py``).
     """
+
+    sparse_gradients = True                                  # backward takes ``sparse``
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  mask_zero=False, **kwargs):
@@ -85,7 +91,11 @@ class Embedding(Layer):
         ids = self._ids(x)
         return self.embeddings.value[ids], ids
 
-    def backward(self, ids, dy):
+    def backward(self, ids, dy, sparse=False):
+        if sparse:
+            rows = np.where(ids < 0, ids + self.input_dim, ids)
+            # dy is kept until the optimizer step: a copy, should a layer reuse its buffer
+            return [None], [IndexedSlices(rows, np.array(dy), self.embeddings.shape)]
         dembeddings = np.zeros_like(self.embeddings.value)
         np.add.at(dembeddings, ids, dy)                      # repeated ids add up
         return [None], [dembeddings]

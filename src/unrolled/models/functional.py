@@ -257,12 +257,13 @@ class Model(Trainer, Layer):
             return outputs[0], tape, out_masks[0]
         return outputs, tape, out_masks
 
-    def backward(self, tape, doutputs, input_gradients=True):
+    def backward(self, tape, doutputs, input_gradients=True, sparse=False):
         """dLoss/d(inputs) and dLoss/d(weights) (in ``self.weights`` order) from dLoss/d(outputs).
 
         With ``input_gradients=False`` (training: the inputs are data) layers that can skip
         dLoss/d(their input) do so where that input is one of the model's inputs, and those
-        come back as None."""
+        come back as None. With ``sparse=True`` (training) an Embedding's gradient is an
+        ``unrolled.optimizers.sparse.IndexedSlices``, one row per looked-up position."""
         grads = {}
         data = set() if input_gradients else {id(t) for t in self.inputs}
 
@@ -284,6 +285,8 @@ class Model(Trainer, Layer):
                 dy = douts[0]
             if id(node.flat_inputs[0]) in data and node.layer.optional_input_gradient:
                 dinputs, dweights = node.layer.backward(cache, dy, input_gradient=False)
+            elif sparse and getattr(node.layer, "sparse_gradients", False):
+                dinputs, dweights = node.layer.backward(cache, dy, sparse=True)
             else:
                 dinputs, dweights = node.layer.backward(cache, dy)
             for t, g in zip(node.flat_inputs, dinputs):

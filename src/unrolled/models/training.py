@@ -117,14 +117,14 @@ class Trainer:
         loss, grads, _ = self._loss_and_grads(xs, ys, sample_weight, training=False)
         return loss, grads
 
-    def _loss_and_grads(self, xs, ys, sample_weight, training):
+    def _loss_and_grads(self, xs, ys, sample_weight, training, sparse=False):
         # The output's mask (mask_zero/Masking down a return_sequences path) weighs the
         # loss as Keras's y_pred._keras_mask does; it is kept for the metrics' update.
         y_pred, tape, mask = self._run_graph(self._pack(xs), training, keep_tape=True)
         self._output_mask = mask
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
-        _, grads = self.backward(tape, dy, input_gradients=False)          # BPTT and back
+        _, grads = self.backward(tape, dy, input_gradients=False, sparse=sparse)  # BPTT
         return loss, grads, y_pred
 
     def _test_step(self, xs, ys, sample_weight):
@@ -134,7 +134,9 @@ class Trainer:
 
     def _train_step(self, xs, ys, sample_weight):
         memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)
-        loss, grads, y_pred = self._loss_and_grads(xs, ys, sample_weight, training=True)
+        # sparse: an Embedding's gradient reaches the optimizer as Keras's TF backend gives it
+        loss, grads, y_pred = self._loss_and_grads(xs, ys, sample_weight, training=True,
+                                                   sparse=True)
         trainable = self.trainable_weights
         ids = {id(w) for w in trainable}
         pairs = [(g, w) for g, w in zip(grads, self.weights) if id(w) in ids]

@@ -2,6 +2,7 @@
 import numpy as np
 
 from unrolled.optimizers.base import Optimizer, via_float32
+from unrolled.optimizers.sparse import dense_and_squares
 
 
 class Adam(Optimizer):
@@ -16,7 +17,13 @@ class Adam(Optimizer):
     The bias corrections sit in ``alpha`` and ``epsilon`` is added to the square root of
     the *uncorrected* ``v``: the paper's "epsilon hat", equal to PyTorch's Adam with
     ``eps = epsilon * sqrt(1 - beta_2**t)``. The default epsilon is 1e-7.
+
+    An Embedding's gradient (sparse, as in Keras's TensorFlow backend): ``m`` takes the
+    row sums, ``v`` the per-position squares summed by row (not the square of the sum);
+    every row's ``m``, ``v`` and weights still update densely (see ``sparse.py``).
     """
+
+    sparse_updates = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, weight_decay=None, clipnorm=None, clipvalue=None,
@@ -32,7 +39,7 @@ class Adam(Optimizer):
         return groups + [[("velocity_hat", 0.0)]] if self.amsgrad else groups
 
     def update_step(self, gradient, variable, learning_rate):
-        g, lr, var = gradient, learning_rate, variable.value
+        (g, g2), lr, var = dense_and_squares(gradient), learning_rate, variable.value
         dt = var.dtype.type
         t = dt(self.iterations + 1)
         beta_1_power = via_float32(self.beta_1, dt) ** t
@@ -41,7 +48,7 @@ class Adam(Optimizer):
         m = self.slot(variable, "momentum")
         v = self.slot(variable, "velocity")
         m += (g - m) * dt(1 - self.beta_1)
-        v += (np.square(g) - v) * dt(1 - self.beta_2)
+        v += (g2 - v) * dt(1 - self.beta_2)
         if self.amsgrad:
             v_hat = self.slot(variable, "velocity_hat")
             np.maximum(v_hat, v, out=v_hat)

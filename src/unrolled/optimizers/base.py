@@ -12,6 +12,10 @@ One call of ``apply_gradients`` does, in Keras 3's order:
    schedule's value) at the current ``iterations``;
 6. ``iterations += 1``.
 
+An Embedding's gradient arrives in training as ``sparse.IndexedSlices`` (one row per
+looked-up position, as Keras's TensorFlow backend gives it); clipping and the optimizers
+that set ``sparse_updates`` follow Keras's sparse rule (``sparse.py``), others get row sums.
+
 Arithmetic runs in each variable's dtype. The learning rate is a float32 scalar first
 (as Keras's ``learning_rate`` variable is), then cast to the variable's dtype. Python
 constants such as ``1 - beta_1`` are rounded to that dtype, except where Keras passes
@@ -25,6 +29,7 @@ import numpy as np
 
 from unrolled.config import floatx
 from unrolled.optimizers.schedules import LearningRateSchedule
+from unrolled.optimizers.sparse import IndexedSlices
 from unrolled.variables import Variable
 
 # Keras optimizer arguments we accept only at their default values.
@@ -193,7 +198,8 @@ class Optimizer:
                     f"'{var.path}' of shape {var.shape}."
                 )
         self.build(variables)
-        grads = self._clip([np.asarray(g) for g in grads])
+        grads = self._clip([g if isinstance(g, IndexedSlices) else np.asarray(g)
+                            for g in grads])
         if self.weight_decay is not None:
             for var in variables:
                 if self._use_weight_decay(var):
@@ -202,9 +208,15 @@ class Optimizer:
                     var.value -= var.value * wd * lr
         lr = self.learning_rate
         for g, var in zip(grads, variables):
+            if isinstance(g, IndexedSlices) and not self.sparse_updates:
+                g = g.dense()
             self.update_step(g.astype(var.value.dtype, copy=False), var,
                              var.value.dtype.type(lr))
         self._iteration.value += 1
+
+    # True where ``update_step`` takes an ``IndexedSlices`` (an Embedding's gradient in
+    # training) and applies Keras's sparse rule (see sparse.py); else it gets row sums.
+    sparse_updates = False
 
     def update_step(self, gradient, variable, learning_rate):
         raise NotImplementedError
@@ -227,7 +239,8 @@ class Optimizer:
             return _clip_by_global_norm(grads, self.global_clipnorm)
         if self.clipvalue and self.clipvalue > 0:
             v = self.clipvalue
-            return [np.clip(g, g.dtype.type(-v), g.dtype.type(v)) for g in grads]
+            return [_map_values(g, lambda a: np.clip(a, a.dtype.type(-v), a.dtype.type(v)))
+                    for g in grads]
         return grads
 
     def get_config(self):
@@ -254,8 +267,16 @@ def via_float32(value, dtype):
     return dtype(np.float32(value))
 
 
+def _map_values(g, fn):
+    """``fn`` on an ndarray, or on each position's row of an ``IndexedSlices``."""
+    return g.with_values(fn(g.values)) if isinstance(g, IndexedSlices) else fn(g)
+
+
 def _clip_by_norm(g, clipnorm):
-    """``g * c / max(||g||, c)``: unchanged if ``||g|| <= c``, else rescaled to norm ``c``."""
+    """``g * c / max(||g||, c)``: unchanged if ``||g|| <= c``, else rescaled to norm ``c``.
+    For an ``IndexedSlices`` the norm is that of its per-position rows, as in Keras."""
+    if isinstance(g, IndexedSlices):
+        return g.with_values(_clip_by_norm(g.values, clipnorm))
     dt = g.dtype.type
     l2sum = np.sum(np.square(g), dtype=g.dtype)
     l2norm = np.sqrt(l2sum) if l2sum > 0 else l2sum
@@ -263,12 +284,14 @@ def _clip_by_norm(g, clipnorm):
 
 
 def _clip_by_global_norm(grads, clip_norm):
-    """``g * c * min(1/||G||, 1/c)`` with ``||G||`` the norm of all gradients together."""
+    """``g * c * min(1/||G||, 1/c)`` with ``||G||`` the norm of all gradients together.
+    An ``IndexedSlices`` counts its per-position squares and comes out dense, as in Keras."""
     dt = grads[0].dtype.type
-    norm = np.sqrt(np.sum([np.sum(np.square(g), dtype=g.dtype) for g in grads], dtype=dt))
+    values = [g.values if isinstance(g, IndexedSlices) else g for g in grads]
+    norm = np.sqrt(np.sum([np.sum(np.square(g), dtype=g.dtype) for g in values], dtype=dt))
     scale = dt(clip_norm) * np.minimum(dt(1.0) / norm, dt(1.0 / clip_norm))
     scale = scale + (norm - norm)  # NaN if the norm is inf or NaN, as Keras
-    return [g * scale for g in grads]
+    return [(g.dense() if isinstance(g, IndexedSlices) else g) * scale for g in grads]
 
 
 def _snake_case(name):

@@ -2,6 +2,7 @@
 import numpy as np
 
 from unrolled.optimizers.base import Optimizer
+from unrolled.optimizers.sparse import dense_and_squares
 
 
 class RMSprop(Optimizer):
@@ -16,7 +17,15 @@ class RMSprop(Optimizer):
         else:          var -= increment
 
     ``epsilon`` (1e-7) goes *inside* the square root, unlike PyTorch's RMSprop.
+
+    An Embedding's gradient (sparse, as in Keras's TensorFlow backend): ``velocity`` adds
+    the per-position squares summed by row; ``avg_g`` and the step use the row sums; all
+    rows' state decays (see ``sparse.py``). Centered, ``velocity - avg_g**2`` can then go
+    negative for a token repeated more than ``1 / (1 - rho)`` times: NaN here, and Keras
+    fails with an InvalidArgumentError there.
     """
+
+    sparse_updates = True
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, weight_decay=None, clipnorm=None, clipvalue=None,
@@ -35,11 +44,11 @@ class RMSprop(Optimizer):
         return groups
 
     def update_step(self, gradient, variable, learning_rate):
-        g, lr, var = gradient, learning_rate, variable.value
+        (g, g2), lr, var = dense_and_squares(gradient), learning_rate, variable.value
         dt = var.dtype.type
         rho, one_minus_rho, eps = dt(self.rho), dt(1 - self.rho), dt(self.epsilon)
         velocity = self.slot(variable, "velocity")
-        velocity[...] = rho * velocity + one_minus_rho * np.square(g)
+        velocity[...] = rho * velocity + one_minus_rho * g2
         if self.centered:
             avg_g = self.slot(variable, "average_gradient")
             avg_g[...] = rho * avg_g + one_minus_rho * g
