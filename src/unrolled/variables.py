@@ -13,6 +13,7 @@ class Variable:
         self.value = np.array(value)
         self.name = name
         self.trainable = bool(trainable)
+        self.created_trainable = self.trainable   # a layer's trainable flag toggles only these
         self.path = path or name
 
     @property

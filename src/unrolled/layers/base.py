@@ -71,9 +71,9 @@ class Layer:
             )
         self.name = name or unique_name(_snake_case(type(self).__name__))
         self.dtype = standardize_dtype(dtype).name
-        self.trainable = trainable
-        self.built = False
         self._weights = []
+        self._trainable = bool(trainable)   # as Keras: the constructor sets the flag alone
+        self.built = False
         self._inbound_nodes = []
         self._feature_size = None
 
@@ -94,13 +94,48 @@ class Layer:
     def weights(self):
         return list(self._weights)
 
+    def _sublayers(self):
+        """The layers this one holds (a recurrent layer's cell, a wrapper's layer, a
+        model's layers): ``trainable`` reaches them, as it does in Keras."""
+        return []
+
+    @property
+    def trainable(self):
+        """Whether training updates this layer's weights. Setting it sets the flag of the
+        layer's own weights created trainable and of every layer it holds, as Keras's
+        setter does (so ``model.trainable = True`` unfreezes everything below); the next
+        ``fit`` or ``train_on_batch`` step reads it again."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        value = bool(value)
+        self._trainable = value
+        for w in self._weights:
+            if w.created_trainable:
+                w.trainable = value
+        for layer in self._sublayers():
+            layer.trainable = value
+
+    def _trainable_ids(self):
+        if not self._trainable:
+            return set()
+        ids = {id(w) for w in self._weights if w.trainable}
+        for layer in self._sublayers():
+            ids |= layer._trainable_ids()
+        return ids
+
     @property
     def trainable_weights(self):
-        return [w for w in self.weights if w.trainable and self.trainable]
+        """The weights the optimizer updates: those of trainable layers all the way down,
+        in ``weights`` order."""
+        ids = self._trainable_ids()
+        return [w for w in self.weights if id(w) in ids]
 
     @property
     def non_trainable_weights(self):
-        return [w for w in self.weights if not (w.trainable and self.trainable)]
+        ids = self._trainable_ids()
+        return [w for w in self.weights if id(w) not in ids]
 
     def get_weights(self):
         """The weights as a list of NumPy arrays (copies), in Keras's order."""

@@ -111,6 +111,9 @@ class RNN(Layer):
     def weights(self):
         return self.cell.weights
 
+    def _sublayers(self):
+        return [self.cell]
+
     def build(self, input_shape):
         self._feature_size = input_shape[-1]
         if not self.cell.built:

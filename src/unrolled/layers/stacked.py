@@ -86,6 +86,9 @@ class StackedRNNCells(Layer):
     def weights(self):
         return [w for cell in self.cells for w in cell.weights]
 
+    def _sublayers(self):
+        return list(self.cells)
+
     def build(self, input_shape):
         shape = tuple(input_shape)
         for cell in self.cells:

@@ -118,6 +118,9 @@ class Bidirectional(Layer):
     def weights(self):
         return self.forward_layer.weights + self.backward_layer.weights
 
+    def _sublayers(self):
+        return [self.forward_layer, self.backward_layer]
+
     def build(self, input_shape):
         self._feature_size = input_shape[-1]
         for sub in (self.forward_layer, self.backward_layer):
@@ -280,6 +283,9 @@ class TimeDistributed(Layer):
     def weights(self):
         return self.layer.weights
 
+    def _sublayers(self):
+        return [self.layer]
+
     @staticmethod
     def _child_shape(input_shape):
         return (input_shape[0],) + tuple(input_shape[2:])
@@ -289,7 +295,10 @@ class TimeDistributed(Layer):
         self.layer._check_input_shape(self._child_shape(shape), index)
 
     def build(self, input_shape):
-        self.layer._maybe_build(self._child_shape(input_shape))
+        if not self.layer.built:
+            self.layer._maybe_build(self._child_shape(input_shape))
+            for w in self.layer.weights:          # Keras's paths: "td/dense/kernel"
+                w.path = f"{self.name}/{w.path}"
         self.built = True
 
     def compute_output_shape(self, input_shape):

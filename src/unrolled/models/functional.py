@@ -164,6 +164,9 @@ class Model(Trainer, Layer):
                     out.append(w)
         return out
 
+    def _sublayers(self):
+        return self.layers
+
     def set_weights(self, weights):
         weights = list(weights)
         own = self.weights
