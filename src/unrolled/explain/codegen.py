@@ -18,7 +18,7 @@ from .codegen_layers import ACTIVATIONS, LAYER_WRITERS, activation_source, unsup
 SUPPORTED = ("SimpleRNN", "LSTM", "GRU", "RNN(SimpleRNNCell|LSTMCell|GRUCell)", "Bidirectional",
              "Dense", "Embedding", "TimeDistributed", "Activation", "Flatten", "Dropout",
              "RepeatVector", "Reshape", "Concatenate", "Add")
-_RESERVED = {"np", "os", "W", "predict", "WEIGHTS_FILE", "x", "argparse"} | set(ACTIVATIONS)
+_RESERVED = {"np", "os", "W", "predict", "WEIGHTS_FILE", "MODEL_NAME", "INPUTS", "x", "argparse"} | set(ACTIVATIONS)
 
 
 def _float_text(values, dtype):
@@ -68,7 +68,7 @@ class Namer:
         self.used = set(_RESERVED)
 
     def __call__(self, name):
-        base = re.sub(r"\W", "_", name)
+        base = re.sub(r"[^0-9A-Za-z_]", "_", name)      # ASCII identifiers only
         if not base or base[0].isdigit() or keyword.iskeyword(base):
             base = "layer_" + base
         out, k = base, 1
@@ -164,14 +164,17 @@ def _kind(layer):
 
 
 def _header(model, weights, stem):
-    names = ", ".join(f"{t.node.layer.name} {tuple(t.shape)}" for t in model.inputs)
+    # Names come from the model (perhaps from someone's file): they enter the program only
+    # as repr() literals, never inside the docstring or as code.
+    inputs = [(t.node.layer.name, tuple(t.shape)) for t in model.inputs]
     imports = "import os\n\nimport numpy as np" if weights == "npz" else "import numpy as np"
-    return (f'"""Model \'{model.name}\' in plain NumPy, written by unrolled.explain.to_numpy_code.\n\n'
-            f"predict(x) gives what model.predict(x) gives (float32). Inputs: {names}.\n"
-            "Every recurrent layer is one loop over time, as in the notebook:\n\n"
+    return ('"""A model in plain NumPy, written by unrolled.explain.to_numpy_code.\n\n'
+            "predict(x) gives what model.predict(x) gives (float32); MODEL_NAME and INPUTS\n"
+            "(name and shape of each input) say which model. Every recurrent layer is one\n"
+            "loop over time, as in the notebook:\n\n"
             "    for t in range(T):\n        h = tanh(x[:, t] @ kernel + h @ recurrent_kernel + bias)\n\n"
             "Run it: python this_file.py x.npy [--out y.npy]\n"
-            f'"""\n{imports}\n')
+            f'"""\n{imports}\n\nMODEL_NAME = {model.name!r}\nINPUTS = {inputs!r}\n')
 
 
 def _weights_source(arrays, weights, stem):
