@@ -16,12 +16,13 @@ from unrolled.optimizers import Adam
 
 def _pair(seed=0):
     """The same graph in both frameworks: LSTM -> Bidirectional(GRU) -> TimeDistributed(Dense)
-    -> LSTM -> Dense, every layer named, so weight paths compare."""
+    -> LSTM -> Dense, every layer named (inner ones too: auto names carry a per-process
+    counter that differs between the two frameworks), so weight paths compare."""
     def build(L, M):
         i = L.Input((6, 3), name="x")
         h = L.LSTM(4, return_sequences=True, name="enc")(i)
-        h = L.Bidirectional(L.GRU(3, return_sequences=True), name="bi")(h)
-        h = L.TimeDistributed(L.Dense(4), name="td")(h)
+        h = L.Bidirectional(L.GRU(3, return_sequences=True, name="gru"), name="bi")(h)
+        h = L.TimeDistributed(L.Dense(4, name="dense"), name="td")(h)
         h = L.LSTM(5, name="dec")(h)
         return M(i, L.Dense(2, name="head")(h))
     k = build(keras.layers, keras.Model)
