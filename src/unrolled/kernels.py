@@ -16,7 +16,7 @@ computations use:
   below 4e-7); TensorFlow's own float32 ``tanh`` is off by up to 3.3e-7, NumPy's by
   6e-8. NaN stays NaN, +-inf gives exactly +-1.
 * ``sigmoid(x) = 0.5 * tanh(0.5 * x) + 0.5``, the formula ``activations.sigmoid`` uses.
-* one fused loop per cell step (``step_kernels``), forward and backward, for SimpleRNN
+* one fused loop per cell step (``fast.steps``), forward and backward, for SimpleRNN
   (tanh or relu), LSTM and GRU (``reset_after``) with their default activations. Each
   performs exactly the float operations of the NumPy lines in ``cells.py``/``lstm.py``/
   ``gru.py``, in the same order (the biases included: a GRU's ``(x W + b) + h U``,
@@ -38,7 +38,7 @@ computations use:
   dropout or without, for training; GRU with ``reset_after=False`` for inference only,
   ``gru_before_sequence``): the steps of a projected chunk in one call.
   A small layer otherwise spends a third of each step in Python. Their recurrent product
-  calls NumPy's own BLAS (``_numpy_blas``) exactly as ``np.dot`` does, so they too match
+  calls NumPy's own BLAS (``fast.blas``) exactly as ``np.dot`` does, so they too match
   the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference
   runs step by step.
 
@@ -100,23 +100,9 @@ def unfused():
 def _load():
     global _kernels
     if _kernels is None:
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            _kernels = False
-        else:
-            _kernels = _build()
+        from .fast import load
+        _kernels = load()
     return _kernels
-
-
-def _build():
-    from .sequence_kernels import build_sequences, numpy_blas
-    from .step_kernels import build_steps
-    kernels, jit = build_steps()
-    blas = numpy_blas()
-    if blas is not None:
-        build_sequences(kernels, jit, blas)
-    return kernels
 
 
 def sequence(dtype, units):
@@ -181,7 +167,7 @@ _no_mask = {}
 
 def dropout_arguments(operands, dtype):
     """The training kernels' recurrent-dropout arguments: ``operands`` = (rmask (G, B, M),
-    fw, fw_f, bw) from ``gates.dropout_operands`` (see ``training_kernels``), or, for
+    fw, fw_f, bw) from ``gates.dropout_operands`` (see ``fast.training``), or, for
     no recurrent dropout, an rmask without gates."""
     if operands is not None:
         return operands

@@ -169,7 +169,7 @@ def dropout_operands(kernel, rec_mask):
     """The compiled training loops' recurrent-dropout arguments for per-gate masks
     ``rec_mask`` (G, B, M): (rmask, fw, fw_f, bw), ``gate_operands``'s blocks stacked, fw[g]
     block g in C order or its transpose when fw_f (Fortran-ordered blocks), bw[g] block g
-    transposed, C order. ``training_kernels.dropped_products`` says how they are used."""
+    transposed, C order. ``fast.training.dropped_products`` says how they are used."""
     g = rec_mask.shape[0]
     fw, bw = gate_operands(kernel, g), gate_operands(kernel, g, transposed=True)
     fw_f = not fw[0].flags.c_contiguous
