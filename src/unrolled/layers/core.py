@@ -94,7 +94,7 @@ class Flatten(Layer):
         return (input_shape[0], size)
 
     def forward(self, x, *, training=False, mask=None):
-        return x.reshape(x.shape[0], -1), x.shape
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:]))), x.shape
 
     def backward(self, shape, dy):
         return [dy.reshape(shape)], []

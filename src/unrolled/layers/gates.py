@@ -100,7 +100,7 @@ def gate_product(a, kernel, per_gate=False, out=None):
     kg = _kernel_per_gate(kernel, g)
     kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])   # broadcast over time
     out = np.matmul(a, kg)                                         # (G, ..., B, N)
-    return np.moveaxis(out, 0, -2).reshape(a.shape[1:-1] + (-1,))
+    return np.moveaxis(out, 0, -2).reshape(a.shape[1:-1] + (kernel.shape[1],))
 
 
 def add_gate_product(a, kernel, per_gate, z):
@@ -159,7 +159,7 @@ def gate_product_backward(dz, a, kernel, per_gate=False):
         for i, w_t in enumerate(gate_operands(kernel, g, transposed=True)):
             np.dot(np.ascontiguousarray(dz[:, i * n:(i + 1) * n]), w_t, out=da[i])
         return da
-    dz_g = np.moveaxis(dz.reshape(dz.shape[:-1] + (g, -1)), -2, 0)  # (G, ..., B, N)
+    dz_g = np.moveaxis(dz.reshape(dz.shape[:-1] + (g, dz.shape[-1] // g)), -2, 0)  # (G, ..., B, N)
     kg = _kernel_per_gate(kernel, g).transpose(0, 2, 1)
     kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])
     return np.matmul(dz_g, kg)
@@ -241,7 +241,7 @@ def projection_chunk(cell, xs, width=None):
     shape = getattr(getattr(cell, "kernel", None), "shape", None)
     width = width or (shape[-1] if shape else 4 * cell.output_size)
     T, B = xs.shape[-3], xs.shape[-2]
-    return max(1, min(T, PROJECTION_CHUNK_BYTES // (B * width * xs.dtype.itemsize)))
+    return max(1, min(T, PROJECTION_CHUNK_BYTES // max(1, B * width * xs.dtype.itemsize)))
 
 
 def project_in_chunks(cell, xs, chunk, out=None):

@@ -322,8 +322,8 @@ class Model(Trainer, Layer):
         for a in arrays[1:]:
             if a.shape[0] != n:
                 raise ValueError(f"All inputs must have the same number of samples; received {[a.shape[0] for a in arrays]}.")
-        if n == 0:
-            raise ValueError(f"Received an empty batch: the input to model '{self.name}' has 0 samples.")
+        if n == 0:           # 0 samples in, 0 samples out, of the outputs' shapes
+            return self.call(self._pack(arrays), training=False)
         batches = Batches(n, batch_size, steps, what="steps")
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(

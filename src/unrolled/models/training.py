@@ -17,10 +17,10 @@ from ..utils import to_list
 from . import data
 
 
-def _check_xy(model, x, y, what="x"):
+def _check_xy(model, x, y, what="x", allow_empty=False):
     xs = model._standardize_inputs(x)
     n = xs[0].shape[0]
-    if n == 0:
+    if n == 0 and not allow_empty:
         raise ValueError(f"Received an empty batch: {what} has 0 samples.")
     if y is None:
         raise ValueError(
@@ -300,8 +300,16 @@ class Trainer:
         if kwargs:
             raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}.")
         self._require_compiled("evaluate")
-        xs, ys = _check_xy(self, x, y)
+        xs, ys = _check_xy(self, x, y, allow_empty=True)
         sw = None if sample_weight is None else np.asarray(sample_weight)
+        if xs[0].shape[0] == 0:            # a filtered or empty partition: a mean over nothing
+            import warnings
+            warnings.warn("evaluate received 0 samples: the loss and metrics are NaN.",
+                          stacklevel=2)
+            self._build_metrics(ys, self.call(self._pack(xs), training=False))
+            nan = float("nan")
+            return self._result_from_logs(
+                {"loss": nan, **{m.name: nan for m in self._metrics}}, return_dict)
         batches = data.Batches(xs[0].shape[0], batch_size, steps, what="steps")
         verbose = 1 if verbose == "auto" else verbose
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
