@@ -204,6 +204,18 @@ class Layer:
     def _check_initial_state_shapes(self, state_shapes, input_shape):
         raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
 
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: on an unbuilt layer that is a weight that
+        # ``build`` creates (kernel, recurrent_kernel, bias, ...), asked for by ``forward``,
+        # ``step`` or ``backward`` called directly. Say so instead of a bare AttributeError.
+        if not name.startswith("__") and self.__dict__.get("built", True) is False:
+            raise AttributeError(
+                f"Layer '{self.__dict__.get('name')}' ({type(self).__name__}) is not built yet, "
+                f"so it has no '{name}': call it on an input first (layer(x)), or call "
+                "layer.build(input_shape); forward, step and backward use the weights that "
+                "build creates.")
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
     def _maybe_build(self, input_shape):
         if not self.built:
             self.build(input_shape)

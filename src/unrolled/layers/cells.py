@@ -252,6 +252,11 @@ class SimpleRNNCell(Layer):
         return grads
 
     def get_config(self):
+        """Keras's cell config: the base layer's (name, trainable, dtype), then the
+        cell's options (``cell_config``)."""
+        return {**super().get_config(), **self.cell_config()}
+
+    def cell_config(self):
         return {"units": self.units, "activation": self.activation.name,
                 "use_bias": self.use_bias, "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout}
@@ -287,4 +292,4 @@ class SimpleRNN(RNN):
     use_bias = property(lambda self: self.cell.use_bias)
 
     def get_config(self):
-        return {**super().get_config(), **self.cell.get_config()}
+        return {**super().get_config(), **self.cell.cell_config()}

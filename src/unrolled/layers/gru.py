@@ -287,6 +287,11 @@ class GRUCell(Layer):
         return grads
 
     def get_config(self):
+        """Keras's cell config: the base layer's (name, trainable, dtype), then the
+        cell's options (``cell_config``)."""
+        return {**super().get_config(), **self.cell_config()}
+
+    def cell_config(self):
         return {"units": self.units, "activation": self.activation.name,
                 "recurrent_activation": self.recurrent_activation.name,
                 "use_bias": self.use_bias, "dropout": self.dropout,
@@ -334,4 +339,4 @@ class GRU(RNN):
     recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
 
     def get_config(self):
-        return {**super().get_config(), **self.cell.get_config()}
+        return {**super().get_config(), **self.cell.cell_config()}

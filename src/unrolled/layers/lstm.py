@@ -244,6 +244,11 @@ class LSTMCell(Layer):
         return grads
 
     def get_config(self):
+        """Keras's cell config: the base layer's (name, trainable, dtype), then the
+        cell's options (``cell_config``)."""
+        return {**super().get_config(), **self.cell_config()}
+
+    def cell_config(self):
         return {"units": self.units, "activation": self.activation.name,
                 "recurrent_activation": self.recurrent_activation.name,
                 "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias,
@@ -291,4 +296,4 @@ class LSTM(RNN):
     recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
 
     def get_config(self):
-        return {**super().get_config(), **self.cell.get_config()}
+        return {**super().get_config(), **self.cell.cell_config()}

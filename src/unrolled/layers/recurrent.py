@@ -206,6 +206,8 @@ class RNN(Layer):
         return self._run(x, training, mask, initial_state, keep_cache=False)[0]
 
     def _run(self, x, training, mask, initial_state, keep_cache):
+        if not self.built:                 # forward/call used directly: build from x, as layer(x)
+            x = self._prepare_eager(x)
         cell = self.cell
         states = self._initial_states(x, initial_state)
         B, T = x.shape[:2]
