@@ -152,6 +152,7 @@ def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid"):
     if kind not in ("Functional", "Model"):
         raise UnsupportedModelError(f"{where}: model class {kind!r} is not supported; supported: "
                                     "Sequential, Functional.")
+    _check_unique_names(cfg.get("layers", []), where)
     tensors, layers, pending, unknown = {}, {}, [], {}
     for entry in cfg.get("layers", []):
         check_not_code(entry, where)
@@ -210,8 +211,26 @@ def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid"):
     return model
 
 
+def _check_unique_names(entries, where):
+    """Files refer to layers by name (graph nodes, weight groups): two layers of one name make
+    a file ambiguous, and Keras refuses to build such a model."""
+    seen = set()
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        config = entry.get("config")
+        name = entry.get("name") or (config.get("name") if isinstance(config, dict) else None)
+        if not isinstance(name, str):
+            continue                      # refused, if at all, where the layer is read
+        if name in seen:
+            raise ModelFileError(f"{where}: two layers are named {name[:200]!r}; a file "
+                                 "matches nodes and weights by layer name, so it is ambiguous.")
+        seen.add(name)
+
+
 def _sequential(cfg, where, hard_sigmoid):
     entries = list(cfg.get("layers", []))
+    _check_unique_names(entries, where)
     input_tensor = None
     if entries and entries[0].get("class_name") == "InputLayer":
         input_tensor = input_layer_from_config(entries.pop(0), f"{where} InputLayer").output

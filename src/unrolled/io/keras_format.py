@@ -117,7 +117,12 @@ def load_legacy_weights(model, group, path, file_size):
     """Assign weights from a legacy ``model_weights`` group, matching layers by name."""
     updates = []
     stored = {}
-    for name in _attr_list(group, "layer_names"):
+    listed = _attr_list(group, "layer_names")
+    twice = sorted({name for name in listed if listed.count(name) > 1})
+    if twice:
+        raise ModelFileError(f"{path!r} lists the layers {twice} more than once; weights are "
+                             "matched by layer name, so the file is ambiguous.")
+    for name in listed:
         if name in group:
             stored[name] = _attr_list(group[name], "weight_names")
     for layer in model.layers:

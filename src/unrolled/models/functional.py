@@ -5,6 +5,8 @@ every node comes after the nodes it reads from. ``forward`` runs them in that or
 keeps each layer's cache on a *tape*; ``backward`` walks the tape in reverse, handing
 each layer dLoss/d(its outputs) and summing what it returns into dLoss/d(its inputs).
 """
+from collections import Counter
+
 import numpy as np
 
 from ..layers.base import Layer, check_array, unique_name
@@ -116,6 +118,11 @@ class Model(Trainer, Layer):
                 )
         self._nodes = [n for n in nodes if not isinstance(n.layer, InputLayer)]
         self._layers = _keras_layer_order(nodes, first_visit, self.inputs)
+        names = Counter(layer.name for layer in self._layers)
+        for name, count in names.items():  # files refer to layers by name: two are ambiguous
+            if count != 1:
+                raise ValueError(f'The name "{name}" is used {count} times in the model. All '
+                                 "operation names should be unique.")
         self._plan_graph()
         self.built = True
 

@@ -37,6 +37,11 @@ class Sequential(Model):
             raise TypeError(
                 f"Sequential only accepts layers; received {layer!r} of type {type(layer).__name__}."
             )
+        if any(other.name == layer.name for other in self._stack):
+            raise ValueError(
+                "All layers added to a Sequential model should have unique names. Name "
+                f"'{layer.name}' is already the name of a layer in this model. Update the "
+                "`name` argument to pass a unique name.")
         self._stack.append(layer)
         self.built = False
         if self._input is not None:
