@@ -340,3 +340,27 @@ def test_stacked_cells_bad_input():
         StackedRNNCells([])
     with pytest.raises(ValueError, match="cell contract"):
         StackedRNNCells([object()])
+
+
+def test_stacked_cells_train_on_long_sequences_as_keras(rng):
+    """(32, 200, 8) is longer than one input-projection chunk: training projected the chunks
+    into one buffer with ``out=``, which the stack did not take (a TypeError, issue 22)."""
+    def build(m):
+        model = m.Sequential([m.Input((200, 8)), m.layers.RNN(m.layers.StackedRNNCells(
+            [m.layers.LSTMCell(64), m.layers.LSTMCell(64)])), m.layers.Dense(1)])
+        model.compile(loss="mse", optimizer=m.optimizers.SGD(0.1))
+        return model
+    import unrolled
+    ours, theirs = build(unrolled), build(keras)
+    ours.set_weights([rng.uniform(-0.15, 0.15, w.shape).astype("float32")
+                      for w in ours.get_weights()])
+    theirs.set_weights(ours.get_weights())
+    x = rng.standard_normal((32, 200, 8)).astype("float32")
+    y = rng.standard_normal((32, 1)).astype("float32")
+    for _ in range(2):
+        np.testing.assert_allclose(ours.train_on_batch(x, y), theirs.train_on_batch(x, y),
+                                   rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
+                               atol=1e-5, rtol=1e-5)

@@ -108,8 +108,8 @@ class StackedRNNCells(Layer):
             i += n
         return out
 
-    def project_inputs(self, x):
-        return self.cells[0].project_inputs(x)              # only the first cell reads x
+    def project_inputs(self, x, out=None):
+        return self.cells[0].project_inputs(x, out)         # only the first cell reads x
 
     def step(self, xp_t, states, rec_mask=None):
         new_states, caches = [], []
