@@ -2,7 +2,32 @@
 
 ``import unrolled`` needs NumPy alone; h5py, matplotlib, onnx, torch and pandas are
 imported only by the functions that use them.
+
+The common Keras names are here too, so that ``import unrolled as keras`` runs scripts
+written for Keras: ``Input``, ``Model``, ``Sequential`` and the modules ``layers``,
+``models``, ``optimizers``, ``losses``, ``metrics``, ``callbacks``, ``initializers``,
+``activations``, ``utils``. A Keras name unrolled does not have raises an AttributeError
+that says so.
 """
 __version__ = "0.1.0"
 
-from . import activations, config, initializers, layers, models, utils  # noqa: F401
+import importlib.util as _util
+
+from . import (activations, callbacks, config, initializers, layers, losses, metrics,  # noqa: F401
+               models, optimizers, utils)
+from .layers import Input  # noqa: F401
+from .models import Model, Sequential  # noqa: F401
+
+_KERAS_NAMES = "Input, Model, Sequential, layers, models, optimizers, losses, metrics, " \
+               "callbacks, initializers, activations, utils"
+
+
+def __getattr__(name):
+    """Subpackages on first use (``unrolled.explain``, ``unrolled.interop``); for any other
+    name, an AttributeError that says what unrolled has instead."""
+    if not name.startswith("_") and _util.find_spec(f"{__name__}.{name}") is not None:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(
+        f"module 'unrolled' has no attribute '{name}'. unrolled offers Keras's {_KERAS_NAMES}; "
+        f"'{name}' is not among them (see README, \"Coming from Keras\").")
