@@ -9,6 +9,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..fast.threads import limit as blas_threads
 from ..layers.base import Layer, check_array, unique_name
 from ..layers.symbolic import InputLayer, KerasTensor
 from ..progbar import Progbar
@@ -317,7 +318,9 @@ class Model(Trainer, Layer):
     # --- inference ---------------------------------------------------------------------------
     def predict_on_batch(self, x):
         """The outputs for one batch, as NumPy arrays of the model's dtype."""
-        return self.call(self._pack(self._standardize_inputs(x)), training=False)
+        arrays = self._standardize_inputs(x)
+        with blas_threads(self, arrays[0].shape[0]):
+            return self.call(self._pack(arrays), training=False)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` computed in batches of ``batch_size`` (default 32); ``steps``
@@ -341,7 +344,9 @@ class Model(Trainer, Layer):
         chunks = []
         for step, b in enumerate(batches.epoch()):
             cbs.on_predict_batch_begin(step)
-            out = self.call(self._pack([a[b] for a in arrays]), training=False)
+            batch = [a[b] for a in arrays]
+            with blas_threads(self, len(batch[0])):
+                out = self.call(self._pack(batch), training=False)
             chunks.append(to_list(out) if self._multi_output else [out])
             cbs.on_predict_batch_end(step, {"outputs": out})
             bar.update(step + 1)

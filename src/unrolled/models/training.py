@@ -12,6 +12,7 @@ size, as Keras's loss tracker computes it.
 import numpy as np
 
 from .. import memory
+from ..fast.threads import limit as blas_threads
 from ..progbar import Progbar
 from ..utils import to_list
 from . import data
@@ -168,7 +169,8 @@ class Trainer:
                 ys, class_weight, len(self.outputs[0].shape), self.outputs[0].dtype)
         for m in self._metrics:
             m.reset_state()
-        loss, y_pred = self._train_step(xs, ys, sample_weight)
+        with blas_threads(self, len(ys), "train"):
+            loss, y_pred = self._train_step(xs, ys, sample_weight)
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
 
@@ -177,7 +179,8 @@ class Trainer:
         xs, ys = _check_xy(self, x, y)
         for m in self._metrics:
             m.reset_state()
-        loss, y_pred = self._test_step(xs, ys, sample_weight)
+        with blas_threads(self, len(ys), "test"):
+            loss, y_pred = self._test_step(xs, ys, sample_weight)
         self._update_metrics(ys, y_pred, sample_weight)
         return self._result(loss, return_dict)
 
@@ -202,10 +205,11 @@ class Trainer:
             bsw = None if sw is None else sw[b]
             if callbacks is not None:
                 getattr(callbacks, f"on_{kind}_batch_begin")(step)
-            if train:
-                loss, y_pred = self._train_step(bx, by, bsw)
-            else:
-                loss, y_pred = self._test_step(bx, by, bsw)
+            with blas_threads(self, len(by), kind):
+                if train:
+                    loss, y_pred = self._train_step(bx, by, bsw)
+                else:
+                    loss, y_pred = self._test_step(bx, by, bsw)
             total += loss * len(by)                    # Keras's loss tracker: weighted by batch size
             count += len(by)
             self._update_metrics(by, y_pred, bsw)
