@@ -3,7 +3,8 @@
 ``steps`` holds the fused step math (forward and backward, the vectorized ``tanh``),
 ``blas`` the call into NumPy's own BLAS, ``sequences`` the whole-sequence inference loops,
 ``training`` the training forward and BPTT loops. ``unrolled.kernels`` is the one hook that
-chooses them; ``load`` is how it gets them.
+chooses them; ``load`` is how it gets them. ``threads`` (no numba: threadpoolctl) chooses
+how many threads NumPy's BLAS uses for each kind of step; the models' loops enter it.
 
 Compiled once per machine. Every kernel is compiled on its first call and cached on disk
 by numba (``cache=True``: beside these files in ``__pycache__`` when that is writable,
