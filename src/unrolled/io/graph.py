@@ -148,6 +148,8 @@ def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid"):
     check_not_code(config, where)
     kind, cfg = config["class_name"], config.get("config") or {}
     if kind == "Sequential":
+        if isinstance(cfg, list):        # Keras <= 2.2.2: "config" is the list of layers
+            cfg = {"layers": cfg}
         return _sequential(cfg, where, hard_sigmoid)
     if kind not in ("Functional", "Model"):
         raise UnsupportedModelError(f"{where}: model class {kind!r} is not supported; supported: "

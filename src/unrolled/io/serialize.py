@@ -350,6 +350,10 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
                 f"{where}: option {key!r} is not supported. Supported options of {class_name}: "
                 f"{', '.join(sorted(options + nested)) or 'none'}."
             )
+    if class_name in ("GRU", "GRUCell") and "reset_after" not in config:
+        # Keras <= 2.1 wrote no reset_after and computed reset_after=False; every later
+        # version writes the key (Keras 3's default, True, never goes unwritten).
+        kwargs["reset_after"] = False
     if nested:
         first = nested[0]
         if first not in kwargs:
