@@ -15,8 +15,12 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The test install: Keras (tensorflow-cpu) and PyTorch (CPU) as references.
+# tf_keras (Keras 2 on TensorFlow, the reference for Keras 2 files) declares a dependency on
+# the `tensorflow` package, which would install a second TensorFlow over tensorflow-cpu:
+# it goes in without its dependencies, TensorFlow being there already.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps 'tf_keras==2.21.0'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
