@@ -69,3 +69,26 @@ def test_a_gru_without_reset_after_but_a_two_row_bias_is_refused_not_misread(tmp
     path = _keras21_file(tmp_path / "gru.h5", "gru_reset_after", weights)
     with pytest.raises(ModelFileError, match=r"shape \(2, 12\).*expects \(12,\)"):
         load_model(path)
+
+
+def _fixed_batch(path, batch):
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        config["config"]["layers"][0]["config"]["batch_input_shape"] = [batch, 7, 3]
+        f.attrs["model_config"] = json.dumps(config).encode()
+    return path
+
+
+def test_a_keras2_functional_model_with_one_output_predicts_an_array(tmp_path, rng):
+    """Keras 2 wrote output_layers as a list even for one output (issue 21.8); and a fixed
+    batch size in the input's batch_input_shape does not restrict predict (21.7)."""
+    weights = keras2_weights("lstm", rng)
+    path = write_keras2_h5(tmp_path / "f.h5", "lstm", weights, version=b"2.2.4", functional=True)
+    with h5py.File(path, "r") as f:
+        assert json.loads(f.attrs["model_config"])["config"]["output_layers"] == [["dense_1", 0, 0]]
+    _fixed_batch(path, 5)
+    x = inputs(rng)[:2]
+    ours = load_model(path).predict(x, verbose=0)
+    want = tf_keras.models.load_model(path, compile=False).predict(x, verbose=0)
+    assert isinstance(ours, np.ndarray) and isinstance(want, np.ndarray)
+    np.testing.assert_allclose(ours, want, atol=1e-5, rtol=1e-5)

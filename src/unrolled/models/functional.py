@@ -98,7 +98,9 @@ class Model(Trainer, Layer):
 
     def _init_graph(self, inputs, outputs):
         self._multi_input = isinstance(inputs, (list, tuple))
-        self._multi_output = isinstance(outputs, (list, tuple))
+        # One output in a list is one output: Keras unpacks it (unpack_singleton), and so
+        # does a Keras 2 file, whose output_layers is always a list.
+        self._multi_output = isinstance(outputs, (list, tuple)) and len(outputs) > 1
         self.inputs, self.outputs = to_list(inputs), to_list(outputs)
         for t in self.inputs + self.outputs:
             if not isinstance(t, KerasTensor):
@@ -208,8 +210,9 @@ class Model(Trainer, Layer):
         out = []
         for i, (a, t) in enumerate(zip(arrays, self.inputs)):
             a = check_array(a, f"Input {i} of model '{self.name}'", t.dtype)
-            expected = t.shape
-            if a.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected, a.shape)):
+            expected = t.shape             # the batch size is not checked, as in Keras: a
+            if a.ndim != len(expected) or any(  # stateful layer checks its own, per batch
+                    e is not None and e != s for e, s in zip(expected[1:], a.shape[1:])):
                 raise ValueError(
                     f"Input {i} of layer \"{self.name}\" is incompatible with the layer: "
                     f"expected shape={expected}, found shape={a.shape}"
