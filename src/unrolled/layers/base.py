@@ -54,6 +54,40 @@ def check_array(x, what, dtype):
     return arr.astype(dtype, copy=False)
 
 
+def _input_shape_argument(class_name, kwargs):
+    """The batch input shape a layer's constructor arguments declare, or None: Keras 2's
+    ``batch_input_shape``, ``input_shape`` with ``batch_size``, ``input_dim`` (with
+    ``input_length`` on a recurrent layer). A Sequential model whose first layer declares
+    one starts with that Input, as in Keras (Keras 3 keeps ``input_shape``/``input_dim``
+    and warns; the rest is Keras 2's, which scripts of that era use). Pops them."""
+    batch_shape = kwargs.pop("batch_input_shape", None)
+    shape = kwargs.pop("input_shape", None)
+    input_dim = kwargs.pop("input_dim", None)
+    batch_size = kwargs.pop("batch_size", None)
+    input_length = kwargs.pop("input_length", None)
+    if batch_shape is None and shape is None and input_dim is not None:
+        shape = (input_dim,) if input_length is None else (input_length, input_dim)
+    if shape is not None or input_dim is not None:
+        import warnings
+        warnings.warn("Do not pass an `input_shape`/`input_dim` argument to a layer. When "
+                      "using Sequential models, prefer using an `Input(shape)` object as the "
+                      "first layer in the model instead.", stacklevel=3)
+    if batch_shape is None and shape is not None:
+        batch_shape = (batch_size,) + tuple(shape)
+    if batch_shape is None:
+        if batch_size is not None or input_length is not None:
+            given = "batch_size" if batch_size is not None else "input_length"
+            raise ValueError(f"{class_name}: `{given}` goes with `input_shape` or "
+                             "`input_dim`; received it alone.")
+        return None
+    batch_shape = tuple(batch_shape)
+    if not all(d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                             and d > 0) for d in batch_shape):
+        raise ValueError(f"{class_name}: the input shape must hold positive integers or "
+                         f"None; received {batch_shape}.")
+    return tuple(None if d is None else int(d) for d in batch_shape)
+
+
 class Layer:
     """Base class. Subclasses define ``build``, ``compute_output_shape``, ``forward``
     and ``backward``; ``input_ndim`` (exact) or ``min_ndim`` declare the accepted rank."""
@@ -63,8 +97,7 @@ class Layer:
     supports_masking = False
 
     def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
-        kwargs.pop("input_shape", None)  # accepted, as Keras accepts it with a warning
-        kwargs.pop("batch_input_shape", None)
+        self._batch_input_shape = _input_shape_argument(type(self).__name__, kwargs)
         if kwargs:
             raise TypeError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"

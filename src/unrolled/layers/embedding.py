@@ -30,8 +30,8 @@ class Embedding(Layer):
     ``[-input_dim, 0)``, counting from the end, and so does this layer). Output: that shape plus
     ``(output_dim,)``. The default initializer, ``"uniform"``, is Keras's
     ``RandomUniform(-0.05, 0.05)``. With ``mask_zero=True`` id 0 is padding: the output mask
-    is ``ids != 0`` (so ``input_dim`` should count the padding id). ``input_length`` is
-    accepted and ignored, as Keras 3 ignores it.
+    is ``ids != 0`` (so ``input_dim`` should count the padding id). ``input_length`` (Keras 2)
+    gives a Sequential model whose first layer this is the input ``(None, input_length)``.
 
     Backward: the ids get no gradient; each row of ``embeddings`` gets the sum of the
     gradients of the positions that looked it up. With ``sparse=True`` (training) it is
@@ -44,7 +44,9 @@ class Embedding(Layer):
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  mask_zero=False, **kwargs):
-        kwargs.pop("input_length", None)
+        input_length = kwargs.pop("input_length", None)
+        if input_length is not None and "batch_input_shape" not in kwargs:
+            kwargs["batch_input_shape"] = (None, input_length)   # Keras 2: a model's input
         super().__init__(**kwargs)
         self.input_dim = _check_positive_int("input_dim", input_dim)
         self.output_dim = _check_positive_int("output_dim", output_dim)

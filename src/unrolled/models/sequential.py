@@ -33,6 +33,12 @@ class Sequential(Model):
         if isinstance(layer, InputLayer):
             self._input = layer.output
             return
+        if (isinstance(layer, Layer) and not self._stack and self._input is None
+                and getattr(layer, "_batch_input_shape", None) is not None):
+            # Keras's legacy case: the first layer's input_shape (batch_input_shape,
+            # input_dim, an Embedding's input_length) is the model's Input.
+            dtype = "int32" if type(layer).__name__ == "Embedding" else layer.dtype
+            self._input = Input(batch_shape=layer._batch_input_shape, dtype=dtype)
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential only accepts layers; received {layer!r} of type {type(layer).__name__}."
@@ -87,9 +93,9 @@ class Sequential(Model):
         return super()._standardize_inputs(x)
 
     def summary(self, print_fn=None):
-        if not self.built:
-            raise ValueError(
-                "This model has not yet been built. Build the model first by calling "
-                "`build()` or by calling the model on a batch of data."
-            )
+        if not self.built:                  # Keras's "(unbuilt)" table, shapes unknown yet
+            from .summary import unbuilt_lines
+            for line in unbuilt_lines(self, self._stack):
+                (print_fn or print)(line)
+            return
         super().summary(print_fn)

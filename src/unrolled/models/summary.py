@@ -97,3 +97,14 @@ def summary_lines(model):
     if opt_vars:
         lines.append(f" Optimizer params: {o_count:,} ({readable_size(o_bytes)})")
     return lines
+
+
+def unbuilt_lines(model, layers):
+    """Keras's table for a Sequential model not built yet: every shape ``?`` and every
+    count ``0 (unbuilt)``."""
+    rows = [[f"{layer.name} ({type(layer).__name__})", "?", "0 (unbuilt)"] for layer in layers]
+    lines = [f'Model: "{model.name}"'] + _table(["Layer (type)", "Output Shape", "Param #"],
+                                               rows, [33, 24, 15], ["left", "left", "right"])
+    zero = readable_size(0)
+    return lines + [f" Total params: 0 ({zero})", f" Trainable params: 0 ({zero})",
+                    f" Non-trainable params: 0 ({zero})"]

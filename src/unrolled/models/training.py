@@ -44,6 +44,8 @@ def _check_xy(model, x, y, what="x", allow_empty=False):
     if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
         raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
     out_shape = model.outputs[0].shape
+    if not model._loss_sparse and y_arr.ndim == len(out_shape) - 1 and out_shape[-1] == 1:
+        y_arr = y_arr[..., None]      # (N,) for a (N, 1) output, as Keras's losses expand it
     if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
             e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
         raise ValueError(
@@ -63,7 +65,7 @@ class Trainer:
         self.compiled = False
         self.stop_training = False
         self.history = None
-        self._metrics = []
+        self._metric_ids, self._metrics = [], []
         self._loss_sparse = False
         self._output_mask = None            # the last step's output mask, for the metrics
 
@@ -85,11 +87,13 @@ class Trainer:
         self.optimizer = optimizers_mod.get(optimizer)
         self.loss = losses_mod.get(loss) if loss is not None else None
         self._loss_sparse = "sparse" in type(self.loss).__name__.lower() if self.loss is not None else False
-        self._metric_ids = to_list(metrics)
-        for m in self._metric_ids:              # unknown names fail here, not mid-fit
-            if not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
-                metrics_mod.get(m)
-        self._metrics = []                      # built from the first batch's shapes, as Keras
+        if metrics is not None:
+            self._metric_ids = to_list(metrics)
+            for m in self._metric_ids:          # unknown names fail here, not mid-fit
+                if not (isinstance(m, str) and m.lower() in ("accuracy", "acc")):
+                    metrics_mod.get(m)
+            self._metrics = []                  # built from the first batch's shapes, as Keras
+        # else: as Keras 3 does, a compile without metrics keeps the previous compile's
         self.compiled = True
 
     def _build_metrics(self, y_true, y_pred):
