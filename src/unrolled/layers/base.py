@@ -237,10 +237,36 @@ class Layer:
     def _check_initial_state_shapes(self, state_shapes, input_shape):
         raise TypeError(f"Layer '{self.name}' ({type(self).__name__}) takes no initial_state.")
 
+    # --- the functional graph (Keras's ``layer.input``/``layer.output``) --------------------
+    def _first_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no "
+                                 f"defined {what}.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        """The symbolic input(s) of the layer's first call (Keras: node 0): one tensor, or a
+        list. An InputLayer's input is its own tensor."""
+        node = self._first_node("input")
+        if not node.flat_inputs:                       # an InputLayer
+            return node.outputs[0]
+        return node.flat_inputs[0] if len(node.flat_inputs) == 1 else list(node.flat_inputs)
+
+    @property
+    def output(self):
+        """The symbolic output(s) of the layer's first call: one tensor, or a list."""
+        outputs = self._first_node("output").outputs
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
     def __getattr__(self, name):
         # Only reached when normal lookup fails: on an unbuilt layer that is a weight that
         # ``build`` creates (kernel, recurrent_kernel, bias, ...), asked for by ``forward``,
         # ``step`` or ``backward`` called directly. Say so instead of a bare AttributeError.
+        # A property whose getter raised AttributeError lands here too: raise its own error.
+        attr = getattr(type(self), name, None)
+        if isinstance(attr, property):
+            attr.fget(self)
         if not name.startswith("__") and self.__dict__.get("built", True) is False:
             raise AttributeError(
                 f"Layer '{self.__dict__.get('name')}' ({type(self).__name__}) is not built yet, "

@@ -124,9 +124,8 @@ class InputLayer(Layer):
         self.built = True
         node = Node(self, [], [], [], {})
         node.multi_output = False
-        self.output = KerasTensor(batch_shape, self.dtype, node, 0, self.name)
-        node.outputs = [self.output]
-        self._inbound_nodes.append(node)
+        node.outputs = [KerasTensor(batch_shape, self.dtype, node, 0, self.name)]
+        self._inbound_nodes.append(node)          # ``output`` (Layer's) is that tensor
 
     def compute_output_shape(self, input_shape):
         return self.batch_shape

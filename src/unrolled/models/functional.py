@@ -98,6 +98,8 @@ class Model(Trainer, Layer):
 
     def _init_graph(self, inputs, outputs):
         self._multi_input = isinstance(inputs, (list, tuple))
+        self._input_list = isinstance(inputs, (list, tuple))
+        self._output_list = isinstance(outputs, (list, tuple))
         # One output in a list is one output: Keras unpacks it (unpack_singleton), and so
         # does a Keras 2 file, whose output_layers is always a list.
         self._multi_output = isinstance(outputs, (list, tuple)) and len(outputs) > 1
@@ -157,12 +159,41 @@ class Model(Trainer, Layer):
         return self.layers
 
     def get_layer(self, name=None, index=None):
+        """A layer by ``name`` or by ``index`` in ``layers``, as ``keras.Model.get_layer``."""
+        if index is not None and name is not None:
+            raise ValueError("Provide only a layer name or a layer index. Received: "
+                             f"index={index}, name={name}.")
         if index is not None:
+            if len(self.layers) <= index:
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only "
+                                 f"has {len(self.layers)} layers.")
             return self.layers[index]
-        for layer in self.layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self.layers]}.")
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(f"No such layer: {name}. Existing layers are: "
+                             f"{[layer.name for layer in self.layers]}.")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    # --- the graph's ends, as Keras gives them: what the model was built from -----------------
+    @property
+    def input(self):
+        return list(self.inputs) if self._input_list else self.inputs[0]
+
+    @property
+    def output(self):
+        return list(self.outputs) if self._output_list else self.outputs[0]
+
+    @property
+    def input_shape(self):
+        shapes = [tuple(t.shape) for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [tuple(t.shape) for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def weights(self):

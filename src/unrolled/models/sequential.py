@@ -92,6 +92,17 @@ class Sequential(Model):
             self._ensure_built(x)
         return super()._standardize_inputs(x)
 
+    def _graph_end(self, what):
+        if not self.built:
+            raise AttributeError(f"Sequential model '{self.name}' has no defined {what} yet: "
+                                 "start it with an Input, or call it on data first.")
+        return getattr(Model, what).fget(self)
+
+    input = property(lambda self: self._graph_end("input"))
+    output = property(lambda self: self._graph_end("output"))
+    input_shape = property(lambda self: self._graph_end("input_shape"))
+    output_shape = property(lambda self: self._graph_end("output_shape"))
+
     def summary(self, print_fn=None):
         if not self.built:                  # Keras's "(unbuilt)" table, shapes unknown yet
             from .summary import unbuilt_lines
