@@ -1,5 +1,8 @@
-"""Random seeds and small helpers shared across the package."""
+"""Random seeds and small helpers shared across the package, and Keras's ``keras.utils``
+helpers for sequence data (``pad_sequences``, ``to_categorical``)."""
 import numpy as np
+
+from .sequence_utils import pad_sequences, to_categorical  # noqa: F401
 
 _RNG = np.random.default_rng()
 

@@ -5,7 +5,7 @@ from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
-from .merge import Add, Concatenate
+from .merge import Add, Concatenate, add, concatenate
 from .recurrent import RNN
 from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
@@ -16,5 +16,5 @@ __all__ = [
     "Activation", "Add", "Bidirectional", "Concatenate", "Dense", "Dropout", "Embedding",
     "Flatten", "GRU", "GRUCell", "Input", "InputLayer", "KerasTensor", "Layer", "LSTM",
     "LSTMCell", "Masking", "RepeatVector", "Reshape", "RNN", "SimpleRNN", "SimpleRNNCell",
-    "StackedRNNCells", "TimeDistributed",
+    "StackedRNNCells", "TimeDistributed", "add", "concatenate",
 ]

@@ -146,3 +146,13 @@ class Add(Layer):
         for m in mask[1:]:
             out = out | np.asarray(m, bool)
         return out
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    """``Concatenate(axis=axis, **kwargs)(inputs)``: Keras's functional form."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def add(inputs, **kwargs):
+    """``Add(**kwargs)(inputs)``: Keras's functional form."""
+    return Add(**kwargs)(inputs)
