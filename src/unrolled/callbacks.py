@@ -1,5 +1,6 @@
 """Callbacks with Keras's names and hooks: History, EarlyStopping, ModelCheckpoint,
-TerminateOnNaN, CSVLogger, LambdaCallback, and the Callback base class."""
+TerminateOnNaN, CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, and the
+Callback base class."""
 import csv
 import math
 import os
@@ -217,3 +218,82 @@ class LambdaCallback(Callback):
                 raise TypeError(f"LambdaCallback has no hook {name!r}; hooks are {list(_HOOKS)}.")
             if fn is not None:
                 setattr(self, name, fn)
+
+
+def _learning_rate(model):
+    return float(model.optimizer.learning_rate)
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch's start to ``schedule(epoch, lr)`` (or, for a
+    one-argument schedule, ``schedule(epoch)``), as Keras does; the epoch's logs (and so the
+    history) get ``learning_rate``."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        try:
+            lr = self.schedule(epoch, _learning_rate(self.model))
+        except TypeError:                       # Keras's fallback: the one-argument form
+            lr = self.schedule(epoch)
+        if not isinstance(lr, (float, np.float32, np.float64)):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {lr}")
+        self.model.optimizer.learning_rate = lr
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _learning_rate(self.model)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by ``factor`` (not below ``min_lr``) when ``monitor`` has
+    not improved by ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs; the
+    epoch's logs get ``learning_rate`` (the rate the epoch ran with). As Keras 3."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
+        super().__init__()
+        if kwargs:
+            raise TypeError(f"ReduceLROnPlateau got unexpected arguments {sorted(kwargs)}.")
+        if factor >= 1.0:
+            raise ValueError("ReduceLROnPlateau does not support a factor >= 1.0. "
+                             f"Received factor={factor}")
+        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
+        self.cooldown, self.min_lr = cooldown, min_lr
+        self.monitor_op = _monitor_op(monitor, mode)
+        self.min_delta = abs(min_delta) * (1 if self.monitor_op is np.greater else -1)
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {} if logs is None else logs
+        logs["learning_rate"] = _learning_rate(self.model)
+        current = logs.get(self.monitor)
+        if current is None:
+            import warnings
+            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` "
+                          f"which is not available. Available metrics are: {','.join(logs)}.",
+                          stacklevel=2)
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self.best is None or self.monitor_op(current - self.min_delta, self.best):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = _learning_rate(self.model)
+                if old > np.float32(self.min_lr):
+                    new = max(old * self.factor, self.min_lr)
+                    self.model.optimizer.learning_rate = new
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
+                              f"rate to {new}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
