@@ -11,6 +11,7 @@
   the order of ``model.layers`` (Keras's order; see ``models/functional.py``).
 """
 from ..layers import InputLayer
+from ..layers.base import WeightsFromFile
 from ..models import Model, Sequential
 from ..utils import to_list
 from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
@@ -142,9 +143,19 @@ def _triples(value):
     return [tuple(v) for v in value], True
 
 
-def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid"):
+def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid", weights_bytes=None):
     """An unrolled ``Model`` or ``Sequential`` from a Keras model config; ``hard_sigmoid``:
-    the activation the config's ``"hard_sigmoid"`` means (``serialize.hard_sigmoid_for``)."""
+    the activation the config's ``"hard_sigmoid"`` means (``serialize.hard_sigmoid_for``).
+    ``weights_bytes``: the model's weights will come from a file that can hold at most
+    that many bytes of them; the model is then built without running initializers, and a
+    config declaring more is refused before anything is allocated (``WeightsFromFile``)."""
+    if weights_bytes is None:
+        return _model_from_config(config, where, hard_sigmoid)
+    with WeightsFromFile(weights_bytes, ModelFileError, where):
+        return _model_from_config(config, where, hard_sigmoid)
+
+
+def _model_from_config(config, where, hard_sigmoid):
     check_not_code(config, where)
     kind, cfg = config["class_name"], config.get("config") or {}
     if kind == "Sequential":

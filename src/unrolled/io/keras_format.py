@@ -31,7 +31,7 @@ from .atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups
 from .h5_sandbox import H5Dataset, H5Group, open_h5
 from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, UnsupportedModelError,
-                     import_h5py, read_attr, read_dataset, read_file)
+                     import_h5py, read_attr, read_dataset, read_file, weights_budget)
 from .serialize import KERAS2_HARD_SIGMOID, activation_users, hard_sigmoid_for, rename_activation
 
 KERAS_VERSION = "3.15.1"          # the Keras version whose format these files follow
@@ -233,9 +233,10 @@ def load_keras(path):
     if archive.has("metadata.json"):
         metadata = parse_json(archive.read("metadata.json", MAX_JSON_BYTES), "metadata.json", path)
         version = metadata.get("keras_version") if isinstance(metadata, dict) else None
-    model = model_from_config(config, f"{path!r} config.json",
-                              hard_sigmoid_for(version, legacy=False))
     data = archive.read("model.weights.h5")
+    model = model_from_config(config, f"{path!r} config.json",
+                              hard_sigmoid_for(version, legacy=False),
+                              weights_bytes=weights_budget(len(data)))
     with open_h5(data, f"{path}:model.weights.h5") as f:
         load_weights_h5(model, f, path, len(data), config_layer_order(model, config))
     return model
@@ -260,7 +261,8 @@ def load_legacy_h5(path):
         if version is None and "model_weights" in f:
             version = read_attr(f["model_weights"], "keras_version")
         model = model_from_config(config, f"{path!r} model_config",
-                                  hard_sigmoid_for(version, legacy=True))
+                                  hard_sigmoid_for(version, legacy=True),
+                                  weights_bytes=weights_budget(len(data)))
         if "model_weights" not in f:
             raise ModelFileError(f"{path!r} has no model_weights group.")
         load_legacy_weights(model, f["model_weights"], path, len(data))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups
-from .safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_file, read_npy
+from .safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_file, read_npy, weights_budget
 
 FORMAT = "unrolled.npz/1"
 
@@ -44,7 +44,8 @@ def load_npz_model(path):
     """A model from a ``.unrolled.npz`` file written by ``save_npz_model``."""
     from .keras_format import config_layer_order, parse_json
 
-    archive = SafeZip(read_file(path), path)
+    raw = read_file(path)
+    archive = SafeZip(raw, path)
 
     def member(name, max_bytes=None):
         data = archive.read(name + ".npy", *(() if max_bytes is None else (max_bytes,)))
@@ -58,7 +59,7 @@ def load_npz_model(path):
         raise ModelFileError(f"{path!r} has format {fmt!r}; this version reads {FORMAT!r}.")
     config = parse_json(bytes(member("__config__", MAX_JSON_BYTES).astype(np.uint8)),
                         "__config__", path)
-    model = model_from_config(config, f"{path!r} __config__")
+    model = model_from_config(config, f"{path!r} __config__", weights_bytes=weights_budget(len(raw)))
     updates = []
     for group, variables in weight_groups(model, config_layer_order(model, config)):
         for i, var in enumerate(variables):

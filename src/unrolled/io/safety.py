@@ -215,6 +215,12 @@ def dataset_limit(file_size, compressed, compression_ratio=None):
     return file_size * (ratio if compressed else 1) + 4096
 
 
+def weights_budget(file_size):
+    """The most bytes of weights a model read from a ``file_size``-byte file can declare:
+    what its datasets can hold (``dataset_limit``, compressed), plus room for small models."""
+    return dataset_limit(file_size, True) + 2 ** 20
+
+
 def read_dataset(ds, expected_shape, where, path, file_size):
     """The data of HDF5 dataset ``ds`` after ``check_dataset``."""
     check_dataset(ds, expected_shape, where, path, file_size)

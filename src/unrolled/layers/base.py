@@ -27,6 +27,39 @@ from ..utils import to_list
 from ..variables import Variable
 
 _NAME_COUNTS = {}
+_from_file = None          # a WeightsFromFile while a model is rebuilt from a file
+
+
+class WeightsFromFile:
+    """While a loader rebuilds a model from a file's config (``with WeightsFromFile(...)``),
+    ``add_weight`` runs no initializer: the weights come from the file next, so each starts
+    as zeros (``np.zeros``: memory the OS maps only when written), and the bytes the config
+    declares are counted against ``budget_bytes`` before anything is allocated. A small
+    file declaring ``LSTM(6000)`` is refused at once instead of spending a minute and
+    gigabytes on an orthogonal initializer (issue 26.4). ``error`` is the exception class to
+    raise (the loaders' ``ModelFileError``)."""
+
+    def __init__(self, budget_bytes, error, where):
+        self.budget, self.error, self.where, self.used = int(budget_bytes), error, where, 0
+
+    def __enter__(self):
+        global _from_file
+        self._outer, _from_file = _from_file, self
+        return self
+
+    def __exit__(self, *exc):
+        global _from_file
+        _from_file = self._outer
+        return False
+
+    def take(self, layer, name, shape, dtype):
+        size = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        self.used += size
+        if self.used > self.budget:
+            raise self.error(
+                f"{self.where}: layer {layer!r} declares a weight {name!r} of shape "
+                f"{tuple(shape)}, and the model's weights would then take {self.used:,} bytes, "
+                f"more than the file can hold ({self.budget:,} bytes at the most).")
 
 
 def _snake_case(name):
@@ -112,8 +145,12 @@ class Layer:
 
     # --- weights -------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", trainable=True):
-        init = initializers_mod.get(initializer)
-        value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
+        if _from_file is not None:                  # its value comes from the file next
+            _from_file.take(self.name, name, shape, self.dtype)
+            value = np.zeros(tuple(shape), self.dtype)
+        else:
+            init = initializers_mod.get(initializer)
+            value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
         if value.shape != tuple(shape):
             raise ValueError(
                 f"Initializer for weight '{name}' of layer '{self.name}' returned shape "
