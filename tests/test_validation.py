@@ -49,6 +49,18 @@ CASES = [
     # --- batches, x and y
     ("empty fit", lambda: _model().fit(np.zeros((0, 5, 3)), np.zeros((0, 2)), verbose=0), ValueError, "empty"),
     ("x and y lengths", lambda: _model().fit(X, Y[:3], verbose=0), ValueError, "4 samples but y has 3"),
+    # issue 26.9: a sample_weight of the wrong length, NaN in it, zero timesteps
+    ("sample_weight length", lambda: _model().fit(X, Y, sample_weight=np.ones(3), verbose=0),
+     ValueError, "4 samples but `sample_weight` has 3"),
+    ("sample_weight length, train_on_batch",
+     lambda: _model().train_on_batch(X, Y, sample_weight=np.ones(5)), ValueError, "has 5"),
+    ("NaN sample_weight", lambda: _model().fit(X, Y, sample_weight=[1, np.nan, 1, 1], verbose=0),
+     ValueError, "NaN or Inf"),
+    ("text sample_weight", lambda: _model().evaluate(X, Y, sample_weight=["a"] * 4, verbose=0),
+     TypeError, "must be numeric"),
+    ("validation sample_weight", lambda: _model().fit(X, Y, validation_data=(X, Y, np.ones(2)),
+                                                      verbose=0), ValueError, "validation"),
+    ("zero timesteps", lambda: LSTM(3)(np.zeros((2, 0, 3))), ValueError, "0 timesteps"),
     ("target width", lambda: _model().fit(X, np.zeros((4, 3)), verbose=0), ValueError, "target width"),
     ("NaN targets", lambda: _model().fit(X, np.full((4, 2), np.nan), verbose=0), ValueError, "NaN"),
     ("batch_size=0", lambda: _model().fit(X, Y, batch_size=0, verbose=0), ValueError, "batch_size"),

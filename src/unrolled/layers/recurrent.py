@@ -208,6 +208,9 @@ class RNN(Layer):
     def _run(self, x, training, mask, initial_state, keep_cache):
         if not self.built:                 # forward/call used directly: build from x, as layer(x)
             x = self._prepare_eager(x)
+        if x.shape[1] == 0:
+            raise ValueError(f"Input 0 of layer '{self.name}' has 0 timesteps (shape "
+                             f"{x.shape}); a recurrent layer needs at least one step.")
         cell = self.cell
         states = self._initial_states(x, initial_state)
         B, T = x.shape[:2]

@@ -56,6 +56,24 @@ def _check_xy(model, x, y, what="x", allow_empty=False):
     return xs, ys
 
 
+def _check_sample_weight(sample_weight, n, what="sample_weight"):
+    """``sample_weight`` as an array with one weight (or row of weights) per sample, finite:
+    a NaN weight would turn the loss into NaN without a word."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(f"`{what}` must be numeric; received an array of dtype {sw.dtype}.")
+    if sw.ndim == 0 or sw.shape[0] != n:
+        raise ValueError(f"Data cardinality is ambiguous: x has {n} samples but `{what}` has "
+                         f"{'none' if sw.ndim == 0 else sw.shape[0]}. Make sure all arrays "
+                         "contain the same number of samples.")
+    if sw.dtype.kind == "f" and not np.all(np.isfinite(sw)):
+        raise ValueError(f"`{what}` contains NaN or Inf: the loss would be NaN. Give every "
+                         "sample a finite weight (0 leaves a sample out).")
+    return sw
+
+
 class Trainer:
     """The training half of ``Model`` (a mixin)."""
 
@@ -119,6 +137,7 @@ class Trainer:
         ``get_weights()`` order. Nothing is updated."""
         self._require_compiled("gradients")
         xs, ys = _check_xy(self, x, y)
+        sample_weight = _check_sample_weight(sample_weight, len(ys))
         loss, grads, _ = self._loss_and_grads(xs, ys, sample_weight, training=False)
         return loss, grads
 
@@ -165,6 +184,7 @@ class Trainer:
         """One optimizer step on one batch; returns the loss (and metrics)."""
         self._require_compiled("train_on_batch")
         xs, ys = _check_xy(self, x, y)
+        sample_weight = _check_sample_weight(sample_weight, len(ys))
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError(
@@ -181,6 +201,7 @@ class Trainer:
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         xs, ys = _check_xy(self, x, y)
+        sample_weight = _check_sample_weight(sample_weight, len(ys))
         for m in self._metrics:
             m.reset_state()
         with blas_threads(self, len(ys), "test"):
@@ -237,7 +258,7 @@ class Trainer:
 
         self._require_compiled("fit")
         xs, ys = _check_xy(self, x, y)
-        sw = None if sample_weight is None else np.asarray(sample_weight)
+        sw = _check_sample_weight(sample_weight, xs[0].shape[0])
         if class_weight is not None and sw is not None:
             raise ValueError("fit: `class_weight` and `sample_weight` cannot be given together.")
         validation_freq = data.check_validation_freq(validation_freq)
@@ -247,7 +268,7 @@ class Trainer:
         if validation_data is not None:
             vx, vy, vsw = data.unpack(validation_data, "validation_data")
             vxs, vys = _check_xy(self, vx, vy, "validation_data")
-            val = (vxs, vys, None if vsw is None else np.asarray(vsw))
+            val = (vxs, vys, _check_sample_weight(vsw, len(vys), "validation sample_weight"))
         elif validation_split:
             n = xs[0].shape[0]
             split = int(n * (1 - validation_split))
@@ -309,7 +330,7 @@ class Trainer:
             raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}.")
         self._require_compiled("evaluate")
         xs, ys = _check_xy(self, x, y, allow_empty=True)
-        sw = None if sample_weight is None else np.asarray(sample_weight)
+        sw = _check_sample_weight(sample_weight, xs[0].shape[0])
         if xs[0].shape[0] == 0:            # a filtered or empty partition: a mean over nothing
             import warnings
             warnings.warn("evaluate received 0 samples: the loss and metrics are NaN.",
