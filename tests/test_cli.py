@@ -126,6 +126,33 @@ def test_predict(files, tmp_path, data):
 def test_errors_are_one_line_not_tracebacks(files, tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip at all")
     code, out, err = run("inspect", "junk.keras", cwd=tmp_path)
-    assert code == 2 and "error:" in err and "Traceback" not in err
+    assert code == 1 and "error:" in err and "Traceback" not in err
     code, out, err = run("predict", "missing.keras", "x.npy", cwd=tmp_path)
-    assert code == 2 and "No such file" in err
+    assert code == 1 and "No such file" in err
+
+
+@pytest.mark.parametrize("args,code,says", [
+    (["explain", "--steps", "a,b"], 2, "time steps are non-negative integers"),
+    (["demo", "--seed", "-1"], 2, "a seed is a non-negative integer"),
+    (["example", "sine", "--seed", "x"], 2, "a seed is a non-negative integer"),
+    (["bogus"], 2, "invalid choice: 'bogus'"),
+    (["inspect"], 2, "the following arguments are required: file"),
+    (["explain"], 2, "give a model file and --input DATA, or --demo"),
+])
+def test_usage_errors_are_one_line_and_exit_2(args, code, says, tmp_path):
+    """issue 24.7: every error is one line on stderr; 2 for usage, 1 for a failure."""
+    got, out, err = run(*args, cwd=tmp_path)
+    assert got == code and says in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_version_and_help_list_one_command_a_line(tmp_path):
+    from unrolled import __version__
+    code, out, err = run("--version", cwd=tmp_path)
+    assert code == 0 and out.strip() == f"unrolled {__version__}"
+    code, out, err = run("--help", cwd=tmp_path)
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ")
+              and line.split()[0] in ("demo", "example", "explain", "inspect", "verify",
+                                      "convert", "predict")]
+    assert code == 0 and listed == ["demo", "example", "explain", "inspect", "verify",
+                                    "convert", "predict"]

@@ -148,7 +148,7 @@ def test_cli_explain_demo_and_model_file(tmp_path, capsys, demo):
                      "--out", str(out), "--steps", "1,2"]) == 0
     assert "step t=2 of 20" in out.read_text()
     np.save(tmp_path / "bad.npy", np.zeros((2, 4, 3)))
-    assert cli.main(["explain", str(tmp_path / "m.unrolled.npz"), "--input", str(tmp_path / "bad.npy")]) == 2
+    assert cli.main(["explain", str(tmp_path / "m.unrolled.npz"), "--input", str(tmp_path / "bad.npy")]) == 1
     assert "expected shape=(None, 20, 1)" in capsys.readouterr().err
     assert cli.main(["explain"]) == 2
 

@@ -149,7 +149,7 @@ def explain_main(args):
     from .explain import report
 
     history = None
-    steps = None if args.steps is None else [int(s) for s in args.steps.split(",") if s.strip()]
+    steps = args.steps
     try:
         if args.demo:
             from .explain.demo import demo_model
@@ -161,54 +161,94 @@ def explain_main(args):
                       "Example: unrolled explain model.unrolled.npz --input x.npy --out report.html",
                       file=sys.stderr)
                 return 2
-            try:
-                from .models import load_model
-            except ImportError:
-                print("error: this version of unrolled cannot load model files yet "
-                      "(unrolled.models.load_model is missing); try `unrolled explain --demo`.",
-                      file=sys.stderr)
-                return 2
+            from .models import load_model
             model = load_model(args.model_file)
             x, y = _load_data(args.input, "--input")
             if args.target is not None:
                 y, _ = _load_data(args.target, "--target")
         path = report(model, x, y, path=args.out, steps=steps, history=history)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except FAILURES as err:
+        return _failed("explain", err)
     print(f"wrote {path}")
     return 0
 
 
+# What a command that ran and failed raises (a file it cannot read, data of the wrong shape,
+# an optional dependency missing): one line on stderr and exit code 1. Usage errors (an
+# unknown option, a value of the wrong kind) are argparse's: one line and exit code 2.
+FAILURES = (OSError, ValueError, TypeError, ImportError, RuntimeError, KeyError)
+
+
+def _failed(command, err):
+    text = " ".join(str(err).split()) or type(err).__name__
+    print(f"unrolled {command}: error: {text}", file=sys.stderr)
+    return 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (``unrolled CMD: error: ...``), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seed(text):
+    value = int(text) if text.lstrip("-").isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a non-negative integer; received {text!r}")
+    return value
+
+
+def _steps(text):
+    try:
+        steps = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        steps = None
+    if not steps or min(steps) < 0:
+        raise argparse.ArgumentTypeError(
+            f"time steps are non-negative integers separated by commas, e.g. 0,5,9; received "
+            f"{text!r}")
+    return steps
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="unrolled", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
+    from . import __version__
+
+    parser = _Parser(prog="unrolled", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"unrolled {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_demo = sub.add_parser("demo", help="the seed notebook's story, step by step")
-    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--seed", type=_seed, default=0)
     p_ex = sub.add_parser("example", help="run a worked example: sine, co2 or dante")
     p_ex.add_argument("name")
     p_ex.add_argument("--quick", action="store_true", help="a reduced, seconds-long run")
     p_ex.add_argument("--out-dir", default="docs/examples", help="where plots are saved")
-    p_ex.add_argument("--seed", type=int, default=0)
+    p_ex.add_argument("--seed", type=_seed, default=0)
     p_explain = sub.add_parser("explain", help="write an HTML report that explains a model")
     p_explain.add_argument("model_file", nargs="?", help="a saved model (see unrolled.models.load_model)")
     p_explain.add_argument("--input", help="the inputs: .npy, or .npz with x (and y)")
     p_explain.add_argument("--target", help="targets y (.npy) for the gradient flow")
     p_explain.add_argument("--out", default="report.html", help="the HTML file to write")
-    p_explain.add_argument("--steps", help="time steps to show, e.g. 0,5,9 (default first, middle, last)")
+    p_explain.add_argument("--steps", type=_steps,
+                           help="time steps to show, e.g. 0,5,9 (default first, middle, last)")
     p_explain.add_argument("--demo", action="store_true", help="explain a small LSTM trained on a sine")
-    p_explain.add_argument("--seed", type=int, default=0)
+    p_explain.add_argument("--seed", type=_seed, default=0)
     _add_file_commands(sub)
     args = parser.parse_args(argv)
     if args.command in ("inspect", "verify", "convert", "predict"):
         return _run_file_command(args)
     if args.command == "explain":
         return explain_main(args)
-    if args.command == "demo":
-        return demo(seed=args.seed)
-    if args.command == "example":
-        from .examples import example_main
-        return example_main(args.name, quick=args.quick, out_dir=args.out_dir, seed=args.seed)
+    try:
+        if args.command == "demo":
+            return demo(seed=args.seed)
+        if args.command == "example":
+            from .examples import example_main
+            return example_main(args.name, quick=args.quick, out_dir=args.out_dir,
+                                seed=args.seed)
+    except FAILURES as err:
+        return _failed(args.command, err)
     parser.print_help()
     return 0
 
@@ -220,7 +260,7 @@ def _add_file_commands(sub):
     p.add_argument("file")
     p.add_argument("--tol", type=float, default=1e-5)
     p.add_argument("--timesteps", type=int, default=10, help="for inputs of unknown length")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--kind", help="torch state: RNN, LSTM, GRU, Linear or Embedding")
     p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
     p = sub.add_parser("convert", help="convert a model file to another format")
@@ -250,9 +290,8 @@ def _run_file_command(args):
             return commands.convert(args.input, args.output, args.model, args.kind,
                                     args.nonlinearity)
         return commands.predict(args.file, args.data, args.out, args.batch_size)
-    except (OSError, ValueError, ImportError) as e:          # ModelFileError is a ValueError
-        print(f"unrolled {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except FAILURES as e:                                    # ModelFileError is a ValueError
+        return _failed(args.command, e)
 
 
 if __name__ == "__main__":
