@@ -1,4 +1,5 @@
-"""Keras's array helpers for sequence data: ``pad_sequences`` and ``to_categorical``.
+"""Keras's helpers for sequence data: ``pad_sequences``, ``to_categorical``, and
+``PyDataset`` (Keras 2's ``Sequence``), the base class of data that comes in batches.
 
 Both are what ``keras.utils`` (and Keras 2's ``keras.preprocessing.sequence``) compute, on
 NumPy alone: the same defaults (``padding="pre"``, ``truncating="pre"``, int32 ids; float
@@ -66,3 +67,29 @@ def to_categorical(x, num_classes=None):
     out = np.zeros((x.shape[0], num_classes))
     out[np.arange(x.shape[0]), x] = 1
     return out.reshape(shape + (num_classes,))
+
+
+class PyDataset:
+    """Keras's ``keras.utils.PyDataset`` (Keras 2's ``Sequence``): subclass it with
+    ``__len__`` (batches per epoch) and ``__getitem__(index)`` returning a batch ``(x, y)``
+    or ``(x, y, sample_weight)``; ``on_epoch_begin``/``on_epoch_end`` run around each epoch
+    (``on_epoch_end`` also once as ``fit`` starts, as in Keras). ``workers``,
+    ``use_multiprocessing`` and ``max_queue_size`` are accepted as Keras accepts them; the
+    batches are read in the calling thread (the numbers are the same), with a warning when
+    more than one worker is asked for."""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers, self.use_multiprocessing = workers, use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __len__.")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__.")
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass

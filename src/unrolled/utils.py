@@ -1,8 +1,10 @@
 """Random seeds and small helpers shared across the package, and Keras's ``keras.utils``
-helpers for sequence data (``pad_sequences``, ``to_categorical``)."""
+helpers for sequence data (``pad_sequences``, ``to_categorical``, ``PyDataset``)."""
 import numpy as np
 
-from .sequence_utils import pad_sequences, to_categorical  # noqa: F401
+from .sequence_utils import PyDataset, pad_sequences, to_categorical  # noqa: F401
+
+Sequence = PyDataset                  # Keras 2's name
 
 _RNG = np.random.default_rng()
 

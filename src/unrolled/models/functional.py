@@ -360,31 +360,43 @@ class Model(Trainer, Layer):
         """Outputs for ``x`` computed in batches of ``batch_size`` (default 32); ``steps``
         predicts the first that many batches only (see ``models.data``)."""
         from ..callbacks import CallbackList
-        from .data import Batches
-        arrays = self._standardize_inputs(x)
-        n = arrays[0].shape[0]
-        for a in arrays[1:]:
-            if a.shape[0] != n:
-                raise ValueError(f"All inputs must have the same number of samples; received {[a.shape[0] for a in arrays]}.")
-        if n == 0:           # 0 samples in, 0 samples out, of the outputs' shapes
-            return self.call(self._pack(arrays), training=False)
-        batches = Batches(n, batch_size, steps, what="steps")
+        from . import data, sources
+        if sources.is_batch_source(x):       # a generator or PyDataset: x from each batch
+            source = sources.BatchSource(
+                x, data.check_steps("steps", steps), False,
+                lambda batch: (self._standardize_inputs(data.unpack(batch, "a batch")[0]
+                                                        if isinstance(batch, (tuple, list))
+                                                        else batch), None, None))
+        else:
+            arrays = self._standardize_inputs(x)
+            n = arrays[0].shape[0]
+            for a in arrays[1:]:
+                if a.shape[0] != n:
+                    raise ValueError("All inputs must have the same number of samples; "
+                                     f"received {[a.shape[0] for a in arrays]}.")
+            if n == 0:       # 0 samples in, 0 samples out, of the outputs' shapes
+                return self.call(self._pack(arrays), training=False)
+            source = sources.ArraySource(arrays, np.zeros(n), None,
+                                         data.Batches(n, batch_size, steps, what="steps"))
         verbose = 1 if verbose == "auto" else verbose
+        known = source.num_batches
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             to_list(callbacks), model=self,
-            params={"epochs": 1, "verbose": verbose, "steps": batches.num_batches})
-        bar = Progbar(batches.num_batches, verbose=verbose)
+            params={"epochs": 1, "verbose": verbose, "steps": known})
+        bar = Progbar(known, verbose=verbose if known else 0)
         cbs.on_predict_begin()
         chunks = []
-        for step, b in enumerate(batches.epoch()):
+        for step, (batch, _, _) in enumerate(source.epoch()):
             cbs.on_predict_batch_begin(step)
-            batch = [a[b] for a in arrays]
             with blas_threads(self, len(batch[0])):
                 out = self.call(self._pack(batch), training=False)
             chunks.append(to_list(out) if self._multi_output else [out])
             cbs.on_predict_batch_end(step, {"outputs": out})
             bar.update(step + 1)
+        source.end_epoch()
         cbs.on_predict_end()
+        if not chunks:
+            raise ValueError("predict: `x` gave no batch.")
         outs = [c[0] if len(chunks) == 1 else np.concatenate(c, axis=0)
                 for c in zip(*chunks)]
         return outs if self._multi_output else outs[0]

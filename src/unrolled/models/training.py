@@ -9,13 +9,15 @@ One training step is three visible lines::
 The epoch's ``loss`` in the History is the mean of the batch losses weighted by batch
 size, as Keras's loss tracker computes it.
 """
+import warnings
+
 import numpy as np
 
 from .. import memory
 from ..fast.threads import limit as blas_threads
 from ..progbar import Progbar
 from ..utils import to_list
-from . import data
+from . import data, sources
 
 
 def _check_xy(model, x, y, what="x", allow_empty=False):
@@ -216,18 +218,16 @@ class Trainer:
         return loss if not self._metrics else list(logs.values())
 
     # --- loops -----------------------------------------------------------------------------
-    def _run_epoch(self, xs, ys, sw, batches, train, callbacks=None, bar=None):
-        """One pass over ``batches`` (index arrays): train or test steps, with the callbacks'
-        batch hooks; returns the logs (loss: batch losses averaged by batch size)."""
+    def _run_epoch(self, batches, train, callbacks=None, bar=None):
+        """One pass over ``batches`` (``(xs, y, sample_weight)`` per batch, from
+        ``sources``): train or test steps, with the callbacks' batch hooks; returns the logs
+        (loss: batch losses averaged by batch size), empty when there was no batch."""
         for m in self._metrics:
             m.reset_state()
         total, count = 0.0, 0
         logs = {}
         kind = "train" if train else "test"
-        for step, b in enumerate(batches):
-            bx = [a[b] for a in xs]
-            by = ys[b]
-            bsw = None if sw is None else sw[b]
+        for step, (bx, by, bsw) in enumerate(batches):
             if callbacks is not None:
                 getattr(callbacks, f"on_{kind}_batch_begin")(step)
             with blas_threads(self, len(by), kind):
@@ -245,6 +245,7 @@ class Trainer:
                 bar.update(step + 1, logs)
             if train and self.stop_training:
                 break
+        self._steps_done = len(logs) and step + 1
         return logs
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -257,55 +258,78 @@ class Trainer:
         from ..callbacks import CallbackList, History
 
         self._require_compiled("fit")
-        xs, ys = _check_xy(self, x, y)
-        sw = _check_sample_weight(sample_weight, xs[0].shape[0])
-        if class_weight is not None and sw is not None:
-            raise ValueError("fit: `class_weight` and `sample_weight` cannot be given together.")
         validation_freq = data.check_validation_freq(validation_freq)
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be in [0, 1); received {validation_split}.")
-        val = None
+        if sources.is_batch_source(x):
+            sources.refuse_with_batches("x", y=y, sample_weight=sample_weight,
+                                        validation_split=validation_split)
+            if class_weight is not None:
+                raise NotImplementedError("fit: `class_weight` with batches from a generator or "
+                                          "a PyDataset is not implemented; give sample weights "
+                                          "in the batches instead.")
+            train_source = sources.BatchSource(x, data.check_steps("steps_per_epoch",
+                                                                   steps_per_epoch),
+                                               shuffle, self._standardize_batch)
+            val = None
+        else:
+            xs, ys = _check_xy(self, x, y)
+            sw = _check_sample_weight(sample_weight, xs[0].shape[0])
+            if class_weight is not None and sw is not None:
+                raise ValueError("fit: `class_weight` and `sample_weight` cannot be given "
+                                 "together.")
+            if not 0 <= validation_split < 1:
+                raise ValueError(f"validation_split must be in [0, 1); received "
+                                 f"{validation_split}.")
+            val = None
+            if validation_split and validation_data is None:
+                n = xs[0].shape[0]
+                split = int(n * (1 - validation_split))
+                if split == 0 or split == n:
+                    raise ValueError(
+                        f"validation_split={validation_split} leaves no training or no "
+                        f"validation samples out of {n}.")
+                val = sources.ArraySource(
+                    [a[split:] for a in xs], ys[split:], None if sw is None else sw[split:],
+                    data.Batches(n - split, validation_batch_size or batch_size,
+                                 validation_steps, what="validation_steps"))
+                xs, ys = [a[:split] for a in xs], ys[:split]
+                sw = None if sw is None else sw[:split]
+            if class_weight is not None:    # after the split: validation stays unweighted
+                sw = data.class_weight_to_sample_weight(ys, class_weight,
+                                                        len(self.outputs[0].shape),
+                                                        self.outputs[0].dtype)
+            train_source = sources.ArraySource(xs, ys, sw, data.Batches(
+                xs[0].shape[0], batch_size, steps_per_epoch, shuffle))
         if validation_data is not None:
-            vx, vy, vsw = data.unpack(validation_data, "validation_data")
-            vxs, vys = _check_xy(self, vx, vy, "validation_data")
-            val = (vxs, vys, _check_sample_weight(vsw, len(vys), "validation sample_weight"))
-        elif validation_split:
-            n = xs[0].shape[0]
-            split = int(n * (1 - validation_split))
-            if split == 0 or split == n:
-                raise ValueError(
-                    f"validation_split={validation_split} leaves no training or no validation "
-                    f"samples out of {n}."
-                )
-            val = ([a[split:] for a in xs], ys[split:], None if sw is None else sw[split:])
-            xs, ys = [a[:split] for a in xs], ys[:split]
-            sw = None if sw is None else sw[:split]
-        if class_weight is not None:        # after the split: validation stays unweighted
-            sw = data.class_weight_to_sample_weight(ys, class_weight, len(self.outputs[0].shape),
-                                                    self.outputs[0].dtype)
-        batches = data.Batches(xs[0].shape[0], batch_size, steps_per_epoch, shuffle)
-        val_batches = None if val is None else data.Batches(
-            val[0][0].shape[0], validation_batch_size or batch_size, validation_steps,
-            what="validation_steps")
+            val = self._source(validation_data, validation_batch_size or batch_size,
+                               validation_steps, "validation_data", "validation_steps")
         verbose = 1 if verbose == "auto" else verbose
         history = History()
         cbs = CallbackList(to_list(callbacks) + [history], model=self,
                            params={"epochs": epochs, "verbose": verbose,
-                                   "steps": batches.num_batches})
+                                   "steps": train_source.num_batches})
         self.stop_training = False
         cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             if verbose and epochs > 1:
                 print(f"Epoch {epoch + 1}/{epochs}")
-            bar = Progbar(batches.num_batches, verbose=verbose) if verbose else None
-            logs = self._run_epoch(xs, ys, sw, batches.epoch(), True, cbs,
+            known = train_source.num_batches
+            bar = Progbar(known, verbose=verbose) if verbose and known else None
+            logs = self._run_epoch(train_source.epoch(), True, cbs,
                                    bar if verbose == 1 else None)
+            train_source.end_epoch()
+            if not logs:                  # a generator that had ended: Keras stops here
+                warnings.warn("Your input ran out of data; interrupting training. Make sure "
+                              "that your dataset or generator can generate at least "
+                              "`steps_per_epoch * epochs` batches.", stacklevel=2)
+                break
             if val is not None and data.should_validate(epoch, validation_freq):
-                vlogs = self._test_loop(val, val_batches, cbs)
+                vlogs = self._test_loop(val, cbs)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            if verbose and bar is None:   # batches of unknown count: the epoch's line only
+                bar = Progbar(self._steps_done, verbose=verbose)
             if bar is not None:
-                bar.update(batches.num_batches, logs, finalize=True)
+                bar.update(bar.target, logs, finalize=True)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -313,10 +337,28 @@ class Trainer:
         self.history = history
         return history
 
-    def _test_loop(self, val, batches, callbacks, bar=None):
+    def _standardize_batch(self, batch, what="a batch"):
+        """One batch from a generator or PyDataset, checked as fit checks arrays."""
+        bx, by, bsw = data.unpack(batch, what)
+        xs, ys = _check_xy(self, bx, by, what)
+        return xs, ys, _check_sample_weight(bsw, len(ys))
+
+    def _source(self, value, batch_size, steps, what, steps_name):
+        """Batches of ``value``: a batch source as it is, or an ``(x, y[, sw])`` tuple."""
+        if sources.is_batch_source(value):
+            return sources.BatchSource(value, data.check_steps(steps_name, steps), False,
+                                       self._standardize_batch, what)
+        vx, vy, vsw = data.unpack(value, what)
+        vxs, vys = _check_xy(self, vx, vy, what)
+        vsw = _check_sample_weight(vsw, len(vys), f"{what} sample_weight")
+        return sources.ArraySource(vxs, vys, vsw, data.Batches(
+            len(vys), batch_size, steps, what=steps_name))
+
+    def _test_loop(self, source, callbacks, bar=None):
         callbacks.on_test_begin()
-        batches.reset()
-        logs = self._run_epoch(val[0], val[1], val[2], batches.epoch(), False, callbacks, bar)
+        source.reset()
+        logs = self._run_epoch(source.epoch(), False, callbacks, bar)
+        source.end_epoch()
         callbacks.on_test_end(logs)
         return logs
 
@@ -329,23 +371,30 @@ class Trainer:
         if kwargs:
             raise ValueError(f"evaluate: arguments not recognized: {sorted(kwargs)}.")
         self._require_compiled("evaluate")
-        xs, ys = _check_xy(self, x, y, allow_empty=True)
-        sw = _check_sample_weight(sample_weight, xs[0].shape[0])
-        if xs[0].shape[0] == 0:            # a filtered or empty partition: a mean over nothing
-            import warnings
-            warnings.warn("evaluate received 0 samples: the loss and metrics are NaN.",
-                          stacklevel=2)
-            self._build_metrics(ys, self.call(self._pack(xs), training=False))
-            nan = float("nan")
-            return self._result_from_logs(
-                {"loss": nan, **{m.name: nan for m in self._metrics}}, return_dict)
-        batches = data.Batches(xs[0].shape[0], batch_size, steps, what="steps")
+        if sources.is_batch_source(x):
+            sources.refuse_with_batches("x", y=y, sample_weight=sample_weight)
+            source = self._source(x, batch_size, steps, "x", "steps")
+        else:
+            xs, ys = _check_xy(self, x, y, allow_empty=True)
+            sw = _check_sample_weight(sample_weight, xs[0].shape[0])
+            if xs[0].shape[0] == 0:        # a filtered or empty partition: a mean over nothing
+                warnings.warn("evaluate received 0 samples: the loss and metrics are NaN.",
+                              stacklevel=2)
+                self._build_metrics(ys, self.call(self._pack(xs), training=False))
+                nan = float("nan")
+                return self._result_from_logs(
+                    {"loss": nan, **{m.name: nan for m in self._metrics}}, return_dict)
+            source = sources.ArraySource(xs, ys, sw, data.Batches(
+                xs[0].shape[0], batch_size, steps, what="steps"))
         verbose = 1 if verbose == "auto" else verbose
+        known = source.num_batches
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(
             to_list(callbacks), model=self,
-            params={"epochs": 1, "verbose": verbose, "steps": batches.num_batches})
-        bar = Progbar(batches.num_batches, verbose=verbose) if verbose else None
-        logs = self._test_loop((xs, ys, sw), batches, cbs, bar)
+            params={"epochs": 1, "verbose": verbose, "steps": known})
+        bar = Progbar(known, verbose=verbose) if verbose and known else None
+        logs = self._test_loop(source, cbs, bar)
+        if not logs:
+            raise ValueError("evaluate: `x` gave no batch.")
         return self._result_from_logs(logs, return_dict)
 
     def _result_from_logs(self, logs, return_dict):
