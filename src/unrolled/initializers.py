@@ -166,6 +166,98 @@ class Orthogonal(_Random):
         return {"gain": self.gain, "seed": self.seed}
 
 
+class TruncatedNormal(_Random):
+    """Normal draws beyond two standard deviations drawn again, as Keras's."""
+
+    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+        super().__init__(seed)
+        self.mean, self.stddev = mean, stddev
+
+    def __call__(self, shape, dtype=None):
+        x = self.mean + _truncated_normal(self._rng(), self.stddev, shape)
+        return x.astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self.seed}
+
+
+class VarianceScaling(_Random):
+    """Keras's VarianceScaling: ``n`` is fan_in, fan_out or their mean (``mode``); draws
+    have variance ``scale / n``: truncated normal (stddev divided by .87962566, as the
+    truncation at two standard deviations shrinks it), untruncated normal, or uniform on
+    ``+-sqrt(3 scale / n)``. Keras 2 called the truncated one ``"normal"``."""
+
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+        super().__init__(seed)
+        if distribution == "normal":
+            distribution = "truncated_normal"
+        if not scale > 0:
+            raise ValueError(f"`scale` must be positive; received scale={scale}.")
+        if mode not in ("fan_in", "fan_out", "fan_avg"):
+            raise ValueError(f"Invalid `mode` argument: {mode!r}; expected fan_in, fan_out or "
+                             "fan_avg.")
+        if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
+            raise ValueError(f"Invalid `distribution` argument: {distribution!r}; expected "
+                             "truncated_normal, untruncated_normal or uniform.")
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def __call__(self, shape, dtype=None):
+        fan_in, fan_out = _fans(shape)
+        n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
+        variance = self.scale / max(1.0, n)
+        if self.distribution == "uniform":
+            limit = math.sqrt(3.0 * variance)
+            x = self._rng().uniform(-limit, limit, size=shape)
+        elif self.distribution == "untruncated_normal":
+            x = self._rng().normal(0.0, math.sqrt(variance), size=shape)
+        else:
+            x = _truncated_normal(self._rng(), math.sqrt(variance) / 0.87962566103423978, shape)
+        return x.astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
+                "seed": self.seed}
+
+
+class _Scaled(VarianceScaling):
+    """A named VarianceScaling (Keras's HeNormal, LecunNormal, LecunUniform)."""
+    PARAMS = None
+
+    def __init__(self, seed=None):
+        super().__init__(*self.PARAMS, seed=seed)
+
+    def get_config(self):
+        return {"seed": self.seed}
+
+
+class HeNormal(_Scaled):
+    PARAMS = (2.0, "fan_in", "truncated_normal")
+
+
+class LecunNormal(_Scaled):
+    PARAMS = (1.0, "fan_in", "truncated_normal")
+
+
+class LecunUniform(_Scaled):
+    PARAMS = (1.0, "fan_in", "uniform")
+
+
+class Identity(Initializer):
+    """``gain`` times the identity matrix (2-D shapes only, as in Keras)."""
+
+    def __init__(self, gain=1.0):
+        self.gain = gain
+
+    def __call__(self, shape, dtype=None):
+        if len(shape) != 2:
+            raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
+                             f"Received: shape={tuple(shape)} of rank {len(shape)}.")
+        return (self.gain * np.eye(*shape)).astype(standardize_dtype(dtype))
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
 _NAMES = {
     "zeros": Zeros,
     "ones": Ones,
@@ -173,11 +265,18 @@ _NAMES = {
     "glorot_uniform": GlorotUniform,
     "glorot_normal": GlorotNormal,
     "he_uniform": HeUniform,
+    "he_normal": HeNormal,
+    "lecun_normal": LecunNormal,
+    "lecun_uniform": LecunUniform,
     "orthogonal": Orthogonal,
+    "identity": Identity,
     "random_normal": RandomNormal,
     "random_uniform": RandomUniform,
+    "truncated_normal": TruncatedNormal,
+    "variance_scaling": VarianceScaling,
 }
 _CLASSES = {cls.__name__: cls for cls in _NAMES.values()}
+_CLASSES.update(OrthogonalInitializer=Orthogonal, IdentityInitializer=Identity)  # Keras 3.2-3.4
 
 
 def get(identifier):

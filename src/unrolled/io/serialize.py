@@ -78,14 +78,23 @@ FLOAT_DTYPES = ("float32", "float64")
 
 # Keras initializer class: the config keys our initializer takes (others must be None).
 INITIALIZERS = {"Zeros": (), "Ones": (), "Constant": ("value",), "GlorotUniform": ("seed",),
-                "GlorotNormal": ("seed",), "HeUniform": ("seed",), "Orthogonal": ("gain", "seed"),
+                "GlorotNormal": ("seed",), "HeUniform": ("seed",), "HeNormal": ("seed",),
+                "LecunNormal": ("seed",), "LecunUniform": ("seed",),
+                "Orthogonal": ("gain", "seed"), "Identity": ("gain",),
                 "RandomNormal": ("mean", "stddev", "seed"),
-                "RandomUniform": ("minval", "maxval", "seed")}
+                "RandomUniform": ("minval", "maxval", "seed"),
+                "TruncatedNormal": ("mean", "stddev", "seed"),
+                "VarianceScaling": ("scale", "mode", "distribution", "seed")}
 _INIT_ALIASES = {"zeros": "Zeros", "ones": "Ones", "glorot_uniform": "GlorotUniform",
                  "glorot_normal": "GlorotNormal", "he_uniform": "HeUniform",
-                 "orthogonal": "Orthogonal", "random_normal": "RandomNormal",
+                 "he_normal": "HeNormal", "lecun_normal": "LecunNormal",
+                 "lecun_uniform": "LecunUniform", "orthogonal": "Orthogonal",
+                 "identity": "Identity", "random_normal": "RandomNormal",
                  "random_uniform": "RandomUniform", "uniform": "RandomUniform",
-                 "normal": "RandomNormal", "constant": "Constant"}
+                 "normal": "RandomNormal", "constant": "Constant",
+                 "truncated_normal": "TruncatedNormal", "variance_scaling": "VarianceScaling",
+                 # Keras 3.2-3.4 wrote these class names
+                 "OrthogonalInitializer": "Orthogonal", "IdentityInitializer": "Identity"}
 ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softmax",
                "hard_sigmoid_keras2")
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
@@ -251,7 +260,14 @@ def read_dtype(value, where):
 # Keras 2.2 and earlier wrote glorot_uniform and he_uniform as VarianceScaling with these
 # (scale, mode, distribution): the same initializers, under their Keras 3 names.
 _VARIANCE_SCALING = {(1.0, "fan_avg", "uniform"): "GlorotUniform",
-                     (2.0, "fan_in", "uniform"): "HeUniform"}
+                     (1.0, "fan_avg", "normal"): "GlorotNormal",
+                     (1.0, "fan_avg", "truncated_normal"): "GlorotNormal",
+                     (2.0, "fan_in", "uniform"): "HeUniform",
+                     (2.0, "fan_in", "normal"): "HeNormal",
+                     (2.0, "fan_in", "truncated_normal"): "HeNormal",
+                     (1.0, "fan_in", "uniform"): "LecunUniform",
+                     (1.0, "fan_in", "normal"): "LecunNormal",
+                     (1.0, "fan_in", "truncated_normal"): "LecunNormal"}
 
 
 def read_initializer(value, where):
@@ -260,13 +276,14 @@ def read_initializer(value, where):
     check_not_code(value, where)
     if value["class_name"] == "VarianceScaling":
         config = dict(value.get("config") or {})
-        key = (config.pop("scale", 1.0), config.pop("mode", "fan_in"),
-               config.pop("distribution", "truncated_normal"))
-        if key not in _VARIANCE_SCALING:
-            raise UnsupportedModelError(
-                f"{where}: initializer VarianceScaling{key} is not supported; supported: "
-                f"{', '.join(f'VarianceScaling{k}' for k in _VARIANCE_SCALING)}.")
-        value = {"class_name": _VARIANCE_SCALING[key], "config": config}
+        key = (config.get("scale", 1.0), config.get("mode", "fan_in"),
+               config.get("distribution", "truncated_normal"))
+        if key in _VARIANCE_SCALING:       # a named one, under its Keras 3 name
+            for k in ("scale", "mode", "distribution"):
+                config.pop(k, None)
+            value = {"class_name": _VARIANCE_SCALING[key], "config": config}
+        else:
+            value = {"class_name": "VarianceScaling", "config": config}
     name = _INIT_ALIASES.get(value["class_name"], value["class_name"])
     if name not in INITIALIZERS:
         raise UnsupportedModelError(f"{where}: initializer {name!r} is not supported; supported: "
@@ -278,7 +295,10 @@ def read_initializer(value, where):
         elif v is not None:
             raise UnsupportedModelError(f"{where}: option {key}={v!r} of initializer {name} is "
                                         "not supported.")
-    return getattr(initializers, name)(**kwargs)
+    try:
+        return getattr(initializers, name)(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise UnsupportedModelError(f"{where}: initializer {name} cannot be built: {e}") from None
 
 
 def _read_option(key, value, where, hard_sigmoid):
