@@ -209,6 +209,7 @@ def layer_config(layer):
                   "dtype": dtype_policy(layer.dtype)}
         for key in LAYERS[class_name][2]:
             config[key] = _to_json(key, _option(layer, key))
+    config.update(getattr(layer, "_training_only", {}))      # a file's regularizers, back
     if class_name == "RNN":
         config["cell"] = layer_config(layer.cell)
     elif class_name == "StackedRNNCells":
@@ -348,11 +349,13 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
     cls, _, options = LAYERS[class_name]
     config = entry.get("config") or {}
     where = f"{where} {config.get('name', '')!r} ({class_name})"
-    kwargs = {}
+    kwargs, training_only = {}, {}
     nested = NESTED.get(class_name, ())
     for key, value in config.items():
         if key in ("name", "trainable"):
             kwargs[key] = value
+        elif key.endswith(NEUTRAL_SUFFIXES) and value is not None:
+            training_only[key] = _read_training_only(key, value, where)
         elif key == "dtype":
             kwargs["dtype"] = read_dtype(value, where)
         elif key in options:
@@ -378,11 +381,35 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
         first = nested[0]
         if first not in kwargs:
             raise UnsupportedModelError(f"{where}: the config has no {first!r}.")
-        return cls(kwargs.pop(first), **kwargs)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise UnsupportedModelError(f"{where}: the config cannot build the layer: {e}") from None
+        layer = cls(kwargs.pop(first), **kwargs)
+    else:
+        try:
+            layer = cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise UnsupportedModelError(
+                f"{where}: the config cannot build the layer: {e}") from None
+    if training_only:
+        layer._training_only = training_only
+    return layer
+
+
+# Regularizers and constraints change training only, never the outputs: a file's are kept
+# (and written back) and ``fit`` refuses a model holding them until they are implemented.
+TRAINING_ONLY = {"L1", "L2", "L1L2", "OrthogonalRegularizer", "MaxNorm", "NonNeg", "UnitNorm",
+                 "MinMaxNorm", "l1", "l2", "l1_l2", "max_norm", "non_neg", "unit_norm",
+                 "min_max_norm", "orthogonal_regularizer"}
+
+
+def _read_training_only(key, value, where):
+    name = value if isinstance(value, str) else None
+    if name is None:
+        check_not_code(value, f"{where} {key}")
+        name = value["class_name"]
+    if name not in TRAINING_ONLY:
+        known = ", ".join(sorted(TRAINING_ONLY))
+        raise UnsupportedModelError(f"{where}: {key} {name!r} is not one of Keras's built-in "
+                                    f"regularizers and constraints ({known}).")
+    return value
 
 
 def input_layer_from_config(entry, where="InputLayer"):

@@ -76,6 +76,22 @@ def _check_sample_weight(sample_weight, n, what="sample_weight"):
     return sw
 
 
+def _refuse_training_only(model, what):
+    """Training would ignore a file's regularizers and constraints: refuse, naming them."""
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        found = getattr(layer, "_training_only", None)
+        if found:
+            raise NotImplementedError(
+                f"{what}: layer '{layer.name}' has {', '.join(sorted(found))} from the file it "
+                "was loaded from; unrolled does not implement regularizers and constraints in "
+                "training yet, and would ignore them. Predictions are unaffected; to train, "
+                "rebuild the layer without them (or delete layer._training_only to train "
+                "without them knowingly).")
+        stack.extend(layer._sublayers())
+
+
 class Trainer:
     """The training half of ``Model`` (a mixin)."""
 
@@ -185,6 +201,7 @@ class Trainer:
                        return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics)."""
         self._require_compiled("train_on_batch")
+        _refuse_training_only(self, "train_on_batch")
         xs, ys = _check_xy(self, x, y)
         sample_weight = _check_sample_weight(sample_weight, len(ys))
         if class_weight is not None:
@@ -258,6 +275,7 @@ class Trainer:
         from ..callbacks import CallbackList, History
 
         self._require_compiled("fit")
+        _refuse_training_only(self, "fit")
         validation_freq = data.check_validation_freq(validation_freq)
         if sources.is_batch_source(x):
             sources.refuse_with_batches("x", y=y, sample_weight=sample_weight,
