@@ -21,16 +21,27 @@ def _format_per_step(seconds):
 
 class Progbar:
     """Prints progress over ``target`` steps: a bar with ETA while running (verbose=1),
-    or only the final line (verbose=2)."""
+    or only the final line (verbose=2).
+
+    As Keras's: the bar is redrawn in place only on a terminal or in Jupyter, at most every
+    ``interval`` seconds (0.05); elsewhere (a pipe, a file, CI logs) only the final line is
+    written. Each line ends once: with ``wait_for_finalize`` (``fit``, whose epoch line
+    gets the validation metrics) at ``update(..., finalize=True)``, else at the last step."""
 
     width = 20
+    interval = 0.05
 
-    def __init__(self, target, verbose=1, stream=None):
+    def __init__(self, target, verbose=1, stream=None, wait_for_finalize=False):
         self.target = target
         self.verbose = verbose
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
         self._last_len = 0
+        self._last_draw = -1.0
+        self._done = False
+        self.wait_for_finalize = wait_for_finalize
+        isatty = getattr(self.stream, "isatty", None)
+        self.dynamic = bool(isatty and isatty()) or "ipykernel" in sys.modules
 
     def _line(self, current, values, finished):
         elapsed = time.perf_counter() - self.start
@@ -46,13 +57,19 @@ class Progbar:
         return f"{current:>{width}}/{self.target} {bar} {timing}{metrics}"
 
     def update(self, current, values=None, finalize=False):
-        if self.verbose == 0:
+        if self.verbose == 0 or self._done:
             return
-        finished = finalize or current >= self.target
+        finished = finalize or (current >= self.target and not self.wait_for_finalize)
+        self._done = finished
         if self.verbose == 1:
+            now = time.perf_counter()
+            if not finished and (not self.dynamic or now - self._last_draw < self.interval):
+                return
+            self._last_draw = now
             line = self._line(current, values, finished)
             pad = " " * max(0, self._last_len - len(line))
-            self.stream.write("\r" + line + pad + ("\n" if finished else ""))
+            self.stream.write(("\r" if self.dynamic else "") + line + pad +
+                              ("\n" if finished else ""))
             self._last_len = len(line)
             self.stream.flush()
         elif finished:

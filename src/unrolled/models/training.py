@@ -332,7 +332,8 @@ class Trainer:
             if verbose and epochs > 1:
                 print(f"Epoch {epoch + 1}/{epochs}")
             known = train_source.num_batches
-            bar = Progbar(known, verbose=verbose) if verbose and known else None
+            bar = (Progbar(known, verbose=verbose, wait_for_finalize=True)
+                   if verbose and known else None)
             logs = self._run_epoch(train_source.epoch(), True, cbs,
                                    bar if verbose == 1 else None)
             train_source.end_epoch()
