@@ -17,6 +17,8 @@ import sys
 
 import numpy as np
 
+from .optional import require
+
 
 def _section(title):
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)))
@@ -148,6 +150,10 @@ def explain_main(args):
     """``unrolled explain``: write the HTML report of a model file (or of the demo model)."""
     from .explain import report
 
+    try:                                  # before any work: the report draws its plots
+        require("matplotlib.figure", "unrolled explain")
+    except ImportError as err:
+        return _failed("explain", err)
     history = None
     steps = args.steps
     try:

@@ -14,7 +14,8 @@ GATES = {"LSTM": (("i", "input gate"), ("f", "forget gate"), ("g", "candidate g"
 
 
 def _figure(width, height):
-    from matplotlib.figure import Figure
+    from ..optional import require
+    Figure = require("matplotlib.figure", "Plotting").Figure
 
     return Figure(figsize=(width, height), layout="constrained")
 

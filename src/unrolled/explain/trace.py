@@ -180,7 +180,8 @@ class Trace:
 
 
 def _dataframe(layer_traces):
-    import pandas as pd  # optional: pip install unrolled[explain]
+    from ..optional import require
+    pd = require("pandas", "A trace's DataFrame")
 
     frames = []
     for lt in layer_traces:

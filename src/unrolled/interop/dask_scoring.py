@@ -27,8 +27,9 @@ def score_with_dask(model, x, chunks, batch_size=256, compute=True):
     single-output model. Returns a NumPy array (or, with ``compute=False``, the lazy dask
     array). Runs on the active dask client if there is one (e.g. a ``LocalCluster``).
     """
-    import dask
-    import dask.array as da
+    from ..optional import require
+    dask = require("dask", "score_with_dask")
+    da = require("dask.array", "score_with_dask")
 
     if getattr(model, "_multi_input", False) or getattr(model, "_multi_output", False):
         raise ValueError("score_with_dask takes a model with one input and one output.")
