@@ -75,3 +75,31 @@ def test_example_main(tmp_path, capsys):
     assert example_main("co2", quick=True, out_dir=str(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "naive: last value" in out and "Example 'co2' finished in" in out
+
+
+def test_the_command_writes_under_unrolled_examples_name_by_default(tmp_path):
+    """issue 24.5: never into ./docs of whatever directory the user is in."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "unrolled", "example", "sine", "--quick"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    target = tmp_path / "unrolled-examples" / "sine"
+    assert str(target) in out.stdout
+    assert not (tmp_path / "docs").exists()
+    if HAVE_MATPLOTLIB:
+        assert list(target.glob("*.png"))
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the backend question needs matplotlib")
+def test_run_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    import subprocess
+    import sys
+    program = ("import matplotlib\nmatplotlib.use('svg')\n"
+               "from unrolled.examples import sine\n"
+               f"sine.run(quick=True, out_dir={str(tmp_path)!r}, verbose=False)\n"
+               "print(matplotlib.get_backend())\n")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "svg"

@@ -229,7 +229,8 @@ def main(argv=None):
     p_ex = sub.add_parser("example", help="run a worked example: sine, co2 or dante")
     p_ex.add_argument("name")
     p_ex.add_argument("--quick", action="store_true", help="a reduced, seconds-long run")
-    p_ex.add_argument("--out-dir", default="docs/examples", help="where plots are saved")
+    p_ex.add_argument("--out", "--out-dir", dest="out_dir", default=None,
+                      help="where figures and files go (default ./unrolled-examples/NAME/)")
     p_ex.add_argument("--seed", type=_seed, default=0)
     p_explain = sub.add_parser("explain", help="write an HTML report that explains a model")
     p_explain.add_argument("model_file", nargs="?", help="a saved model (see unrolled.models.load_model)")

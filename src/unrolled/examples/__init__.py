@@ -23,8 +23,9 @@ EXAMPLES = {
 }
 
 
-def example_main(name, quick=False, out_dir="docs/examples", seed=0):
-    """Run example ``name`` as ``unrolled example NAME [--quick] [--out-dir DIR]`` does.
+def example_main(name, quick=False, out_dir=None, seed=0):
+    """Run example ``name`` as ``unrolled example NAME [--quick] [--out DIR]`` does; its
+    figures and files go to ``out_dir``, by default ``./unrolled-examples/NAME/``.
 
     Returns a process exit code: 0 when the example ran, 2 for an unknown name (the
     known names are printed).
@@ -35,6 +36,9 @@ def example_main(name, quick=False, out_dir="docs/examples", seed=0):
             print(f"  {key:6s} {text}")
         return 2
     module = importlib.import_module(f"{__name__}.{name}")
+    if out_dir is None:
+        out_dir = os.path.join("unrolled-examples", name)
+    print(f"Example {name!r}: figures and files go to {os.path.abspath(out_dir)}")
     start = time.perf_counter()
     module.run(quick=quick, out_dir=out_dir, seed=seed)
     print(f"\nExample {name!r} finished in {time.perf_counter() - start:.1f} s.")
@@ -53,19 +57,31 @@ def say(verbose, *args):
         print(*args)
 
 
+class _Figures:
+    """The part of pyplot the examples use, on plain ``matplotlib.figure.Figure`` objects:
+    no backend is chosen or changed, so a caller's matplotlib setup stays as it was."""
+
+    def subplots(self, *args, figsize=None, **kwargs):
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(*args, **kwargs)
+
+    def close(self, fig):
+        pass                                    # a Figure is not registered with pyplot
+
+
 def pyplot(out_dir, verbose=True):
-    """matplotlib's pyplot on the file-only Agg backend, or None (and why) if plots are off."""
+    """What the examples draw with (``subplots``, ``close``), or None (and why) if plots
+    are off."""
     if out_dir is None:
         return None
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         say(verbose, "matplotlib is not installed, so no plots are saved "
                      "(pip install 'unrolled[plot]' to get them).")
         return None
-    return plt
+    return _Figures()
 
 
 def save(plt, fig, out_dir, filename, verbose=True):

@@ -44,7 +44,7 @@ def forecast_recursive(model, scaler, history, steps):
     return scaler.inverse_transform(np.array(out))
 
 
-def run(quick=False, out_dir="docs/examples", seed=0, verbose=True):
+def run(quick=False, out_dir="unrolled-examples/co2", seed=0, verbose=True):
     epochs, units = (12, 8) if quick else (200, 32)
     section("1. The data: Mauna Loa CO2, monthly means (Scripps, public domain)", verbose)
     months, co2 = load_co2()

@@ -108,7 +108,7 @@ def explain_hook(model, vocab, verse, out_dir, verbose):
     return path
 
 
-def run(quick=False, out_dir="docs/examples", seed=0, verbose=True):
+def run(quick=False, out_dir="unrolled-examples/dante", seed=0, verbose=True):
     units, length, epochs, n_chars = (32, 50, 4, 120) if quick else (128, 100, 60, 400)
     section("1. The text: Dante, Inferno, Cantos I-III (public domain)", verbose)
     text = load_inferno()

@@ -54,7 +54,7 @@ def mse(a, b):
     return float(np.mean((np.asarray(a) - np.asarray(b)) ** 2))
 
 
-def run(quick=False, out_dir="docs/examples", seed=0, verbose=True):
+def run(quick=False, out_dir="unrolled-examples/sine", seed=0, verbose=True):
     n, epochs, units, lr = (400, 15, 10, 0.01) if quick else (1000, 100, 32, 0.005)
     section("1. The data: a noisy sine wave, split in time", verbose)
     series = make_series(n, seed)
