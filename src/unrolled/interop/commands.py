@@ -129,6 +129,12 @@ def _raw_arrays(path):
     return out
 
 
+def _printable(text):
+    """``text`` with control characters (ANSI escapes, carriage returns) shown as escapes:
+    names come from files, and a file must not drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def inspect(path):
     header = f"{'weight':<48} {'shape':<14} {'dtype':<8} {'min':>11} {'max':>11} {'mean':>11}"
     if _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES):
@@ -136,18 +142,18 @@ def inspect(path):
         from ..models import load_model
 
         model = load_model(path)
-        print(f"{path}: {type(model).__name__} '{model.name}'")
-        model.summary()
+        print(_printable(f"{path}: {type(model).__name__} '{model.name}'"))
+        model.summary(print_fn=lambda line: print(_printable(line)))
         print(header)
         for group, variables in weight_groups(model, model.layers):
             for var in variables:
-                print(_stats_row(f"{var.path}", var.value))
+                print(_printable(_stats_row(f"{var.path}", var.value)))
         return 0
     arrays = _raw_arrays(path)
-    print(f"{path}: {len(arrays)} arrays (weights only)")
+    print(_printable(f"{path}: {len(arrays)} arrays (weights only)"))
     print(header)
     for name, a in arrays:
-        print(_stats_row(name, a))
+        print(_printable(_stats_row(name, a)))
     return 0
 
 

@@ -247,9 +247,17 @@ def check_not_code(entry, where):
         )
 
 
+DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy", "Policy")
+
+
 def read_dtype(value, where):
-    if isinstance(value, dict):
-        value = value.get("config", {}).get("name")
+    if isinstance(value, dict):          # a dtype policy: Keras's own classes, nothing else
+        check_not_code(value, f"{where} dtype")
+        if value["class_name"] not in DTYPE_POLICIES:
+            raise UnsupportedModelError(f"{where}: dtype policy {value['class_name']!r} is not "
+                                        f"supported; supported: {', '.join(DTYPE_POLICIES)}.")
+        config = value.get("config")
+        value = config.get("name") if isinstance(config, dict) else None
     if value is None:
         return None
     if value not in FLOAT_DTYPES:
