@@ -39,3 +39,21 @@ def test_dtype_policies_are_keras_own_or_refused():
         model_from_config(_config({**ok, "module": "evil.policies"}))
     with pytest.raises(UnsupportedModelError, match="dtype policy 'Sneaky'"):
         model_from_config(_config({**ok, "class_name": "Sneaky"}))
+
+
+def test_a_model_thousands_of_layers_deep_builds_trains_saves_and_loads(tmp_path):
+    """issue 26.10: the graph walk recursed once per layer (RecursionError near 1,000)."""
+    import numpy as np
+    from unrolled.models import load_model
+    a = unrolled.Input((2,))
+    h = a
+    for _ in range(2500):
+        h = unrolled.layers.Dense(2)(h)
+    model = unrolled.Model(a, h)
+    x = np.ones((2, 2), np.float32)
+    model.compile(loss="mse", optimizer="sgd")
+    model.train_on_batch(x, x)
+    model.save(tmp_path / "deep.keras")
+    again = load_model(tmp_path / "deep.keras")
+    assert len(again.layers) == 2501
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))

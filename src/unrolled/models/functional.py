@@ -33,21 +33,27 @@ def _walk(outputs):
     Returns the nodes, each after all of its parents, and the walk's first-visit index of
     every layer (a shared layer keeps the index of its first node reached)."""
     order, state, first_visit = [], {}, {}
-
-    def visit(node):
-        if state.get(id(node)) == "done":
-            return
-        if state.get(id(node)) == "active":
-            raise ValueError("The layer graph has a cycle.")
-        state[id(node)] = "active"
-        first_visit.setdefault(id(node.layer), len(first_visit))
-        for parent in node.parents:
-            visit(parent)
-        state[id(node)] = "done"
-        order.append(node)
-
-    for t in outputs:
-        visit(t.node)
+    for t in outputs:              # an explicit stack: models may be thousands of layers deep
+        stack = [(t.node, None)]
+        while stack:
+            node, parents = stack[-1]
+            if parents is None:                      # first reached
+                if state.get(id(node)) == "done":
+                    stack.pop()
+                    continue
+                if state.get(id(node)) == "active":
+                    raise ValueError("The layer graph has a cycle.")
+                state[id(node)] = "active"
+                first_visit.setdefault(id(node.layer), len(first_visit))
+                parents = iter(node.parents)
+                stack[-1] = (node, parents)
+            parent = next(parents, None)
+            if parent is None:                       # every parent done: the node is
+                state[id(node)] = "done"
+                order.append(node)
+                stack.pop()
+            else:
+                stack.append((parent, None))
     return order, first_visit
 
 
