@@ -38,6 +38,18 @@ CASES = [
      lambda: keras.losses.SparseCategoricalCrossentropy(), "sparse"),
     ("scce_logits", lambda: losses.SparseCategoricalCrossentropy(from_logits=True),
      lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True), "sparse"),
+    # issue 20.14: the rest of Keras's losses that scripts use
+    ("log_cosh", lambda: losses.LogCosh(), lambda: keras.losses.LogCosh(), "real"),
+    ("mape", lambda: losses.MeanAbsolutePercentageError(),
+     lambda: keras.losses.MeanAbsolutePercentageError(), "real"),
+    ("msle", lambda: losses.MeanSquaredLogarithmicError(),
+     lambda: keras.losses.MeanSquaredLogarithmicError(), "prob"),
+    ("poisson", lambda: losses.Poisson(), lambda: keras.losses.Poisson(), "prob"),
+    ("kld", lambda: losses.KLDivergence(), lambda: keras.losses.KLDivergence(), "onehot"),
+    ("hinge", lambda: losses.Hinge(), lambda: keras.losses.Hinge(), "binary"),
+    ("squared_hinge", lambda: losses.SquaredHinge(), lambda: keras.losses.SquaredHinge(),
+     "binary"),
+    ("hinge_pm1", lambda: losses.Hinge(), lambda: keras.losses.Hinge(), "signs"),
 ]
 IDS = [c[0] for c in CASES]
 SHAPES = [(6, 4), (3, 5, 4)]
@@ -53,6 +65,9 @@ def make_data(kind, shape, rng, dtype="float32", logits=False):
         y_pred = rng.uniform(0.02, 0.98, size=shape)
     if kind == "real":
         y_true = rng.normal(size=shape)
+        y_pred = rng.normal(size=shape)
+    elif kind in ("binary", "signs"):                   # hinge labels: 0/1, or -1/1
+        y_true = rng.integers(0, 2, shape) * (2 if kind == "signs" else 1) - (kind == "signs")
         y_pred = rng.normal(size=shape)
     elif kind == "prob":
         y_true = rng.uniform(0, 1, size=shape)

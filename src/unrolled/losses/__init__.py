@@ -31,6 +31,15 @@ from unrolled.losses.crossentropy import (
     CategoricalCrossentropy,
     SparseCategoricalCrossentropy,
 )
+from unrolled.losses.more import (
+    Hinge,
+    KLDivergence,
+    LogCosh,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SquaredHinge,
+)
 from unrolled.losses.regression import Huber, MeanAbsoluteError, MeanSquaredError
 
 __all__ = [
@@ -39,6 +48,8 @@ __all__ = [
     "mean_squared_error", "mean_absolute_error", "huber", "binary_crossentropy",
     "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae",
     "get", "resolve_crossentropy", "binary_or_sparse", "on_keras_logits",
+    "LogCosh", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson",
+    "KLDivergence", "Hinge", "SquaredHinge",
 ]
 
 
@@ -84,6 +95,18 @@ _BY_NAME = {
     "CategoricalCrossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "SparseCategoricalCrossentropy": SparseCategoricalCrossentropy,
+    "log_cosh": LogCosh, "LogCosh": LogCosh,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "MeanAbsolutePercentageError": MeanAbsolutePercentageError,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "MeanSquaredLogarithmicError": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "poisson": Poisson, "Poisson": Poisson,
+    "kl_divergence": KLDivergence, "KLDivergence": KLDivergence, "kld": KLDivergence,
+    "KLD": KLDivergence,
+    "hinge": Hinge, "Hinge": Hinge, "squared_hinge": SquaredHinge,
+    "SquaredHinge": SquaredHinge,
 }
 _BY_FUNCTION = {
     mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,
