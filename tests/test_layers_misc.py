@@ -364,3 +364,17 @@ def test_stacked_cells_train_on_long_sequences_as_keras(rng):
         np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
                                atol=1e-5, rtol=1e-5)
+
+
+def test_rnn_of_a_list_of_cells_is_stacked_as_in_keras(rng):
+    """issue 20.12: keras.layers.RNN([cell, cell]) wraps the list in StackedRNNCells."""
+    ours = RNN([LSTMCell(4), GRUCell(3)], return_sequences=True)
+    theirs = keras.layers.RNN([keras.layers.LSTMCell(4), keras.layers.GRUCell(3)],
+                              return_sequences=True)
+    assert isinstance(ours.cell, StackedRNNCells)
+    ours.build((None, 5, 2))
+    theirs.build((None, 5, 2))
+    _randomize(ours, rng)
+    theirs.set_weights(ours.get_weights())
+    x = rng.standard_normal((3, 5, 2)).astype("float32")
+    _close(ours(x), theirs(x))

@@ -25,6 +25,7 @@ from .base import Layer, check_array
 from . import gates
 from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
                     project_in_chunks, projection_chunk, unmask)
+from .stacked import StackedRNNCells
 
 
 BACKWARD_CHUNK_ROWS = 2048      # rows (steps x batch) per weight-gradient product, at least
@@ -91,6 +92,8 @@ class RNN(Layer):
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         kwargs.pop("implementation", None)  # accepted for compatibility; one code path here
         super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):       # Keras: RNN([cell, cell]) stacks them
+            cell = StackedRNNCells(list(cell))
         for attr in ("step", "step_backward", "project_inputs", "state_size"):
             if not hasattr(cell, attr):
                 raise TypeError(
