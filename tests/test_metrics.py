@@ -19,6 +19,17 @@ CASES = [
      "onehot"),
     ("sparse_categorical_accuracy", metrics.SparseCategoricalAccuracy,
      keras.metrics.SparseCategoricalAccuracy, "sparse"),
+    # issue 20.14
+    ("rmse", metrics.RootMeanSquaredError, keras.metrics.RootMeanSquaredError, "real"),
+    ("mape", metrics.MeanAbsolutePercentageError, keras.metrics.MeanAbsolutePercentageError,
+     "real"),
+    ("msle", metrics.MeanSquaredLogarithmicError, keras.metrics.MeanSquaredLogarithmicError,
+     "binary"),
+    ("logcosh", metrics.LogCoshError, keras.metrics.LogCoshError, "real"),
+    ("poisson", metrics.Poisson, keras.metrics.Poisson, "binary"),
+    ("kl_divergence", metrics.KLDivergence, keras.metrics.KLDivergence, "onehot"),
+    ("hinge", metrics.Hinge, keras.metrics.Hinge, "binary"),
+    ("squared_hinge", metrics.SquaredHinge, keras.metrics.SquaredHinge, "binary"),
 ]
 
 
@@ -174,3 +185,26 @@ def test_get():
     assert "mean_absolute_error" in str(info.value)
     with pytest.raises(TypeError):
         metrics.get(3.5)
+
+
+def test_new_losses_and_metrics_in_a_fit_equal_keras():
+    """issue 20.14: compile(loss="log_cosh", metrics=["mape", RootMeanSquaredError(), "msle"])
+    logs Keras's keys and numbers over two epochs."""
+    import unrolled
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4, 3)).astype("float32")
+    y = rng.normal(size=(16, 2)).astype("float32")
+
+    def run(m, start=None):
+        model = m.Sequential([m.Input((4, 3)), m.layers.GRU(3), m.layers.Dense(2)])
+        model.compile(loss="log_cosh", optimizer="adam",
+                      metrics=["mape", m.metrics.RootMeanSquaredError(), "msle"])
+        if start is not None:
+            model.set_weights(start)
+        return model.get_weights(), model.fit(x, y, epochs=2, batch_size=8, shuffle=False,
+                                              verbose=0).history
+    start, want = run(keras)
+    _, got = run(unrolled, start)
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)

@@ -26,6 +26,7 @@ wrote ("accuracy", "acc", "mse"), with "val_" in front for validation.
 """
 import numpy as np
 
+from unrolled import losses as _losses
 from unrolled.config import floatx
 from unrolled.losses import binary_or_sparse
 from unrolled.losses.base import same_rank
@@ -202,6 +203,69 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
+def _loss_values(loss_class):
+    """The per-sample values of one of ``unrolled.losses``, as a metric function."""
+    def values(y_true, y_pred):
+        return loss_class().per_sample(np.asarray(y_true), _float_pred(y_pred))
+    values.__name__ = loss_class().name
+    return values
+
+
+class MeanAbsolutePercentageError(MeanMetricWrapper):
+    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
+        super().__init__(_loss_values(_losses.MeanAbsolutePercentageError), name, dtype)
+
+
+class MeanSquaredLogarithmicError(MeanMetricWrapper):
+    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
+        super().__init__(_loss_values(_losses.MeanSquaredLogarithmicError), name, dtype)
+
+
+class LogCoshError(MeanMetricWrapper):
+    def __init__(self, name="logcosh", dtype=None):
+        super().__init__(_loss_values(_losses.LogCosh), name, dtype)
+
+
+class Poisson(MeanMetricWrapper):
+    def __init__(self, name="poisson", dtype=None):
+        super().__init__(_loss_values(_losses.Poisson), name, dtype)
+
+
+class KLDivergence(MeanMetricWrapper):
+    def __init__(self, name="kl_divergence", dtype=None):
+        super().__init__(_loss_values(_losses.KLDivergence), name, dtype)
+
+
+class Hinge(MeanMetricWrapper):
+    def __init__(self, name="hinge", dtype=None):
+        super().__init__(_loss_values(_losses.Hinge), name, dtype)
+
+
+class SquaredHinge(MeanMetricWrapper):
+    def __init__(self, name="squared_hinge", dtype=None):
+        super().__init__(_loss_values(_losses.SquaredHinge), name, dtype)
+
+
+class RootMeanSquaredError(Mean):
+    """``sqrt`` of the weighted mean of the squared errors, as Keras's (the square root of
+    the running mean, not the mean of per-batch roots)."""
+
+    def __init__(self, name="root_mean_squared_error", dtype=None):
+        super().__init__(name, dtype)
+
+    def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
+        y_pred = _float_pred(y_pred)
+        error = np.square(y_pred - np.asarray(y_true).astype(y_pred.dtype))
+        if mask is not None:
+            mask = np.asarray(mask).astype(self.dtype)
+            sample_weight = mask if sample_weight is None else (
+                np.asarray(sample_weight).astype(self.dtype) * mask)
+        super().update_state(error, sample_weight)
+
+    def result(self):
+        return float(np.sqrt(super().result()))
+
+
 def loss_tracker():
     """Keras's ``Mean(name="loss")``; update it with ``(batch_loss, sample_weight=batch_size)``."""
     return Mean(name="loss")
@@ -219,6 +283,17 @@ _BY_NAME = {
     "categorical_accuracy": CategoricalAccuracy, "CategoricalAccuracy": CategoricalAccuracy,
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "SparseCategoricalAccuracy": SparseCategoricalAccuracy,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "MeanAbsolutePercentageError": MeanAbsolutePercentageError,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "MeanSquaredLogarithmicError": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "LogCoshError": LogCoshError, "poisson": Poisson, "Poisson": Poisson,
+    "kl_divergence": KLDivergence, "KLDivergence": KLDivergence, "hinge": Hinge,
+    "Hinge": Hinge, "squared_hinge": SquaredHinge, "SquaredHinge": SquaredHinge,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "RootMeanSquaredError": RootMeanSquaredError,
 }
 
 
