@@ -93,3 +93,71 @@ class PyDataset:
 
     def on_epoch_end(self):
         pass
+
+
+class _Timeseries(PyDataset):
+    # It stands in for Keras's tf.data.Dataset, whose order fit(shuffle=True) leaves alone.
+    fit_shuffles = False
+
+    def __init__(self, data, targets, positions, offsets, batch_size):
+        super().__init__()
+        self.data, self.targets = data, targets
+        self.positions, self.offsets, self.batch_size = positions, offsets, batch_size
+
+    def __len__(self):
+        if self.batch_size is None:
+            return len(self.positions)
+        return -(-len(self.positions) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        size = self.batch_size or 1
+        starts = self.positions[index * size:(index + 1) * size]
+        x = self.data[starts[:, None] + self.offsets]
+        if self.batch_size is None:
+            x, starts = x[0], starts[0]
+        return x if self.targets is None else (x, self.targets[starts])
+
+
+def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1,
+                                  sampling_rate=1, batch_size=128, shuffle=False, seed=None,
+                                  start_index=None, end_index=None):
+    """Windows of ``sequence_length`` steps (every ``sampling_rate``-th step) starting every
+    ``sequence_stride`` steps of ``data[start_index:end_index]``, each with the target at
+    its start index, in batches of ``batch_size`` (None: one window at a time), as
+    ``keras.utils.timeseries_dataset_from_array`` cuts them.
+
+    Returns a ``PyDataset`` that ``fit``, ``evaluate`` and ``predict`` take, whose items
+    are NumPy batches ``(x, y)`` (``x`` alone without targets), where Keras returns a
+    ``tf.data.Dataset``. ``shuffle=True`` shuffles the windows with NumPy's
+    ``RandomState(seed)``, as Keras first does; Keras then shuffles again through
+    tf.data buffers, which this does not copy, so shuffled batches differ from Keras's.
+    """
+    data = np.asarray(data)
+    if targets is not None:
+        targets = np.asarray(targets)
+    start = 0 if start_index is None else start_index
+    end = len(data) if end_index is None else end_index
+    if start_index is not None and not 0 <= start_index < len(data):
+        raise ValueError("`start_index` must be 0 or greater and lower than the length of "
+                         f"the data. Received: start_index={start_index}, for data of "
+                         f"length {len(data)}")
+    if end_index is not None and not (start < end_index < len(data) and end_index > 0):
+        raise ValueError("`end_index` must be higher than `start_index` and lower than the "
+                         f"length of the data. Received: end_index={end_index}")
+    for name, value in (("sampling_rate", sampling_rate), ("sequence_stride", sequence_stride)):
+        if value <= 0 or value >= len(data):
+            raise ValueError(f"`{name}` must be higher than 0 and lower than the length of "
+                             f"the data. Received: {name}={value}, for data of length "
+                             f"{len(data)}")
+    num_seqs = end - start - (sequence_length - 1) * sampling_rate
+    if targets is not None:
+        num_seqs = min(num_seqs, len(targets))
+    positions = np.arange(0, max(num_seqs, 0), sequence_stride)
+    if shuffle:
+        np.random.RandomState(np.random.randint(1e6) if seed is None else seed).shuffle(
+            positions)
+    offsets = np.arange(0, sequence_length * sampling_rate, sampling_rate)
+    return _Timeseries(data[start:end], None if targets is None else targets[start:end],
+                       positions, offsets, batch_size)

@@ -2,7 +2,8 @@
 helpers for sequence data (``pad_sequences``, ``to_categorical``, ``PyDataset``)."""
 import numpy as np
 
-from .sequence_utils import PyDataset, pad_sequences, to_categorical  # noqa: F401
+from .sequence_utils import (PyDataset, pad_sequences, timeseries_dataset_from_array,  # noqa: F401
+                             to_categorical)
 
 Sequence = PyDataset                  # Keras 2's name
 

@@ -71,7 +71,8 @@ class BatchSource:
     checks each batch as ``fit`` checks arrays (``x`` alone for ``predict``)."""
 
     def __init__(self, data, steps, shuffle, standardize, what="x"):
-        self.data, self.steps, self.shuffle = data, steps, shuffle
+        self.data, self.steps = data, steps
+        self.shuffle = shuffle and getattr(data, "fit_shuffles", True)
         self.standardize, self.what = standardize, what
         self.indexed = not hasattr(data, "__next__")
         if self.indexed:
