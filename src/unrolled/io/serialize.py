@@ -22,10 +22,10 @@ import re
 import numpy as np
 
 from .. import initializers
-from ..layers import (RNN, GRU, LSTM, Activation, Add, Bidirectional, Concatenate, Dense,
-                      Dropout, Embedding, Flatten, GRUCell, InputLayer, LSTMCell, Masking,
-                      RepeatVector, Reshape, SimpleRNN, SimpleRNNCell, StackedRNNCells,
-                      TimeDistributed)
+from ..layers import (RNN, GRU, LSTM, Activation, Add, Average, Bidirectional, Concatenate,
+                      Dense, Dropout, Embedding, Flatten, GRUCell, InputLayer, LSTMCell,
+                      Masking, Maximum, Minimum, Multiply, RepeatVector, Reshape, SimpleRNN,
+                      SimpleRNNCell, StackedRNNCells, Subtract, TimeDistributed)
 from .safety import UnsafeModelError, UnsupportedModelError
 
 RNN_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
@@ -62,6 +62,11 @@ LAYERS = {
     "Reshape": (Reshape, "reshape", ("target_shape",)),
     "Concatenate": (Concatenate, "concatenate", ("axis",)),
     "Add": (Add, "add", ()),
+    "Multiply": (Multiply, "multiply", ()),
+    "Average": (Average, "average", ()),
+    "Subtract": (Subtract, "subtract", ()),
+    "Maximum": (Maximum, "maximum", ()),
+    "Minimum": (Minimum, "minimum", ()),
 }
 NESTED = {"RNN": ("cell",), "StackedRNNCells": ("cells",), "TimeDistributed": ("layer",),
           "Bidirectional": ("layer", "backward_layer")}

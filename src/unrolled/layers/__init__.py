@@ -5,7 +5,8 @@ from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
-from .merge import Add, Concatenate, add, concatenate
+from .merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                    average, concatenate, maximum, minimum, multiply, subtract)
 from .recurrent import RNN
 from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
@@ -16,5 +17,6 @@ __all__ = [
     "Activation", "Add", "Bidirectional", "Concatenate", "Dense", "Dropout", "Embedding",
     "Flatten", "GRU", "GRUCell", "Input", "InputLayer", "KerasTensor", "Layer", "LSTM",
     "LSTMCell", "Masking", "RepeatVector", "Reshape", "RNN", "SimpleRNN", "SimpleRNNCell",
-    "StackedRNNCells", "TimeDistributed", "add", "concatenate",
+    "StackedRNNCells", "TimeDistributed", "add", "concatenate", "Multiply", "Average",
+    "Subtract", "Maximum", "Minimum", "multiply", "average", "subtract", "maximum", "minimum",
 ]

@@ -1,6 +1,7 @@
-"""Layers that merge a list of tensors into one: Concatenate and Add.
+"""Layers that merge a list of tensors into one: Concatenate, Add, Multiply, Average,
+Subtract, Maximum, Minimum.
 
-Both are called on a list, ``Concatenate()([a, b])``; ``backward`` returns one gradient
+Each is called on a list, ``Concatenate()([a, b])``; ``backward`` returns one gradient
 per input, in the same order. Masks are combined as Keras combines them (see each
 ``compute_mask``).
 """
@@ -146,6 +147,132 @@ class Add(Layer):
         for m in mask[1:]:
             out = out | np.asarray(m, bool)
         return out
+
+
+def _aligned(xs):
+    """The inputs with axes inserted after the batch axis up to the highest rank (Keras's
+    rule for inputs of lower rank), ready for NumPy broadcasting."""
+    rank = max(x.ndim for x in xs)
+    return [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
+
+
+def _back_to(shape, g):
+    """``g`` summed down to an input's own ``shape`` (broadcast axes, inserted axes)."""
+    padded = shape[:1] + (1,) * (g.ndim - len(shape)) + shape[1:]
+    return _unbroadcast(g, padded).reshape(shape)
+
+
+class Multiply(Add):
+    """The elementwise product of the inputs (broadcasting and masks as ``Add``).
+    Backward: each input gets ``dy`` times the product of the others."""
+
+    def forward(self, xs, *, training=False, mask=None):
+        xs = _aligned(xs)
+        y = xs[0]
+        for x in xs[1:]:
+            y = y * x
+        return y, xs
+
+    def backward(self, xs, dy):
+        dxs = []
+        for i, x in enumerate(xs):
+            others = dy
+            for j, other in enumerate(xs):
+                if j != i:
+                    others = others * other
+            dxs.append(others)
+        return [_back_to(x.shape, g) for x, g in zip(xs, dxs)], []
+
+
+class Average(Add):
+    """The elementwise mean of the inputs. Backward: ``dy / n`` to each."""
+
+    def forward(self, xs, *, training=False, mask=None):
+        y, shapes = super().forward(xs, training=training, mask=mask)
+        return y / y.dtype.type(len(xs)), shapes
+
+    def backward(self, shapes, dy):
+        return super().backward(shapes, dy / dy.dtype.type(len(shapes)))
+
+
+class Subtract(Add):
+    """``inputs[0] - inputs[1]``: exactly two inputs, as in Keras."""
+
+    def build(self, input_shape):
+        shapes = _shape_list(self, input_shape)
+        if len(shapes) != 2:
+            raise ValueError("A `Subtract` layer should be called on exactly 2 inputs. "
+                             f"Received: input_shape={shapes}")
+        super().build(input_shape)
+
+    def forward(self, xs, *, training=False, mask=None):
+        a, b = _aligned(xs)
+        return a - b, [x.shape for x in xs]
+
+    def backward(self, shapes, dy):
+        return [_back_to(shapes[0], dy), _back_to(shapes[1], -dy)], []
+
+
+class Maximum(Add):
+    """The elementwise maximum of the inputs, taken pairwise left to right as Keras does.
+    Backward: ``dy`` goes where an input is the maximum; on a tie, to the earlier input
+    (TensorFlow's ``maximum(x, y)`` gives a tie to ``x``)."""
+
+    pick = staticmethod(np.greater_equal)
+    combine = staticmethod(np.maximum)
+
+    def forward(self, xs, *, training=False, mask=None):
+        xs = _aligned(xs)
+        y = xs[0]
+        for x in xs[1:]:
+            y = self.combine(y, x)
+        return y, xs
+
+    def backward(self, xs, dy):
+        # Walk the pairwise reduction back: at step i the running result r_{i-1} won
+        # where pick(r_{i-1}, x_i), else x_i did.
+        running = [xs[0]]
+        for x in xs[1:]:
+            running.append(self.combine(running[-1], x))
+        grads, g = [None] * len(xs), dy
+        for i in range(len(xs) - 1, 0, -1):
+            earlier = self.pick(running[i - 1], xs[i])
+            grads[i] = np.where(earlier, 0, g).astype(dy.dtype)
+            g = np.where(earlier, g, 0).astype(dy.dtype)
+        grads[0] = g
+        return [_back_to(x.shape, np.broadcast_to(gr, dy.shape)) for x, gr in zip(xs, grads)], []
+
+
+class Minimum(Maximum):
+    """The elementwise minimum of the inputs; ties go to the earlier input, as in Keras."""
+
+    pick = staticmethod(np.less_equal)
+    combine = staticmethod(np.minimum)
+
+
+def multiply(inputs, **kwargs):
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
 
 
 def concatenate(inputs, axis=-1, **kwargs):
