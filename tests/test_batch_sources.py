@@ -103,3 +103,20 @@ def test_what_a_batch_source_cannot_take_is_refused():
         model.fit(batches(2), class_weight={0: 1.0}, verbose=0)
     with pytest.raises(ValueError, match="must be a tuple"):
         model.fit(iter([X[:4]]), verbose=0)
+
+
+def test_array_likes_are_arrays_not_batch_sources():
+    """A dask array or a DataFrame has __len__ and __getitem__ too; it is data, not batches."""
+    import dask.array as da
+    import pandas as pd
+    from unrolled.models.sources import is_batch_source
+    x = X[:8]
+    model = unrolled.Sequential([unrolled.Input((6, 3)), unrolled.layers.GRU(2)])
+    want = model.predict(x, verbose=0)
+    assert not is_batch_source(da.from_array(x, chunks=4))
+    np.testing.assert_array_equal(model.predict(da.from_array(x, chunks=4), verbose=0), want)
+    flat = unrolled.Sequential([unrolled.Input((3,)), unrolled.layers.Dense(2)])
+    frame = pd.DataFrame(x[:, 0, :])
+    assert not is_batch_source(frame)
+    np.testing.assert_array_equal(flat.predict(frame, verbose=0),
+                                  flat.predict(x[:, 0, :], verbose=0))

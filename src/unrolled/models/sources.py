@@ -31,7 +31,7 @@ def is_batch_source(x):
         return False
     if isinstance(x, (types.GeneratorType,)) or hasattr(x, "__next__"):
         return True
-    if type(x).__module__.split(".")[0] in ("pandas", "tensorflow", "torch"):
+    if hasattr(x, "__array__") or hasattr(x, "shape"):   # array-likes: dask, pandas, torch
         return False
     return hasattr(x, "__len__") and hasattr(x, "__getitem__")
 
