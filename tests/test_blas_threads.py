@@ -11,11 +11,10 @@ import subprocess
 import sys
 
 import pytest
+import threadpoolctl  # noqa: F401  (a test extra: the policy's library)
 
 from unrolled.fast.threads import (GIVE_UP, JUMP, MARGIN, MAX_PERIOD, PERIOD, RECHECK_SECONDS,
                                    SAMPLES, Choice)
-
-pytest.importorskip("threadpoolctl")
 
 
 class Clock:

@@ -91,7 +91,6 @@ def test_the_command_writes_under_unrolled_examples_name_by_default(tmp_path):
         assert list(target.glob("*.png"))
 
 
-@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="the backend question needs matplotlib")
 def test_run_leaves_the_callers_matplotlib_backend_alone(tmp_path):
     import subprocess
     import sys

@@ -8,10 +8,10 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tf_keras  # the Keras 2 reference (make installs it)
 
 import unrolled
 
-tf_keras = pytest.importorskip("tf_keras")
 
 
 def _quiet(build):

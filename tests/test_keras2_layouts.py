@@ -9,12 +9,12 @@ import json
 import h5py
 import numpy as np
 import pytest
+import tf_keras  # the Keras 2 reference (make installs it)
 from test_hard_sigmoid_versions import hs_keras2, inputs, keras2_weights, reference, write_keras2_h5
 
 from unrolled.io.safety import ModelFileError
 from unrolled.models import load_model
 
-tf_keras = pytest.importorskip("tf_keras")
 
 
 def _keras21_file(path, kind, weights, reset_after_key=False):

@@ -203,47 +203,44 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
-def _loss_values(loss_class):
-    """The per-sample values of one of ``unrolled.losses``, as a metric function."""
-    def values(y_true, y_pred):
-        return loss_class().per_sample(np.asarray(y_true), _float_pred(y_pred))
-    values.__name__ = loss_class().name
-    return values
+class _LossMetric(MeanMetricWrapper):
+    """The running mean of one of ``unrolled.losses``' per-sample values (Keras's metric of
+    the same name): a subclass names the loss class and the metric's default name."""
+
+    loss_class, default_name = None, None
+
+    def __init__(self, name=None, dtype=None):
+        loss = self.loss_class()
+        super().__init__(lambda t, p: loss.per_sample(np.asarray(t), _float_pred(p)),
+                         name or self.default_name, dtype)
 
 
-class MeanAbsolutePercentageError(MeanMetricWrapper):
-    def __init__(self, name="mean_absolute_percentage_error", dtype=None):
-        super().__init__(_loss_values(_losses.MeanAbsolutePercentageError), name, dtype)
+class MeanAbsolutePercentageError(_LossMetric):
+    loss_class, default_name = _losses.MeanAbsolutePercentageError, "mean_absolute_percentage_error"
 
 
-class MeanSquaredLogarithmicError(MeanMetricWrapper):
-    def __init__(self, name="mean_squared_logarithmic_error", dtype=None):
-        super().__init__(_loss_values(_losses.MeanSquaredLogarithmicError), name, dtype)
+class MeanSquaredLogarithmicError(_LossMetric):
+    loss_class, default_name = _losses.MeanSquaredLogarithmicError, "mean_squared_logarithmic_error"
 
 
-class LogCoshError(MeanMetricWrapper):
-    def __init__(self, name="logcosh", dtype=None):
-        super().__init__(_loss_values(_losses.LogCosh), name, dtype)
+class LogCoshError(_LossMetric):
+    loss_class, default_name = _losses.LogCosh, "logcosh"
 
 
-class Poisson(MeanMetricWrapper):
-    def __init__(self, name="poisson", dtype=None):
-        super().__init__(_loss_values(_losses.Poisson), name, dtype)
+class Poisson(_LossMetric):
+    loss_class, default_name = _losses.Poisson, "poisson"
 
 
-class KLDivergence(MeanMetricWrapper):
-    def __init__(self, name="kl_divergence", dtype=None):
-        super().__init__(_loss_values(_losses.KLDivergence), name, dtype)
+class KLDivergence(_LossMetric):
+    loss_class, default_name = _losses.KLDivergence, "kl_divergence"
 
 
-class Hinge(MeanMetricWrapper):
-    def __init__(self, name="hinge", dtype=None):
-        super().__init__(_loss_values(_losses.Hinge), name, dtype)
+class Hinge(_LossMetric):
+    loss_class, default_name = _losses.Hinge, "hinge"
 
 
-class SquaredHinge(MeanMetricWrapper):
-    def __init__(self, name="squared_hinge", dtype=None):
-        super().__init__(_loss_values(_losses.SquaredHinge), name, dtype)
+class SquaredHinge(_LossMetric):
+    loss_class, default_name = _losses.SquaredHinge, "squared_hinge"
 
 
 class RootMeanSquaredError(Mean):

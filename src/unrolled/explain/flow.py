@@ -148,7 +148,7 @@ def gradient_flow(model, x, y, loss=None, jacobians=True):
     the step Jacobians (one ``step_backward`` call per state unit and step).
     """
     from .. import losses
-    from ..models.training import _check_xy
+    from ..models.checks import check_xy
 
     if not hasattr(model, "_nodes"):
         raise TypeError(f"gradient_flow expects an unrolled Model or Sequential; received "
@@ -157,7 +157,7 @@ def gradient_flow(model, x, y, loss=None, jacobians=True):
     if loss_fn is None:
         raise ValueError("gradient_flow needs a loss: compile the model "
                          "(model.compile(loss='mse')) or pass loss='mse'.")
-    xs, ys = _check_xy(model, x, y)
+    xs, ys = check_xy(model, x, y)
     with kernels.unfused(), recording_steps(model, "step_backward") as blogs:
         # the output mask weighs the loss as in training (Keras's y_pred._keras_mask)
         y_pred, tape, mask = model._run_graph(model._pack(xs), False, keep_tape=True)

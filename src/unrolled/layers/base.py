@@ -121,6 +121,28 @@ def _input_shape_argument(class_name, kwargs):
     return tuple(None if d is None else int(d) for d in batch_shape)
 
 
+class _Unbuilt:
+    """A weight that ``build`` creates (``kernel``, ``recurrent_kernel``, ``bias``,
+    ``embeddings``), looked up before ``build`` ran: ``forward``, ``step`` or ``backward``
+    called directly on an unbuilt layer. It says so instead of a bare AttributeError deep in
+    the math. ``build`` sets the real weight on the instance, which hides this class
+    attribute, so a built layer's lookups cost nothing extra."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        if layer.__dict__.get("built", True) is False:
+            raise AttributeError(
+                f"Layer '{layer.name}' ({type(layer).__name__}) is not built yet, so it has "
+                f"no '{self.name}': call it on an input first (layer(x)), or call "
+                "layer.build(input_shape); forward, step and backward use the weights that "
+                "build creates.")
+        raise AttributeError(f"'{type(layer).__name__}' object has no attribute '{self.name}'")
+
+
 class Layer:
     """Base class. Subclasses define ``build``, ``compute_output_shape``, ``forward``
     and ``backward``; ``input_ndim`` (exact) or ``min_ndim`` declare the accepted rank."""
@@ -128,6 +150,10 @@ class Layer:
     input_ndim = None
     min_ndim = None
     supports_masking = False
+    kernel = _Unbuilt()                 # the weights build creates, until it does
+    recurrent_kernel = _Unbuilt()
+    bias = _Unbuilt()
+    embeddings = _Unbuilt()
 
     def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
         self._batch_input_shape = _input_shape_argument(type(self).__name__, kwargs)
@@ -295,22 +321,6 @@ class Layer:
         """The symbolic output(s) of the layer's first call: one tensor, or a list."""
         outputs = self._first_node("output").outputs
         return outputs[0] if len(outputs) == 1 else list(outputs)
-
-    def __getattr__(self, name):
-        # Only reached when normal lookup fails: on an unbuilt layer that is a weight that
-        # ``build`` creates (kernel, recurrent_kernel, bias, ...), asked for by ``forward``,
-        # ``step`` or ``backward`` called directly. Say so instead of a bare AttributeError.
-        # A property whose getter raised AttributeError lands here too: raise its own error.
-        attr = getattr(type(self), name, None)
-        if isinstance(attr, property):
-            attr.fget(self)
-        if not name.startswith("__") and self.__dict__.get("built", True) is False:
-            raise AttributeError(
-                f"Layer '{self.__dict__.get('name')}' ({type(self).__name__}) is not built yet, "
-                f"so it has no '{name}': call it on an input first (layer(x)), or call "
-                "layer.build(input_shape); forward, step and backward use the weights that "
-                "build creates.")
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def _maybe_build(self, input_shape):
         if not self.built:

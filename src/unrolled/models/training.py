@@ -18,78 +18,7 @@ from ..fast.threads import limit as blas_threads
 from ..progbar import Progbar
 from ..utils import to_list
 from . import data, sources
-
-
-def _check_xy(model, x, y, what="x", allow_empty=False):
-    xs = model._standardize_inputs(x)
-    n = xs[0].shape[0]
-    if n == 0 and not allow_empty:
-        raise ValueError(f"Received an empty batch: {what} has 0 samples.")
-    if y is None:
-        raise ValueError(
-            f"Targets are missing: {what} came without y. Training and evaluation compare the "
-            "model's output with y, e.g. model.fit(x, y)."
-        )
-    if model._multi_output:
-        raise ValueError(
-            "Training a model with several outputs is not supported yet; build one "
-            "model per output or concatenate the outputs."
-        )
-    y_arr = np.asarray(y)
-    if y_arr.dtype.kind not in "biuf":
-        raise TypeError(f"Targets y must be numeric; received dtype {y_arr.dtype}.")
-    if y_arr.shape[0] != n:
-        raise ValueError(
-            f"Data cardinality is ambiguous: x has {n} samples but y has {y_arr.shape[0]}. "
-            "Make sure all arrays contain the same number of samples."
-        )
-    if y_arr.dtype.kind == "f" and not np.all(np.isfinite(y_arr)):
-        raise ValueError("Targets y contain NaN or Inf; clean or mask them before training.")
-    out_shape = model.outputs[0].shape
-    if not model._loss_sparse and y_arr.ndim == len(out_shape) - 1 and out_shape[-1] == 1:
-        y_arr = y_arr[..., None]      # (N,) for a (N, 1) output, as Keras's losses expand it
-    if not model._loss_sparse and (y_arr.ndim != len(out_shape) or any(
-            e is not None and e != s for e, s in zip(out_shape[1:], y_arr.shape[1:]))):
-        raise ValueError(
-            f"Targets y have shape {y_arr.shape}, but the model's output has shape "
-            f"{out_shape}: the target width must match the output (one column per output unit)."
-        )
-    ys = y_arr.astype(model.outputs[0].dtype, copy=False) if y_arr.dtype.kind == "f" or not model._loss_sparse else y_arr
-    return xs, ys
-
-
-def _check_sample_weight(sample_weight, n, what="sample_weight"):
-    """``sample_weight`` as an array with one weight (or row of weights) per sample, finite:
-    a NaN weight would turn the loss into NaN without a word."""
-    if sample_weight is None:
-        return None
-    sw = np.asarray(sample_weight)
-    if sw.dtype.kind not in "biuf":
-        raise TypeError(f"`{what}` must be numeric; received an array of dtype {sw.dtype}.")
-    if sw.ndim == 0 or sw.shape[0] != n:
-        raise ValueError(f"Data cardinality is ambiguous: x has {n} samples but `{what}` has "
-                         f"{'none' if sw.ndim == 0 else sw.shape[0]}. Make sure all arrays "
-                         "contain the same number of samples.")
-    if sw.dtype.kind == "f" and not np.all(np.isfinite(sw)):
-        raise ValueError(f"`{what}` contains NaN or Inf: the loss would be NaN. Give every "
-                         "sample a finite weight (0 leaves a sample out).")
-    return sw
-
-
-def _refuse_training_only(model, what):
-    """Training would ignore a file's regularizers and constraints: refuse, naming them."""
-    stack = list(model.layers)
-    while stack:
-        layer = stack.pop()
-        found = getattr(layer, "_training_only", None)
-        if found:
-            raise NotImplementedError(
-                f"{what}: layer '{layer.name}' has {', '.join(sorted(found))} from the file it "
-                "was loaded from; unrolled does not implement regularizers and constraints in "
-                "training yet, and would ignore them. Predictions are unaffected; to train, "
-                "rebuild the layer without them (or delete layer._training_only to train "
-                "without them knowingly).")
-        stack.extend(layer._sublayers())
+from .checks import check_sample_weight, check_xy, refuse_training_only
 
 
 class Trainer:
@@ -154,8 +83,8 @@ class Trainer:
         """``(loss, grads)``: the loss on ``(x, y)`` and dLoss/dW for each weight in
         ``get_weights()`` order. Nothing is updated."""
         self._require_compiled("gradients")
-        xs, ys = _check_xy(self, x, y)
-        sample_weight = _check_sample_weight(sample_weight, len(ys))
+        xs, ys = check_xy(self, x, y)
+        sample_weight = check_sample_weight(sample_weight, len(ys))
         loss, grads, _ = self._loss_and_grads(xs, ys, sample_weight, training=False)
         return loss, grads
 
@@ -201,9 +130,9 @@ class Trainer:
                        return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics)."""
         self._require_compiled("train_on_batch")
-        _refuse_training_only(self, "train_on_batch")
-        xs, ys = _check_xy(self, x, y)
-        sample_weight = _check_sample_weight(sample_weight, len(ys))
+        refuse_training_only(self, "train_on_batch")
+        xs, ys = check_xy(self, x, y)
+        sample_weight = check_sample_weight(sample_weight, len(ys))
         if class_weight is not None:
             if sample_weight is not None:
                 raise ValueError(
@@ -219,8 +148,8 @@ class Trainer:
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
-        xs, ys = _check_xy(self, x, y)
-        sample_weight = _check_sample_weight(sample_weight, len(ys))
+        xs, ys = check_xy(self, x, y)
+        sample_weight = check_sample_weight(sample_weight, len(ys))
         for m in self._metrics:
             m.reset_state()
         with blas_threads(self, len(ys), "test"):
@@ -275,7 +204,7 @@ class Trainer:
         from ..callbacks import CallbackList, History
 
         self._require_compiled("fit")
-        _refuse_training_only(self, "fit")
+        refuse_training_only(self, "fit")
         validation_freq = data.check_validation_freq(validation_freq)
         if sources.is_batch_source(x):
             sources.refuse_with_batches("x", y=y, sample_weight=sample_weight,
@@ -289,8 +218,8 @@ class Trainer:
                                                shuffle, self._standardize_batch)
             val = None
         else:
-            xs, ys = _check_xy(self, x, y)
-            sw = _check_sample_weight(sample_weight, xs[0].shape[0])
+            xs, ys = check_xy(self, x, y)
+            sw = check_sample_weight(sample_weight, xs[0].shape[0])
             if class_weight is not None and sw is not None:
                 raise ValueError("fit: `class_weight` and `sample_weight` cannot be given "
                                  "together.")
@@ -359,8 +288,8 @@ class Trainer:
     def _standardize_batch(self, batch, what="a batch"):
         """One batch from a generator or PyDataset, checked as fit checks arrays."""
         bx, by, bsw = data.unpack(batch, what)
-        xs, ys = _check_xy(self, bx, by, what)
-        return xs, ys, _check_sample_weight(bsw, len(ys))
+        xs, ys = check_xy(self, bx, by, what)
+        return xs, ys, check_sample_weight(bsw, len(ys))
 
     def _source(self, value, batch_size, steps, what, steps_name):
         """Batches of ``value``: a batch source as it is, or an ``(x, y[, sw])`` tuple."""
@@ -368,8 +297,8 @@ class Trainer:
             return sources.BatchSource(value, data.check_steps(steps_name, steps), False,
                                        self._standardize_batch, what)
         vx, vy, vsw = data.unpack(value, what)
-        vxs, vys = _check_xy(self, vx, vy, what)
-        vsw = _check_sample_weight(vsw, len(vys), f"{what} sample_weight")
+        vxs, vys = check_xy(self, vx, vy, what)
+        vsw = check_sample_weight(vsw, len(vys), f"{what} sample_weight")
         return sources.ArraySource(vxs, vys, vsw, data.Batches(
             len(vys), batch_size, steps, what=steps_name))
 
@@ -394,8 +323,8 @@ class Trainer:
             sources.refuse_with_batches("x", y=y, sample_weight=sample_weight)
             source = self._source(x, batch_size, steps, "x", "steps")
         else:
-            xs, ys = _check_xy(self, x, y, allow_empty=True)
-            sw = _check_sample_weight(sample_weight, xs[0].shape[0])
+            xs, ys = check_xy(self, x, y, allow_empty=True)
+            sw = check_sample_weight(sample_weight, xs[0].shape[0])
             if xs[0].shape[0] == 0:        # a filtered or empty partition: a mean over nothing
                 warnings.warn("evaluate received 0 samples: the loss and metrics are NaN.",
                               stacklevel=2)
