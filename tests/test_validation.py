@@ -6,7 +6,7 @@ was expected. NaN and Inf in inputs are not errors: they propagate as NaN, never
 import numpy as np
 import pytest
 
-from unrolled import callbacks, initializers, losses, metrics, optimizers
+from unrolled import callbacks, initializers, losses, metrics, optimizers, utils
 from unrolled.layers import (GRU, LSTM, Bidirectional, Dense, Embedding, Input, Reshape, SimpleRNN)
 from unrolled.models import Model
 
@@ -104,6 +104,9 @@ def test_gradient_clipping_tames_exploding_gradients(rng):
     # Large recurrent weights make the gradient explode through time; clipnorm keeps the
     # update bounded so training goes on, while plain SGD leaves the weights ruined.
     def run(**clip):
+        # Seeded: from about 1 initialization in 300 (seed 51 of range(300)) the clipped
+        # run's loss jumps at the first step and ends above where it started.
+        utils.set_random_seed(0)
         i = Input((40, 1))
         model = Model(i, Dense(1)(SimpleRNN(8, activation="linear")(i)))
         w = model.get_weights()

@@ -43,7 +43,7 @@ import numpy as np
 from .. import activations, initializers, kernels
 from .base import Layer
 from .gates import (StepCaches, add_gate_product, apply_mask, fold_chunks, folded_product,
-                    gate_kernel_gradient, gate_product, stack_steps)
+                    gate_kernel_gradient, gate_product, stack_steps, transposed)
 from .recurrent import RNN
 
 
@@ -238,7 +238,7 @@ class SimpleRNNCell(Layer):
         h_in, a, h, rec_mask = cache
         dh = dout + dstates[0]                               # h is both output and state
         da = self.activation.backward(a, h, dh)              # backprop through the activation
-        dh_prev = np.dot(da, self.recurrent_kernel.value.T)  # a = ... + h_{t-1} W_h
+        dh_prev = np.dot(da, transposed(self.recurrent_kernel.value))  # a = ... + h_{t-1} W_h
         if rec_mask is not None:
             dh_prev *= rec_mask                              # through recurrent dropout
         return da, [dh_prev]

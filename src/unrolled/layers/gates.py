@@ -150,8 +150,8 @@ def fold_chunks(fold, steps):
 
 def gate_product_backward(dz, a, kernel, per_gate=False):
     """dLoss/da for ``z = gate_product(a, kernel)``, shaped like ``a``."""
-    if not per_gate:
-        return matmul_last(dz, kernel.T)                           # z = a W  =>  da = dz W^T
+    if not per_gate:                                               # z = a W  =>  da = dz W^T
+        return matmul_last(dz, transposed(kernel))
     g = a.shape[0]
     if a.ndim == 3:                                                # one step, as gate_product
         n = kernel.shape[1] // g
@@ -163,6 +163,13 @@ def gate_product_backward(dz, a, kernel, per_gate=False):
     kg = _kernel_per_gate(kernel, g).transpose(0, 2, 1)
     kg = kg.reshape((g,) + (1,) * (a.ndim - 3) + kg.shape[1:])
     return np.matmul(dz_g, kg)
+
+
+def transposed(kernel):
+    """``kernel.T`` in C order, as BPTT multiplies by it: OpenBLAS takes a Fortran-ordered
+    operand (a plain ``.T``) up to twice as slowly at a step's sizes, and the compiled loops
+    take the same C-ordered copy (``kernels.blas_operand``), so both paths sum alike."""
+    return np.ascontiguousarray(kernel.T)
 
 
 def dropout_operands(kernel, rec_mask):
