@@ -94,6 +94,64 @@ class Runner:
         self.proc.wait()
 
 
+def cpu():
+    """What the numbers depend on: the CPU's model name, its vector extensions (AVX2,
+    AVX-512, AMX) and the kernels OpenBLAS chose for it (threadpoolctl's "architecture",
+    e.g. Haswell or SkylakeX). Returns (one-line description, kind); tables are kept per
+    kind, since machines of the same kind with other CPUs rank the frameworks differently."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.machine()):
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    avx512 = sorted(f for f in flags if f.startswith("avx512"))
+    amx = sorted(f for f in flags if f.startswith("amx"))
+    blas = "BLAS unknown (pip install threadpoolctl)"
+    core = "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+        info = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        if info:
+            core = info[0].get("architecture") or "unknown"
+            blas = (f"{info[0].get('internal_api')} {info[0].get('version')}, core type "
+                    f"{core}, {info[0].get('num_threads')} threads")
+    except ImportError:
+        pass
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    line = (f"CPU: {model}; AVX2 {'yes' if 'avx2' in flags else 'no'}, AVX-512 "
+            f"{' '.join(avx512) if avx512 else 'no'}, AMX {' '.join(amx) if amx else 'no'}; "
+            f"{blas}")
+    return line, f"{core} kernels, {vector}"
+
+
+def write_section(path, kind, text):
+    """Put ``text`` in RESULTS.md as the section of CPU kind ``kind`` ("## On <kind>"),
+    replacing that kind's previous section and keeping the others."""
+    head, sections = "", {}
+    if os.path.exists(path):
+        with open(path) as f:
+            parts = f.read().split("\n## On ")
+        head = parts[0]
+        for part in parts[1:]:
+            title, _, body = part.partition("\n")
+            sections[title.strip()] = body
+    if not head.strip():
+        head = ("# Benchmark results\n\nOne section per kind of CPU (the kernels OpenBLAS "
+                "picks, and the vector extensions): ratios differ between kinds, so each "
+                "keeps its own tables. `make bench` prints a run; `python -m benchmarks "
+                "--write` replaces the section of the machine's kind.\n")
+    sections[kind] = "\n" + text.strip("\n") + "\n\n"
+    with open(path, "w") as f:
+        f.write(head.rstrip("\n") + "\n" + "".join(
+            f"\n## On {title}\n{body.rstrip() + chr(10)}" for title, body in sections.items()))
+
+
 def run_all(frameworks, workloads, min_seconds, rounds):
     """Seconds per call, ``{framework: [[per round] per workload]}``.
 
@@ -155,9 +213,10 @@ def main(argv=None):
     results = run_all(args.frameworks.split(","), workloads, min_seconds,
                       rounds=1 if args.smoke else args.rounds)
     gflops = gemm_gflops()
+    description, kind = cpu()
     header = [f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
               f"NumPy {np.__version__}; float32 GEMM (1024^3): {gflops:.1f} GFLOP/s",
-              f"Date: {time.strftime('%Y-%m-%d')}", ""]
+              "", description, "", f"Date: {time.strftime('%Y-%m-%d')}", ""]
     lines = header + table(workloads, results)
     large = [size for size in INFERENCE_SIZES[1:] if any(w[2:6] == size for w in workloads)]
     if large and "unrolled" in results:
@@ -169,20 +228,26 @@ def main(argv=None):
         for cell, (n, t, d, m), product, rate in rates:
             lines.append(f"| {cell} ({n},{t},{d},{m}) | {product} | "
                          f"{rate:.1f} | {rate / reference:.0%} |")
+    if not args.only or args.only in "cold start":
+        from . import cold
+        frameworks = [f for f in FRAMEWORKS if f in args.frameworks.split(",")]
+        lines += ["", "Cold starts: a fresh process imports, builds the model and predicts once "
+                  f"(wall time of the process, best of {1 if args.smoke else cold.ROUNDS}; "
+                  "`benchmarks/cold.py`; target at most 0.5x PyTorch):", ""]
+        lines += cold.table(cold.run(frameworks, 1 if args.smoke else cold.ROUNDS))
     print("\n".join(lines))
     if args.write:
         memory = subprocess.run([sys.executable, "-m", "benchmarks.memory"], check=True,
                                 capture_output=True, text=True,
                                 cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-        with open(path, "w") as f:
-            f.write(f"# Benchmark results\n\nTimes per call (the best of {args.rounds} "
-                    "interleaved rounds, each the median of 5); ratio < 1 means unrolled is "
-                    "faster than both PyTorch and Keras. \"per round\" is the range of the "
-                    "ratio within each round, where the frameworks ran back to back.\n\n" + "\n".join(lines) + "\n\n"
-                    "## Training memory\n\nPeak extra memory of one `train_on_batch` "
-                    "(tracemalloc) over the activations BPTT must keep "
-                    "(`python -m benchmarks.memory`; target 1.5):\n\n" + memory.stdout)
+        write_section(path, kind, f"Times per call (the best of {args.rounds} interleaved "
+                      "rounds, each the median of 5); ratio < 1 means unrolled is faster than "
+                      "both PyTorch and Keras. \"per round\" is the range of the ratio within "
+                      "each round, where the frameworks ran back to back.\n\n"
+                      + "\n".join(lines) + "\n\n### Training memory\n\nPeak extra memory "
+                      "of one `train_on_batch` (tracemalloc) over the activations BPTT must "
+                      "keep (`python -m benchmarks.memory`; target 1.5):\n\n" + memory.stdout)
     return 0
 
 

@@ -15,7 +15,10 @@ def test_bench_smoke_prints_a_complete_table():
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    tables = [[line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+              for block in proc.stdout.split("\n\n")]
+    tables = [t for t in tables if t]
+    rows, cold = tables[0], tables[-1]
     header, body = rows[0], rows[1:]
     assert "PyTorch" in header and "Keras" in header
     from benchmarks.workloads import all_workloads, name
@@ -26,6 +29,17 @@ def test_bench_smoke_prints_a_complete_table():
         assert float(cells[4]) > 0, row
         assert cells[5] == "-", row                      # one round: no per-round range
     assert re.search(r"GEMM \(1024\^3\): [\d.]+ GFLOP/s", proc.stdout)
+    # The CPU the numbers belong to: its vector extensions and OpenBLAS's kernels.
+    assert re.search(r"^CPU: .+; AVX2 (yes|no), AVX-512 .+, AMX .+; .*core type \w+",
+                     proc.stdout, re.M), proc.stdout
+    # Cold starts: a time for each framework and the ratios, for both models.
+    from benchmarks.cold import MODELS
+    assert "cold start" in cold[0]
+    assert [r.split(" | ")[0][2:] for r in cold[1:]] == list(MODELS)
+    for row in cold[1:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(re.fullmatch(r"[\d.]+ s", c) for c in cells[1:4]), row
+        assert float(cells[4]) > 0 and float(cells[5]) > 0, row
 
 
 def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
