@@ -4,6 +4,8 @@ Each writer takes ``(layer, fn, namer, node)`` and returns ``(source, activation
 weights)``: the source of a function ``fn(x)``, the activation helpers it calls, and the
 arrays it reads from ``W`` under their keys ``"<fn>.<weight name>"``.
 """
+from ..layers.registry import CELL_TYPES
+
 ACTIVATIONS = {
     "linear": "def linear(x):\n    return x\n",
     "tanh": "def tanh(x):\n    return np.tanh(x)\n",
@@ -24,7 +26,7 @@ ACTIVATIONS = {
     "exponential": "def exponential(x):\n    return np.exp(x)\n",
     "relu6": "def relu6(x):\n    return np.clip(x, 0, 6)\n",
 }
-CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
+CELLS = tuple(t.cell_name for t in CELL_TYPES)    # (each has its lines in _step_lines)
 PLAIN = ("Dense", "Embedding", "Activation", "Flatten", "Dropout", "RepeatVector", "Reshape",
          "Concatenate", "Add", "TimeDistributed", "Bidirectional")
 
@@ -212,7 +214,7 @@ def write_concatenate(layer, fn, namer=None, node=None):
 
 
 LAYER_WRITERS = {
-    "SimpleRNNCell": write_rnn, "LSTMCell": write_rnn, "GRUCell": write_rnn,
+    **{name: write_rnn for name in CELLS},
     "Bidirectional": write_bidirectional, "Dense": write_dense, "Embedding": write_embedding,
     "TimeDistributed": write_time_distributed, "Add": write_add, "Concatenate": write_concatenate,
     "Activation": _simple(lambda l: f"Activation({l.activation.name!r}).",

@@ -6,11 +6,9 @@ matplotlib is imported inside: ``pip install unrolled[explain]``.
 """
 import numpy as np
 
+from ..layers import registry
 from .trace import LayerTrace, Trace
 
-GATES = {"LSTM": (("i", "input gate"), ("f", "forget gate"), ("g", "candidate g"),
-                  ("o", "output gate")),
-         "GRU": (("z", "update gate z"), ("r", "reset gate r"), ("hh", "candidate hh"))}
 
 
 def _figure(width, height):
@@ -65,11 +63,12 @@ def plot_hidden_states(tr, layer=None, sample=0, quantity="h"):
 def plot_gates(tr, layer=None, sample=0):
     """One heatmap per gate (LSTM i f g o, GRU z r hh) of one sample."""
     lt = _pick(tr, layer)
-    if lt.kind not in GATES:
+    entry = registry.of_kind(lt.kind)                  # the cell registry names the gates
+    if entry is None or not entry.gates:
         raise ValueError(f"Layer '{lt.name}' is a {lt.kind}, which has no gates; "
                          "plot_hidden_states shows its h.")
     s = lt.check_sample(sample)
-    gates = GATES[lt.kind]
+    gates = entry.gates
     fig = _figure(3.2 * len(gates), 3)
     axes = fig.subplots(1, len(gates))
     for ax, (name, label) in zip(axes, gates):

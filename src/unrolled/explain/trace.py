@@ -32,12 +32,12 @@ the cell computed and carries the previous states on.
 import numpy as np
 
 from .. import kernels
+from ..layers import registry
 from .recording import cells_of, is_recurrent, recording_forwards, recording_steps
 
-# Fused gate vectors split into one block per gate, for the cells that fuse them; a fused
-# entry whose blocks the cache also holds one by one (LSTM's activations "a") is not repeated.
-FUSED = {"LSTMCell": {"z": ("zi", "zf", "zc", "zo"), "a": ("i", "f", "g", "o")}}
-STATE_NAMES = {"LSTMCell": ("h", "c")}
+# Fused gate vectors are split into one block per gate (the cell registry's
+# ``fused_cache``); a fused entry whose blocks the cache also holds one by one (LSTM's
+# activations "a") is not repeated. States are named as the registry names them.
 _SKIP = ("rec_mask", "h_in")   # dropout bookkeeping; in inference h_in is h_prev
 
 
@@ -212,8 +212,11 @@ def _cell_values(cell, xs, records):
     if names is None:
         raise TypeError(f"Cell {cname} has no `cache_names`, so explain cannot name its values. "
                         "Add cache_names (the names of step()'s cache entries) to the cell.")
-    state_names = STATE_NAMES.get(cname) or (("h",) if len(cell.state_size) == 1 else
-                                             tuple(f"state_{k}" for k in range(len(cell.state_size))))
+    entry = registry.of_cell(cell)
+    fused = entry.fused_cache if entry else {}
+    state_names = entry.states if entry else (
+        ("h",) if len(cell.state_size) == 1 else
+        tuple(f"state_{k}" for k in range(len(cell.state_size))))
     steps = {"x": [], "xp": []}
     for (xp_t, states, *rest), (out, new_states, cache) in records:
         if len(cache) != len(names):
@@ -225,8 +228,8 @@ def _cell_values(cell, xs, records):
         for n, v in zip(names, cache):
             if v is None or n in _SKIP:
                 continue
-            if n in FUSED.get(cname, {}):
-                parts = FUSED[cname][n]
+            if n in fused:
+                parts = fused[n]
                 if all(p in names for p in parts):
                     continue
                 row[n] = v

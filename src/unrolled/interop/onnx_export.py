@@ -22,15 +22,17 @@ cells are refused with an error naming the layer. ``onnx`` is imported inside ``
 import numpy as np
 
 from ..io.atomic import atomic_write
+from ..layers import registry
+from ..layers.registry import CELL_TYPES
 from ..utils import to_list
 
-ONNX_GATE_ORDER = {"RNN": [0], "LSTM": [0, 3, 1, 2], "GRU": [0, 1, 2]}  # ONNX block j = Keras block
-GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+# By ONNX operator name (PyTorch's module names), from the cell registry.
+ONNX_GATE_ORDER = {t.torch: list(t.onnx_order) for t in CELL_TYPES}  # ONNX block j = Keras block
+GATES = {t.torch: t.blocks for t in CELL_TYPES}
 ONNX_ACT = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid",
             "hard_sigmoid_keras2": "HardSigmoid"}
 # ONNX's HardSigmoid is clip(alpha x + beta, 0, 1): Keras 3's slope is 1/6, Keras 2's 0.2.
 HARD_SIGMOID_ALPHA = {"hard_sigmoid": 1.0 / 6.0, "hard_sigmoid_keras2": 0.2}
-_CELL_KIND = {"SimpleRNNCell": "RNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
 OPSET = 17
 
 
@@ -95,7 +97,8 @@ def _direction_weights(kind, cell, weights):
 def _recurrent_kind(layer):
     if getattr(layer, "return_state", False) or getattr(layer, "stateful", False):
         _refuse(layer, "return_state and stateful have no ONNX form here")
-    kind = _CELL_KIND.get(type(layer.cell).__name__)
+    entry = registry.of_cell(layer.cell)
+    kind = entry and entry.torch
     if kind is None:
         _refuse(layer, f"its cell is a {type(layer.cell).__name__}; only SimpleRNN, LSTM and "
                        "GRU cells map to ONNX operators")

@@ -32,13 +32,14 @@ import warnings
 
 import numpy as np
 
-from ..layers import (GRU, LSTM, Activation, Bidirectional, Dense, Dropout, Embedding, Flatten,
-                      Input, SimpleRNN)
+from ..layers import Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, Input
+from ..layers.registry import CELL_TYPES
 from ..models import Sequential
 
-GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
-GATE_ORDER = {"RNN": [0], "LSTM": [0, 1, 2, 3], "GRU": [1, 0, 2]}   # Keras block j = torch block
-KERAS_CLASS = {"RNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}
+# By PyTorch module name, from the cell registry (``layers.registry``).
+GATES = {t.torch: t.blocks for t in CELL_TYPES}
+GATE_ORDER = {t.torch: list(t.torch_order) for t in CELL_TYPES}   # Keras block j = torch block
+KERAS_CLASS = {t.torch: t.layer for t in CELL_TYPES}
 TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "Identity": "linear",
                      "Hardsigmoid": "hard_sigmoid", "Softmax": "softmax"}
 
@@ -217,7 +218,7 @@ def recurrent_spec(state, kind=None):
     if "weight_ih_l0" not in state:
         return None
     hidden = state["weight_hh_l0"].shape[1]
-    inferred = {1: "RNN", 4: "LSTM", 3: "GRU"}.get(state["weight_ih_l0"].shape[0] // hidden)
+    inferred = {t.blocks: t.torch for t in CELL_TYPES}.get(state["weight_ih_l0"].shape[0] // hidden)
     if kind is not None and kind != inferred:
         raise ValueError(f"The state's shapes say {inferred}, not {kind}.")
     num_layers = len([k for k in state if k.startswith("weight_ih_l") and "reverse" not in k])

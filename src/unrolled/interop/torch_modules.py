@@ -6,6 +6,7 @@ processing order, with a Bidirectional merge mode applied. torch is imported ins
 """
 import numpy as np
 
+from ..layers import registry
 from .torch import GATE_ORDER, _blocks
 
 _CACHE = {}
@@ -90,7 +91,8 @@ def _torch_weights(kind, weights, use_bias):
 
 def _kind(layer):
     cell = type(layer.cell).__name__
-    kind = {"SimpleRNNCell": "RNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}.get(cell)
+    entry = registry.of_cell(layer.cell)
+    kind = entry and entry.torch
     if kind is None:
         raise ValueError(f"Layer '{layer.name}' has a {cell}; only SimpleRNN, LSTM and GRU cells "
                          "convert to PyTorch.")

@@ -22,35 +22,26 @@ import re
 import numpy as np
 
 from .. import initializers
-from ..layers import (RNN, GRU, LSTM, Activation, Add, Average, Bidirectional, Concatenate,
-                      Dense, Dropout, Embedding, Flatten, GRUCell, InputLayer, LSTMCell,
-                      Masking, Maximum, Minimum, Multiply, RepeatVector, Reshape, SimpleRNN,
-                      SimpleRNNCell, StackedRNNCells, Subtract, TimeDistributed)
+from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense, Dropout,
+                      Embedding, Flatten, InputLayer, Masking, Maximum, Minimum, Multiply,
+                      RepeatVector, Reshape, StackedRNNCells, Subtract, TimeDistributed)
+from ..layers.registry import CELL_TYPES
 from .safety import UnsafeModelError, UnsupportedModelError
 
 RNN_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
              "zero_output_for_mask")
-_INITS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
-SIMPLE_CELL = ("units", "activation", "use_bias") + _INITS + ("dropout", "recurrent_dropout", "seed")
-LSTM_CELL = ("units", "activation", "recurrent_activation", "use_bias") + _INITS + (
-    "unit_forget_bias", "dropout", "recurrent_dropout", "seed")
-GRU_CELL = ("units", "activation", "recurrent_activation", "use_bias") + _INITS + (
-    "dropout", "recurrent_dropout", "reset_after", "seed")
 
-# class name: (unrolled class, Keras snake-case name, options in the config)
+# class name: (unrolled class, Keras snake-case name, options in the config). The recurrent
+# layers and their cells come from the cell registry (``layers.registry``).
 LAYERS = {
     "InputLayer": (InputLayer, "input_layer", ()),
     "Dense": (Dense, "dense", ("units", "activation", "use_bias", "kernel_initializer",
                                "bias_initializer")),
     "Activation": (Activation, "activation", ("activation",)),
     "Flatten": (Flatten, "flatten", ()),
-    "SimpleRNN": (SimpleRNN, "simple_rnn", RNN_FLAGS + SIMPLE_CELL),
-    "LSTM": (LSTM, "lstm", RNN_FLAGS + LSTM_CELL),
-    "GRU": (GRU, "gru", RNN_FLAGS + GRU_CELL),
+    **{t.name: (t.layer, t.snake, RNN_FLAGS + t.options) for t in CELL_TYPES},
     "RNN": (RNN, "rnn", RNN_FLAGS),                                   # + "cell"
-    "SimpleRNNCell": (SimpleRNNCell, "simple_rnn_cell", SIMPLE_CELL),
-    "LSTMCell": (LSTMCell, "lstm_cell", LSTM_CELL),
-    "GRUCell": (GRUCell, "gru_cell", GRU_CELL),
+    **{t.cell_name: (t.cell, t.cell_snake, t.options) for t in CELL_TYPES},
     "StackedRNNCells": (StackedRNNCells, "stacked_rnn_cells", ()),    # + "cells"
     "Bidirectional": (Bidirectional, "bidirectional", ("merge_mode",)),  # + "layer", "backward_layer"
     "TimeDistributed": (TimeDistributed, "time_distributed", ()),     # + "layer"

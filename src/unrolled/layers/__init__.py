@@ -12,6 +12,7 @@ from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
+from . import registry  # noqa: E402,F401  (the cell registry gives the layers their options)
 
 __all__ = [
     "Activation", "Add", "Bidirectional", "Concatenate", "Dense", "Dropout", "Embedding",

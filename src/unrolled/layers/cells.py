@@ -287,9 +287,5 @@ class SimpleRNN(RNN):
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          **rnn_kwargs, **kwargs)
 
-    units = property(lambda self: self.cell.units)
-    activation = property(lambda self: self.cell.activation)
-    use_bias = property(lambda self: self.cell.use_bias)
-
     def get_config(self):
         return {**super().get_config(), **self.cell.cell_config()}

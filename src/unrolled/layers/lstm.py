@@ -287,13 +287,5 @@ class LSTM(RNN):
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          **rnn_kwargs, **kwargs)
 
-    units = property(lambda self: self.cell.units)
-    activation = property(lambda self: self.cell.activation)
-    recurrent_activation = property(lambda self: self.cell.recurrent_activation)
-    use_bias = property(lambda self: self.cell.use_bias)
-    unit_forget_bias = property(lambda self: self.cell.unit_forget_bias)
-    dropout = property(lambda self: self.cell.dropout)
-    recurrent_dropout = property(lambda self: self.cell.recurrent_dropout)
-
     def get_config(self):
         return {**super().get_config(), **self.cell.cell_config()}
