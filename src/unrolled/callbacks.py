@@ -4,6 +4,7 @@ Callback base class."""
 import csv
 import math
 import os
+import warnings
 
 import numpy as np
 
@@ -107,7 +108,7 @@ class EarlyStopping(Callback):
         self.wait, self.stopped_epoch, self.best, self.best_weights, self.best_epoch = 0, 0, None, None, 0
 
     def on_epoch_end(self, epoch, logs=None):
-        current = (logs or {}).get(self.monitor)
+        current = _monitored(self.monitor, logs, "Early stopping conditioned on")
         if current is None or epoch < self.start_from_epoch:
             return
         if self.restore_best_weights and self.best_weights is None:
@@ -150,20 +151,59 @@ class ModelCheckpoint(Callback):
         self.monitor_op = _monitor_op(monitor, mode)
         self.best = initial_value_threshold
 
+    def on_train_begin(self, logs=None):
+        _check_writable(self.filepath)          # fail now, not after the first epoch
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
             current = logs.get(self.monitor)
-            if current is None or not (self.best is None or self.monitor_op(current, self.best)):
+            if current is None:                 # Keras warns, then saves every epoch
+                warnings.warn(f"Can save best model only with {self.monitor} available.",
+                              stacklevel=2)
+            elif not (self.best is None or self.monitor_op(current, self.best)):
                 return
-            self.best = current
+            else:
+                self.best = current
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)   # as Keras, which creates it
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
             self.model.save(path)
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: saving model to {path}")
+
+
+def _monitored(monitor, logs, what, end=""):
+    """``logs[monitor]``, or None with Keras's warning that it is not there (a ``val_``
+    metric without validation data, a misspelt name): a callback that waits for it would
+    otherwise do nothing, silently."""
+    logs = logs or {}
+    current = logs.get(monitor)
+    if current is None:
+        warnings.warn(f"{what} metric `{monitor}` which is not available. Available metrics "
+                      f"are: {','.join(logs)}{end}", stacklevel=3)
+    return current
+
+
+def _check_writable(filepath):
+    """Raise now if no file can be written at ``filepath`` (its fixed part, before any
+    ``{epoch}``-style field): the nearest existing directory above it must be a directory
+    this process may write into (missing directories below it are created at the save)."""
+    fixed = filepath.split("{", 1)[0]
+    parent = os.path.dirname(fixed) if "{" in filepath else os.path.dirname(filepath)
+    parent = os.path.abspath(parent or ".")
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"ModelCheckpoint cannot save to {filepath!r}: {parent!r} is "
+                                 "not a directory.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"ModelCheckpoint cannot save to {filepath!r}: the directory "
+                              f"{parent!r} is not writable.")
 
 
 class TerminateOnNaN(Callback):
@@ -274,12 +314,8 @@ class ReduceLROnPlateau(Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {} if logs is None else logs
         logs["learning_rate"] = _learning_rate(self.model)
-        current = logs.get(self.monitor)
+        current = _monitored(self.monitor, logs, "Learning rate reduction is conditioned on", ".")
         if current is None:
-            import warnings
-            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` "
-                          f"which is not available. Available metrics are: {','.join(logs)}.",
-                          stacklevel=2)
             return
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
