@@ -20,6 +20,7 @@ The loop is the notebook's loop::
 """
 import numpy as np
 
+from ..fast.threads import run_parallel, split_rows
 from ..utils import to_list
 from .base import Layer, check_array
 from . import gates
@@ -257,22 +258,21 @@ class RNN(Layer):
             out, states, caches, sequence = cell.train_steps(xp, states, ys, kmask, *dropout,
                                                              **folding)
         elif compiled and not keep_cache:
-            # Compiled inference: one call per projected chunk, all chunks in one buffer (a
-            # fresh multi-megabyte buffer per chunk cost more in page faults than its product).
-            # A mask runs the masked loop, which keeps the last output in ``last``.
-            buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
-            if fold:                                         # (two steps' a or z, in turn)
-                buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype)
-            for t0 in range(0, T, chunk):
-                x_c = xs[t0:t0 + chunk]
-                masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
-                ys_c = None if ys is None else ys[:, t0:t0 + chunk]
-                if fold:
-                    out, states = cell.run_steps(buf, states, ys_c, masked, (x_c,) + operands)
-                    continue
-                xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
-                buf = xp if buf is None else buf
-                out, states = cell.run_steps(xp, states, ys_c, masked)
+            row_macs = cell.kernel.shape[-1] * (cell.kernel.shape[0] + cell.state_size[0])
+            groups = split_rows(B, row_macs) if dp_mask is None else [(0, B)]
+            if len(groups) == 1:
+                out, states = self._infer_compiled(xs, states, ys, m, fold and operands, chunk)
+            else:                   # row groups on the cores at once (fast.threads.split_rows)
+                def group(r0, r1):
+                    ops = fold and (np.empty((r1 - r0,) + operands[0].shape[1:], self.dtype),
+                                    operands[1])
+                    return self._infer_compiled(
+                        TimeMajorInputs(x[r0:r1], self.go_backwards, None),
+                        [s[r0:r1] for s in states], None if ys is None else ys[r0:r1],
+                        None if m is None else m[:, r0:r1], ops, chunk)
+                parts = run_parallel([lambda r=r: group(*r) for r in groups])
+                out = np.concatenate([p[0] for p in parts])
+                states = [np.concatenate(s) for s in zip(*(p[1] for p in parts))]
         else:
             src, base = xp, 0                                # src[t - base] is step t's input
             for t in range(T):
@@ -301,6 +301,30 @@ class RNN(Layer):
         cache = _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
         cache.sequence = sequence
         return result, cache
+
+    def _infer_compiled(self, xs, states, ys, m, operands, chunk):
+        """Compiled inference over ``xs`` (its rows: all of the batch or a group of them):
+        one call per projected chunk, all chunks in one buffer (a fresh multi-megabyte
+        buffer per chunk cost more in page faults than its product). A mask runs the masked
+        loop, which keeps the last output in ``last``. Folded when ``operands`` (the fold's
+        buffer and kernel) are given. Returns (output, states)."""
+        cell = self.cell
+        T, B = xs.shape[0], xs.shape[1]
+        buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
+        if operands:                                     # (two steps' a or z, in turn)
+            buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype)
+        out = None
+        for t0 in range(0, T, chunk):
+            x_c = xs[t0:t0 + chunk]
+            masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
+            ys_c = None if ys is None else ys[:, t0:t0 + chunk]
+            if operands:
+                out, states = cell.run_steps(buf, states, ys_c, masked, (x_c,) + operands)
+                continue
+            xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
+            buf = xp if buf is None else buf
+            out, states = cell.run_steps(xp, states, ys_c, masked)
+        return out, states
 
     def _kernel_mask(self, m, buffer):
         """The compiled loops' ``mask`` argument: (m as a C-contiguous (steps, B) array,
