@@ -159,8 +159,22 @@ def run_sequence(name, *args, mask=None):
         if ys is None:
             ys = _no_ys[head[0].dtype] = np.empty((1, 1, 1), head[0].dtype)
     if mask is not None:
-        return _kernels[name + "_masked"](*head, *mask, ys, keep)
-    return _kernels[name](*head, ys, keep)
+        return _run(_kernels[name + "_masked"], *head, *mask, ys, keep)
+    return _run(_kernels[name], *head, ys, keep)
+
+
+def _run(kernel, *args):
+    """``kernel(*args)``, with Ctrl-C raised as ``KeyboardInterrupt``. A SIGINT that arrives
+    while a compiled kernel runs is handled (Python's handler sets ``KeyboardInterrupt``)
+    before numba's dispatcher returns the kernel's result, which Python then reports as a
+    ``SystemError`` ("returned a result with an exception set") caused by the interrupt: 2
+    of 20 Ctrl-C's during an LSTM's fit, measured. (No cost without an exception.)"""
+    try:
+        return kernel(*args)
+    except SystemError as e:
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
 
 
 _no_ys = {}
@@ -199,7 +213,7 @@ def tanh(x, out=None):
         return np.tanh(x, out=out)
     src = np.ascontiguousarray(x)
     res = out if out is not None and out.flags.c_contiguous else np.empty_like(src)
-    _kernels["tanh_flat"](src.reshape(-1), res.reshape(-1))
+    _run(_kernels["tanh_flat"], src.reshape(-1), res.reshape(-1))
     if out is not None and res is not out:
         out[...] = res
         return out
@@ -229,4 +243,4 @@ def call(name, *arrays):
     Single-threaded on purpose: splitting the rows over numba's threads halved a kernel's
     time alone, but between two multi-threaded BLAS products the two thread pools made
     whole layers 3 to 25 times slower (measured; see benchmarks/README.md)."""
-    return _kernels[name](*arrays)
+    return _run(_kernels[name], *arrays)

@@ -23,6 +23,8 @@ them through ``cast``/an initializer, which makes a float32 first (``via_float32
 this matters only for float64 variables.
 """
 import re
+import signal
+import threading
 import warnings
 
 import numpy as np
@@ -139,19 +141,24 @@ class Optimizer:
         return self._slots[name][id(variable)].value
 
     def build(self, variables):
-        """Create the slots of the variables not seen before (zeros, or the initial value)."""
+        """Create the slots of the variables not seen before (zeros, or the initial value).
+        A variable is recorded as seen only with all its slots made, so that an exception
+        (Ctrl-C included) in the middle leaves no variable without its slots."""
         for var in variables:
             if any(var is seen for seen in self._seen):
                 continue
-            self._seen.append(var)
             prefix = var.path.replace("/", "_")
+            made = {}
             for group in self.slot_groups():
                 for name, initial in group:
                     slot_name = f"{prefix}_{name}"
                     value = via_float32(initial, var.value.dtype.type)
-                    self._slots.setdefault(name, {})[id(var)] = Variable(
-                        np.full(var.shape, value, dtype=var.value.dtype), slot_name,
-                        trainable=False, path=f"{self.name}/{slot_name}")
+                    made[name] = Variable(np.full(var.shape, value, dtype=var.value.dtype),
+                                          slot_name, trainable=False,
+                                          path=f"{self.name}/{slot_name}")
+            for name, slot in made.items():
+                self._slots.setdefault(name, {})[id(var)] = slot
+            self._seen.append(var)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Skip weight decay for these variables, or for any variable whose path matches
@@ -200,6 +207,10 @@ class Optimizer:
         self.build(variables)
         grads = self._clip([g if isinstance(g, IndexedSlices) else np.asarray(g)
                             for g in grads])
+        with WholeStep():                   # every variable updated and counted, or none
+            self._update(grads, variables)
+
+    def _update(self, grads, variables):
         if self.weight_decay is not None:
             for var in variables:
                 if self._use_weight_decay(var):
@@ -259,6 +270,34 @@ class Optimizer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} iterations={self.iterations}>"
+
+
+class WholeStep:
+    """A block that Ctrl-C does not cut in two: a SIGINT that arrives during it raises
+    ``KeyboardInterrupt`` right after it. An optimizer step updates its variables one by
+    one, in place; interrupted halfway it would leave some updated and others not, and
+    ``iterations`` behind. Only in the main thread and while Python's own SIGINT handler is
+    installed (anything else is the program's choice, kept as it is); exceptions raised in
+    the block propagate as they are."""
+
+    __slots__ = ("previous", "interrupted")
+
+    def __enter__(self):
+        self.previous, self.interrupted = None, False
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._later)
+        return self
+
+    def _later(self, signum, frame):
+        self.interrupted = True
+
+    def __exit__(self, kind, value, traceback):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            if self.interrupted and kind is None:
+                raise KeyboardInterrupt
+        return False
 
 
 def via_float32(value, dtype):
