@@ -24,6 +24,22 @@ UNREADABLE = (OSError, ValueError, KeyError, RuntimeError, OverflowError, TypeEr
 OVER_BUDGET = "its attributes and datasets hold more data in all than the file can"
 
 
+# A chunk may be larger than a small dataset (h5py's chunk guess rounds up), by this much.
+CHUNK_SLACK = 2 ** 20
+
+
+def chunk_bytes(ds):
+    """Bytes of one chunk of ``ds`` (0 when it is not chunked): the HDF5 library inflates a
+    whole chunk to read any part of it, whatever the dataset's own size."""
+    chunks = ds.chunks
+    if not chunks:
+        return 0
+    n = ds.dtype.itemsize
+    for c in chunks:
+        n *= int(c)
+    return n
+
+
 def read_frame(f):
     """The next frame of the binary stream ``f``; None at its end."""
     head = f.read(LENGTH.size)
@@ -146,6 +162,12 @@ class Snapshot:
         except UNREADABLE as e:
             node["error"] = f"{self.path!r}: dataset {where!r} cannot be read ({e})."
             return
+        chunk = chunk_bytes(ds)
+        if chunk > max(nbytes, CHUNK_SLACK):
+            node["error"] = (f"{self.path!r}: dataset {where!r} is stored in chunks of {chunk} "
+                             f"bytes, more than the dataset's {nbytes}: reading it would "
+                             "inflate a whole chunk. The file is corrupted or hostile.")
+            return
         if not self.spend(nbytes):
             node["read_error"] = OVER_BUDGET
             return
@@ -211,8 +233,30 @@ def handle(request, data):
                 f"{type(e).__name__}: {e}. The file may be truncated or corrupted."}, []
 
 
+def die_with_parent(parent):
+    """End this process when ``parent`` (the pid that started it) is gone.
+
+    The worker can be stuck in the HDF5 library, holding the GIL (a file that loops
+    forever): no thread of its own could notice that its parent was killed meanwhile, and
+    it would spin at 100% CPU for good. On Linux the kernel kills it instead when the parent
+    exits (``prctl(PR_SET_PDEATHSIG, SIGKILL)``; strictly, when the parent's thread that
+    started it exits: the next load then starts a new worker). Elsewhere the worker ends at
+    its next request when the pipe is closed, as before. A parent already gone when this
+    runs (it died while we started) ends us at once."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(0)
+
+
 def main():
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C stops the parent, which stops us
+    die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else None)
     out = os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)                                   # a stray print can't garble a reply

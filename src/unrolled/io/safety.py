@@ -33,6 +33,7 @@ import io
 import math
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -128,10 +129,22 @@ class SafeZip:
         if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
             raise UnsafeModelError(f"Member {name!r} of {self.path!r} would inflate "
                                    f"{info.file_size / info.compress_size:.0f}x: a zip bomb.")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # zipfile inflates bzip2 and LZMA members a whole input block at a time, with
+            # no bound on the output: a member that lies about its size inflates as far as
+            # it likes before its size can be checked. Keras and NumPy write stored or
+            # deflated members; deflate is inflated at most file_size + 1 bytes below.
+            method = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}.get(
+                info.compress_type, f"method {info.compress_type}")
+            raise UnsupportedModelError(
+                f"Member {name!r} of {self.path!r} is compressed with {method}; unrolled reads "
+                "stored and deflated members only (what Keras and NumPy write). Re-save the "
+                "archive with ZIP_STORED or ZIP_DEFLATED.")
         try:
             with self._zip.open(info) as f:
-                data = f.read(info.file_size + 1)
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError) as e:
+                data = f.read(info.file_size + 1)     # deflate stops one byte past the size
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError,
+                zlib.error) as e:
             raise ModelFileError(f"Member {name!r} of {self.path!r} cannot be read ({e}); the "
                                  "archive may be truncated or corrupted.") from None
         if len(data) != info.file_size:
