@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -45,10 +46,13 @@ def h5_timeout(nbytes):
     env = os.environ.get("UNROLLED_H5_TIMEOUT")
     if env:
         try:
-            return float(env)
+            seconds = float(env)
         except ValueError:
-            raise ValueError(f"UNROLLED_H5_TIMEOUT must be a number of seconds, not "
-                             f"{env!r}.") from None
+            seconds = float("nan")
+        if not seconds > 0:                      # (NaN too)
+            raise ValueError(f"UNROLLED_H5_TIMEOUT must be a positive number of seconds, or "
+                             f"inf for no limit; not {env!r}.") from None
+        return seconds
     return H5_TIMEOUT if H5_TIMEOUT is not None else 10 + nbytes / 20e6
 
 
@@ -66,7 +70,7 @@ class _Worker:
     def __init__(self):
         src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.proc = subprocess.Popen(   # cwd: `-m` puts it first on sys.path, so this unrolled
-            [sys.executable, "-m", "unrolled.io.h5_worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "unrolled.io.h5_worker", str(os.getpid())], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=0, cwd=src)
         self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         os.set_blocking(self.wfd, False)
@@ -77,8 +81,8 @@ class _Worker:
 
     @staticmethod
     def _wait(selector, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0 or not selector.select(left):
+        left = deadline - time.monotonic()          # inf: no limit (UNROLLED_H5_TIMEOUT=inf)
+        if left <= 0 or not selector.select(None if left == float("inf") else left):
             raise _TimedOut
 
     def send(self, parts, deadline):
@@ -209,6 +213,8 @@ def open_h5(data, path):
     name = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else str(path)
     check_magic(data, HDF5_MAGIC, name, "an HDF5 file")
     limit = h5_timeout(len(data))
+    if not can_start_worker():
+        return _open_in_process(data, name)
     header = json.dumps({"path": name, "max_attr_items": safety.MAX_ATTR_ITEMS,
                          "max_compression_ratio": safety.MAX_COMPRESSION_RATIO}).encode()
     with _lock:
@@ -220,8 +226,10 @@ def open_h5(data, path):
         except _TimedOut:
             _stop_worker()
             raise ModelFileError(
-                f"{name!r}: the HDF5 library did not finish parsing within {round(limit, 1):g} s; "
-                "the file is corrupted (parsing runs in a separate process, which was stopped)."
+                f"{name!r}: parsing took longer than {round(limit, 1):g} s, and was stopped (the "
+                "HDF5 library runs in a separate process). A corrupted file can make it loop "
+                "forever; a large file on a slow or busy machine may just need longer: "
+                "UNROLLED_H5_TIMEOUT sets the limit in seconds (inf: none)."
             ) from None
         except _Died:
             status = _stop_worker()
@@ -236,6 +244,39 @@ def open_h5(data, path):
     if "error" in reply:
         raise ERRORS.get(reply["error"], ModelFileError)(reply["message"])
     return H5Group(reply["tree"], _File(name, blob), "/")
+
+
+def can_start_worker():
+    """False where ``sys.executable`` is not a Python that can run ``-m`` (a frozen
+    application, an interpreter embedded in another program): starting the worker there
+    would run the host program instead, and wait for its reply until STARTUP_TIMEOUT."""
+    exe = sys.executable
+    if getattr(sys, "frozen", False) or not exe or not os.path.isfile(exe):
+        return False
+    return any(word in os.path.basename(exe).lower() for word in ("python", "pypy"))
+
+
+_warned_in_process = False
+
+
+def _open_in_process(data, name):
+    """``open_h5`` without the worker: the same snapshot, parsed in this process, without
+    the protection of the time limit (said once, as a warning)."""
+    global _warned_in_process
+    if not _warned_in_process:
+        _warned_in_process = True
+        warnings.warn(f"unrolled: {sys.executable or 'this interpreter'!r} cannot start the "
+                      "HDF5 parsing process (a frozen or embedded Python), so .h5/.keras files "
+                      "are parsed in this process, without a time limit: a corrupted file can "
+                      "hang it.", RuntimeWarning, stacklevel=3)
+    from . import h5_worker
+    limits = {"path": name, "max_attr_items": safety.MAX_ATTR_ITEMS,
+              "max_compression_ratio": safety.MAX_COMPRESSION_RATIO}
+    reply, parts = h5_worker.handle(limits, data)
+    if "error" in reply:
+        raise ERRORS.get(reply["error"], ModelFileError)(reply["message"])
+    tree = json.loads(json.dumps(reply["tree"]))        # as the worker's reply reads
+    return H5Group(tree, _File(name, b"".join(parts)), "/")
 
 
 class _File:
