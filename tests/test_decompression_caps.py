@@ -33,6 +33,23 @@ def _lie_about_size(data, name, size):
     return bytes(data)
 
 
+def _read_lying_bomb(method, error, match):
+    """Read a member of 64 MB of zeros, compressed with ``method``, that declares 10 bytes:
+    it must raise ``error`` having allocated less than 16 MB on the way."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as z:
+        z.writestr("config.json", b"\0" * 2 ** 26)
+    bomb = _lie_about_size(buf.getvalue(), "config.json", 10)
+    tracemalloc.start()
+    try:
+        with pytest.raises(error, match=match):
+            SafeZip(bomb, "bomb.keras").read("config.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 ** 24, peak
+
+
 def _recompressed(path, method):
     out = io.BytesIO()
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w", compression=method) as dst:
@@ -53,18 +70,7 @@ def test_bzip2_and_lzma_members_are_refused_before_inflating(tmp_path, method, w
         load_model(other)
     # A member that lies about its size: 64 MB of zeros declared as 10 bytes. Refused
     # before zipfile inflates it (which it would do whole, in one call).
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=method) as z:
-        z.writestr("config.json", b"\0" * 2 ** 26)
-    bomb = _lie_about_size(buf.getvalue(), "config.json", 10)
-    tracemalloc.start()
-    try:
-        with pytest.raises(UnsupportedModelError, match=word):
-            SafeZip(bomb, "bomb.keras").read("config.json")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 ** 24, peak
+    _read_lying_bomb(method, UnsupportedModelError, word)
 
 
 def test_a_corrupt_deflate_member_is_a_model_file_error(tmp_path):
@@ -80,18 +86,7 @@ def test_a_corrupt_deflate_member_is_a_model_file_error(tmp_path):
 
 
 def test_a_deflate_member_that_lies_about_its_size_inflates_no_further(tmp_path):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        z.writestr("config.json", b"\0" * 2 ** 26)
-    bomb = _lie_about_size(buf.getvalue(), "config.json", 10)
-    tracemalloc.start()
-    try:
-        with pytest.raises(ModelFileError):
-            SafeZip(bomb, "bomb.keras").read("config.json")
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 2 ** 24, peak
+    _read_lying_bomb(zipfile.ZIP_DEFLATED, ModelFileError, "")
 
 
 def test_an_hdf5_chunk_far_larger_than_its_dataset_is_refused(tmp_path):
