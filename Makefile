@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench fuzz clean
+.PHONY: demo test test-matrix bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,20 @@ JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n $(JOBS)
 	UNROLLED_COMPILED=0 $(BIN)/python -m pytest -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS)
+
+# Portability without a CI matrix: the suite under OpenBLAS's Haswell (AVX2), SkylakeX
+# (AVX-512) and Prescott (generic SSE) kernels, on 1 and 2 BLAS threads. NumPy's wheels pick
+# their kernels at run time, so OPENBLAS_CORETYPE selects them on one machine (a CPU runs
+# the kernels of its own kind and older ones: SkylakeX needs AVX-512). MATRIX_TESTS narrows
+# it (default: the whole suite, six times: about half an hour on 2 cores).
+MATRIX_CORES ?= Haswell SkylakeX Prescott
+MATRIX_TESTS ?=
+test-matrix: $(VENV)/.installed-test
+	@set -e; for core in $(MATRIX_CORES); do for threads in 1 2; do \
+	  echo "== OPENBLAS_CORETYPE=$$core OPENBLAS_NUM_THREADS=$$threads"; \
+	  OPENBLAS_CORETYPE=$$core OPENBLAS_NUM_THREADS=$$threads $(BIN)/python -m pytest -q \
+	    -n $(JOBS) -p no:cacheprovider $(MATRIX_TESTS); \
+	done; done
 
 NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py \
 	tests/test_wrappers.py tests/test_training.py
