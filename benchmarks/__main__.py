@@ -30,8 +30,8 @@ def recurrent_rates(sizes, repeats=3):
     issues it: ``np.dot`` (the same BLAS call as the compiled loop, whose results are
     bit-identical to it) into a preallocated output, T times in a row.
 
-    Where the layer folds (``cell.folds``: large float32 SimpleRNN and LSTM layers) that
-    product is ``[x_t | h] @ [W; U]``, ``(B, F+M) @ (F+M, G*M)`` on ``gates.fold_operands``
+    Where the layer folds (``fast.cells``: large float32 SimpleRNN and LSTM layers) that
+    product is ``[x_t | h] @ [W; U]``, ``(B, F+M) @ (F+M, G*M)`` on ``fold_operands``
     (C order); otherwise it is ``h @ U``, ``(B, M) @ (M, G*M)`` on the layer's own recurrent
     kernel, in its memory order (``profile.step_operands``). The 1024^3 GEMM is timed
     between them (the machine's speed drifts), and the best of those is the reference.

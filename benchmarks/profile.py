@@ -23,12 +23,12 @@ from .workloads import CELLS, INFERENCE_SIZES, NOTEBOOK
 def step_operands(layer, n, dtype=np.float32):
     """``(lhs, rhs)``: the operands of the matrix product a built recurrent ``layer`` issues
     every step for a batch of ``n``, as it issues it, filled with random values. Folded
-    (``cell.folds``) they are ``gates.fold_operands``; otherwise ``h`` and the recurrent
-    kernel in its own memory order."""
-    from unrolled.layers import gates
-    folds = getattr(layer.cell, "folds", None)                # GRU does not fold
-    if folds is not None and folds(dtype, n):
-        lhs, rhs = gates.fold_operands(layer.cell, n, dtype)
+    (the compiled implementation's ``folds``) they are ``fast.cells.fold_operands``;
+    otherwise ``h`` and the recurrent kernel in its own memory order."""
+    from unrolled.fast import cells
+    impl = cells.of_cell(layer.cell)
+    if impl is not None and impl.infers(dtype) and impl.folds(dtype, n):
+        lhs, rhs = cells.fold_operands(layer.cell, n, dtype)
     else:
         rhs = layer.cell.recurrent_kernel.value
         lhs = np.empty((n, rhs.shape[0]), dtype)

@@ -106,50 +106,38 @@ def test_chunk_sizes():
     assert lstm._backward_chunk(100, 256) == 13              # an eighth of the steps
     assert lstm._backward_chunk(1000, 256) == 125
     assert lstm._backward_chunk(20, 256) == 8                # at least 2048 rows
-    simple = SimpleRNN(4)                                    # dxp apart: at least 256 rows
-    assert simple._backward_chunk(50, 32) == 8
-    assert simple._backward_chunk(100, 256) == 13
-    assert simple._backward_chunk(10, 1) == 10               # the notebook: one chunk
+    simple = SimpleRNN(4)                  # compiled BPTT with dxp apart: at least 256 rows
+    assert simple._backward_chunk(50, 32) == 50
+    assert simple._backward_chunk(50, 32, separate_dxp=True) == 8
+    assert simple._backward_chunk(100, 256, separate_dxp=True) == 13
+    assert simple._backward_chunk(10, 1, separate_dxp=True) == 10   # the notebook: one chunk
 
 
-@pytest.mark.parametrize("kind,h_index", [("simple", 0), ("lstm", 0), ("gru", 1)])
+@pytest.mark.parametrize("kind,h_index", [("simple", 0), ("lstm", 1), ("gru", 1)])
 def test_compiled_bptt_reads_the_previous_states_as_a_slice_of_the_training_buffer(
         kind, h_index, monkeypatch):
     """The compiled training forward keeps h_{-1} .. h_{T-1} in one (T+1, B, M) buffer, so
-    each chunk's weight gradient gets its previous states as a slice of it, not a copy."""
+    each chunk's weight gradient gets its previous states as a slice of it, not a copy;
+    they are the reference steps' previous states within float32 rounding."""
     if not kernels.fused(np.dtype("float32")):
         pytest.fail("numba is a test dependency: the compiled kernels must be active")
     _chunk_rows(monkeypatch, 2 * B)                            # chunks of 2 steps
     layer, x, _ = _build(kind, {}, "float32")
+    with kernels.unfused():                                    # the reference steps
+        _, reference = layer.forward(x)
+    previous = np.stack([c[1 if kind == "gru" else 0] for c in reference[3]])   # their h_in
     _, cache = layer.forward(x)
-    H = cache.sequence[0] if kind == "simple" else cache.sequence[1]
-    previous = np.stack([c[h_index] for c in cache[3]])        # from the step caches
-    np.testing.assert_array_equal(previous, H[:-1])
+    H = cache.sequence.buffers[h_index]
+    np.testing.assert_allclose(H[:-1], previous, rtol=2e-6, atol=1e-6)
     seen = []
     real = type(layer.cell).weight_gradients
 
     def spy(cell, xs, caches, dxp, stacked=None):
-        seen.append((len(caches), stacked["h_in"].copy(), np.shares_memory(stacked["h_in"], H)))
+        seen.append((len(xs), stacked["h_in"].copy(), np.shares_memory(stacked["h_in"], H)))
         return real(cell, xs, caches, dxp, stacked)
 
     monkeypatch.setattr(type(layer.cell), "weight_gradients", spy)
     layer.backward(cache, np.ones((B, M), "float32"))
     assert [n for n, _, _ in seen] == [1, 2, 2, 2]             # steps 6, 4-5, 2-3, 0-1
     assert all(shared for _, _, shared in seen)
-    np.testing.assert_array_equal(np.concatenate([h for _, h, _ in seen[::-1]]), previous)
-
-
-def test_step_caches_are_made_on_demand():
-    from unrolled.layers.gates import StepCaches
-    made = []
-    caches = StepCaches(lambda t: made.append(t) or ("step", t), 0, 5)
-    assert len(caches) == 5 and made == []
-    assert caches[1] == ("step", 1) and caches[-1] == ("step", 4)
-    part = caches[1:4]
-    assert len(part) == 3 and part[0] == ("step", 1) and part[-1] == ("step", 3)
-    assert list(part[1:]) == [("step", 2), ("step", 3)]
-    assert len(caches[4:2]) == 0 and caches[::2] == [("step", 0), ("step", 2), ("step", 4)]
-    assert [c[1] for c in caches] == [0, 1, 2, 3, 4]
-    for bad in (5, -6):
-        with pytest.raises(IndexError):
-            caches[bad]
+    np.testing.assert_array_equal(np.concatenate([h for _, h, _ in seen[::-1]]), H[:-1])

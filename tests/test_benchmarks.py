@@ -46,10 +46,9 @@ def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
     """Folded layers issue [x_t | h] @ [W; U], (B, F+M) @ (F+M, G*M); the others h @ U."""
     from benchmarks.__main__ import recurrent_rates
     from unrolled import kernels
-    from unrolled.layers.cells import SimpleRNNCell
-    from unrolled.layers.lstm import LSTMCell
-    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
-    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+    from unrolled.fast.cells import LSTMSequence, SimpleRNNSequence
+    monkeypatch.setattr(SimpleRNNSequence, "fold_min_macs", 0)
+    monkeypatch.setattr(LSTMSequence, "fold_min_macs", 0)
     rows, reference = recurrent_rates([(8, 2, 3, 4)], repeats=1)
     folded = kernels.folds("float32")
     expected = {"SimpleRNN": "[x\\|h] @ [W;U]: (8x7) @ (7x4)" if folded else "(8x4) @ (4x4)",
@@ -57,7 +56,7 @@ def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
                 "GRU": "(8x4) @ (4x12)"}
     assert {cell: product for cell, _, product, _ in rows} == expected
     assert reference > 0 and all(rate > 0 for *_, rate in rows)
-    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 2 ** 24)
+    monkeypatch.setattr(SimpleRNNSequence, "fold_min_macs", 2 ** 24)
     rows, _ = recurrent_rates([(8, 2, 3, 4)], repeats=1)
     assert rows[0][2] == "(8x4) @ (4x4)"                # too small to fold by default
 
@@ -66,9 +65,9 @@ def test_the_profile_times_the_parts_of_a_call(monkeypatch):
     """``benchmarks.profile``: the whole call and its products, folded or not."""
     from benchmarks.profile import breakdown
     from unrolled import kernels
-    from unrolled.layers.lstm import LSTMCell
+    from unrolled.fast.cells import LSTMSequence
     (whole, products, projection), folded = breakdown("GRU", 4, 3, 2, 5, repeats=3)
     assert not folded and whole > 0 and products > 0 and projection > 0
-    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
+    monkeypatch.setattr(LSTMSequence, "fold_min_macs", 0)
     (whole, products, projection), folded = breakdown("LSTM", 4, 3, 2, 5, repeats=3)
     assert folded == kernels.folds("float32") and whole > 0 and products > 0

@@ -192,9 +192,10 @@ def test_folded_steps_match_keras(kind, seed, monkeypatch):
     their default sizes these small layers do not), SimpleRNN and LSTM still give Keras's
     outputs and gradients: masks, initial states, go_backwards, return_sequences."""
     from unrolled import kernels
-    from unrolled.layers import SimpleRNN, SimpleRNNCell
-    monkeypatch.setattr(LSTMCell, "fold_min_macs", 0)
-    monkeypatch.setattr(SimpleRNNCell, "fold_min_macs", 0)
+    from unrolled.fast import cells as fast_cells
+    from unrolled.layers import SimpleRNN
+    monkeypatch.setattr(fast_cells.LSTMSequence, "fold_min_macs", 0)
+    monkeypatch.setattr(fast_cells.SimpleRNNSequence, "fold_min_macs", 0)
     r = np.random.default_rng(seed)
     b, t, f, m = 4, 6, 3, 5
     cfg = dict(return_sequences=bool(seed % 2), return_state=True, go_backwards=seed >= 2)
@@ -209,7 +210,7 @@ def test_folded_steps_match_keras(kind, seed, monkeypatch):
     x = _varied(r, (b, t, f)) * 2
     call = {"mask": _mask(r, b, t)} if seed % 2 else {}
     call["initial_state"] = [_varied(r, (b, m)) for _ in ours.cell.state_size]
-    assert ours.cell.folds(np.dtype("float32"), b) == kernels.enabled()
+    assert fast_cells.of_cell(ours.cell).folds(np.dtype("float32"), b) == kernels.enabled()
     for g, w in zip(to_list(ours(x, **call)), to_list(theirs(x, **call))):
         _close("folded forward vs keras", g, w)
     _, dys, dweights, dinputs = _our_gradients(ours, x, call, r)

@@ -16,31 +16,27 @@ computations use:
   below 4e-7); TensorFlow's own float32 ``tanh`` is off by up to 3.3e-7, NumPy's by
   6e-8. NaN stays NaN, +-inf gives exactly +-1.
 * ``sigmoid(x) = 0.5 * tanh(0.5 * x) + 0.5``, the formula ``activations.sigmoid`` uses.
-* one fused loop per cell step (``fast.steps``), forward and backward, for SimpleRNN
-  (tanh or relu), LSTM and GRU (``reset_after``) with their default activations. Each
-  performs exactly the float operations of the NumPy lines in ``cells.py``/``lstm.py``/
-  ``gru.py``, in the same order (the biases included: a GRU's ``(x W + b) + h U``,
-  SimpleRNN's and LSTM's ``(x W + h U) + b``, BLAS adding ``h U`` into ``x W`` in both
-  paths, ``matmul_add``), so the fused and unfused paths agree bit for bit
-  (``tests/test_kernels.py``). To keep less memory, the forward writes the gate
-  activations over the projected inputs and the backward writes dxp over the gates; the
-  pre-activations are never needed, since every derivative comes from an output. The
-  inference loops' variants (``lstm_forward_h``, ``gru_forward_h``) write only c and h.
-  ``unfused()`` runs the NumPy lines instead (``explain`` does, to show every value).
-* the fold (``folds``): SimpleRNN and LSTM compute ``z = [x_t | h] @ [kernel;
+* the fused step math (``fast.steps``), forward and backward, for SimpleRNN (tanh or
+  relu), LSTM and GRU with their default activations, called by the whole-sequence loops.
+  To keep less memory, the training forward writes the gate activations over the projected
+  inputs and BPTT writes dxp over the gates; the pre-activations are never needed, since
+  every derivative comes from an output.
+* the fold: large SimpleRNN and LSTM layers compute ``z = [x_t | h] @ [kernel;
   recurrent_kernel]``, one product per step (``fold_product``), instead of ``x W`` for all
-  steps (inner dimension F, where BLAS runs at half its rate) and ``h U`` per step. The
-  whole-sequence loops, the training forward and the NumPy lines all fold, whether fused
-  or not, so they agree bit for bit. The unmasked inference loops keep h in the product's
-  operand rows, so each step copies in only x_t.
+  steps (inner dimension F, where BLAS runs at half its rate) and ``h U`` per step.
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
   inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with recurrent
   dropout or without, for training; GRU with ``reset_after=False`` for inference only,
-  ``gru_before_sequence``): the steps of a projected chunk in one call.
-  A small layer otherwise spends a third of each step in Python. Their recurrent product
-  calls NumPy's own BLAS (``fast.blas``) exactly as ``np.dot`` does, so they too match
-  the step path bit for bit; where NumPy's BLAS is not the bundled OpenBLAS, inference
-  runs step by step.
+  ``gru_before_sequence``): the steps of a chunk in one call, since a small layer otherwise
+  spends a third of each step in Python. Their recurrent product calls NumPy's own BLAS
+  (``fast.blas``); where NumPy's BLAS is not the bundled OpenBLAS, or for one unit, the
+  cells' reference steps run.
+
+``unrolled.fast.plan`` chooses these per call (``fast/cells.py`` says what each covers);
+the cells themselves (``layers/cells.py``, ``lstm.py``, ``gru.py``) are plain NumPy and
+are the reference: the compiled loops equal them within float32 rounding, not bit for bit
+(``tests/test_fast.py`` states the bound). ``unfused()`` runs the reference steps with the
+compiled ``tanh`` still on (``explain`` does, to show every value of every step).
 
 Without numba, or for float64 (used by the gradient checks), or after
 ``unrolled.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),
@@ -80,15 +76,17 @@ def active(dtype):
 
 
 def fused(dtype):
-    """True when the cells' fused step kernels run for arrays of ``dtype``."""
+    """True when the compiled sequence loops may run for arrays of ``dtype`` (not inside
+    ``unfused()``)."""
     return _fuse and _enabled and dtype == _F32 and (
         _kernels if _kernels is not None else _load()) is not False
 
 
 @contextmanager
 def unfused():
-    """Run the cells' NumPy step lines (still with the compiled ``tanh``): the same numbers
-    bit for bit, but every intermediate (pre-activations too) is kept. ``explain`` uses it."""
+    """Run the cells' reference steps (still with the compiled ``tanh``) instead of the
+    whole-sequence loops: the same numbers within float32 rounding, and every intermediate
+    (pre-activations too) is kept per step. ``explain`` uses it."""
     global _fuse
     before, _fuse = _fuse, False
     try:
@@ -112,25 +110,15 @@ def sequence(dtype, units):
     return fused(dtype) and units > 1 and "matmul" in _kernels
 
 
-def adds_products(z, k):
-    """True when BLAS adds a recurrent product ``(B, k) @ (k, N)`` into ``z`` in place
-    (``matmul_add``): float32 with the kernels active, NumPy's BLAS found, z C-contiguous and
-    k, N > 1 (the shapes ``matmul`` takes). Then the step path and the compiled loops make
-    the same call."""
-    return (active(z.dtype) and k > 1 and z.shape[-1] > 1 and z.flags.c_contiguous
-            and "matmul_add" in _kernels)
-
-
 def folds(dtype):
-    """True when a SimpleRNN or LSTM step folds its input product into the recurrent one,
-    ``z = [x_t | h] @ [kernel; recurrent_kernel]`` (``fold_product``): float32 with the
-    kernels enabled and NumPy's BLAS found. It does not depend on ``unfused()``: explain's
-    lines fold as the compiled loops do, so their numbers agree bit for bit."""
+    """True when the compiled SimpleRNN and LSTM loops can fold their input product into the
+    recurrent one, ``z = [x_t | h] @ [kernel; recurrent_kernel]`` (``fold_product``):
+    float32 with the kernels enabled and NumPy's BLAS found (``fast.cells`` adds a size)."""
     return active(dtype) and "fold_product" in _kernels
 
 
 # The sequence loops' (x, o, fk) arguments when they do not fold: an x without steps. Folded,
-# x (steps, B, F), o (B, F+M) and fk (F+M, N) from ``gates.fold_operands``.
+# x (steps, B, F), o (B, F+M) and fk (F+M, N) from ``fast.cells.fold_operands``.
 NO_FOLD = (np.zeros((0, 0, 0), np.float32), np.zeros((0, 0), np.float32),
            np.zeros((0, 0), np.float32))
 

@@ -11,11 +11,8 @@ For a recurrent layer the trace holds, each as an array ``(batch, T, ...)``:
 ``x``
     the step's input ``x_t``;
 ``xp``
-    its projection ``x_t @ kernel``, all gates side by side (plus a GRU's input bias;
-    SimpleRNN and LSTM add their bias after the recurrent product). Only where the step
-    computes it apart: in float32 with the compiled kernels, SimpleRNN and LSTM fold it
-    into the recurrent product, ``z = [x_t | h_prev] @ [kernel; recurrent_kernel] + b``
-    (one matrix product), so their trace has no ``xp``;
+    its projection ``x_t @ kernel``, all gates side by side (plus the input bias of a
+    SimpleRNN or a GRU; an LSTM adds its bias after the recurrent product);
 ``h_prev`` (``c_prev``)
     the states the step started from;
 every entry of the cell's cache
@@ -36,8 +33,8 @@ from ..layers import registry
 from .recording import cells_of, is_recurrent, recording_forwards, recording_steps
 
 # Fused gate vectors are split into one block per gate (the cell registry's
-# ``fused_cache``); a fused entry whose blocks the cache also holds one by one (LSTM's
-# activations "a") is not repeated. States are named as the registry names them.
+# ``fused_cache``); a fused entry whose blocks the cache also holds one by one is not
+# repeated. States are named as the registry names them.
 _SKIP = ("rec_mask", "h_in")   # dropout bookkeeping; in inference h_in is h_prev
 
 
@@ -218,12 +215,11 @@ def _cell_values(cell, xs, records):
         ("h",) if len(cell.state_size) == 1 else
         tuple(f"state_{k}" for k in range(len(cell.state_size))))
     steps = {"x": [], "xp": []}
-    for (xp_t, states, *rest), (out, new_states, cache) in records:
+    for (xp_t, states, *_), (out, new_states, cache) in records:
         if len(cache) != len(names):
             raise TypeError(f"{cname}.cache_names lists {len(names)} names but step() cached "
                             f"{len(cache)} values.")
-        folded = len(rest) > 1 and rest[1]                   # step(x_t, states, rec_mask, True)
-        row = {} if folded else {"xp": xp_t}
+        row = {"xp": xp_t}
         row.update({f"{n}_prev": s for n, s in zip(state_names, states)})
         for n, v in zip(names, cache):
             if v is None or n in _SKIP:

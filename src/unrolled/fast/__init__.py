@@ -2,8 +2,10 @@
 
 ``steps`` holds the fused step math (forward and backward, the vectorized ``tanh``),
 ``blas`` the call into NumPy's own BLAS, ``sequences`` the whole-sequence inference loops,
-``training`` the training forward and BPTT loops. ``unrolled.kernels`` is the one hook that
-chooses them; ``load`` is how it gets them. ``threads`` (no numba: threadpoolctl) chooses
+``training`` the training forward and BPTT loops; ``cells`` what each built-in cell runs
+on them, and ``planning`` the one hook between them and the time loop (``plan``), which
+chooses per call. ``unrolled.kernels`` says which kernels this process has; ``load`` is
+how it gets them. ``threads`` (no numba: threadpoolctl) chooses
 how many threads NumPy's BLAS uses for each kind of step; the models' loops enter it.
 
 Compiled once per machine. Every kernel is compiled on its first call and cached on disk
@@ -18,6 +20,19 @@ cache of these modules when it changes, and says on stderr when a machine compil
 import hashlib
 import os
 import sys
+
+
+def plan(cell, dtype, batch, *, training, rec_mask, dp_mask):
+    """The hook the time loop calls: a plan that runs this call's whole sequence compiled,
+    or None (``planning.plan`` says when). ``planning`` is imported at the first call."""
+    global _planning
+    if _planning is None:
+        from . import planning as _planning
+    return _planning.plan(cell, dtype, batch, training=training, rec_mask=rec_mask,
+                          dp_mask=dp_mask)
+
+
+_planning = None
 
 _MODULES = ("steps", "blas", "sequences", "training")
 _STAMP = "unrolled-fast.stamp"

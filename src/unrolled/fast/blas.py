@@ -2,8 +2,8 @@
 
 The sequence loops' recurrent product calls the very ``cblas_sgemm``/``cblas_sgemv`` that
 NumPy's ``np.dot`` calls (NumPy's bundled 64-bit-integer OpenBLAS, located in the process),
-with the arguments NumPy passes, so each step gives the step path's numbers bit for bit
-(tests/test_kernels.py). Without that library (another BLAS build), the step path runs.
+with the arguments NumPy passes, so a product equals ``np.dot``'s on the same operands.
+Without that library (another BLAS build), the reference cells run.
 
 The compiled code names the two functions by symbol (``SGEMM``, ``SGEMV``), and
 ``register`` binds those symbols to this process's addresses before any loop runs. Nothing

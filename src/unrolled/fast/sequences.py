@@ -4,7 +4,7 @@ A small layer spends about a third of each step in Python: calling np.dot, dispa
 the compiled step, allocating the step's outputs. The loops below run the steps of a
 chunk in one compiled call for inference (``training`` has the training forward and
 BPTT). The recurrent product is ``blas.matmul``: NumPy's own BLAS, called as ``np.dot``
-calls it, so each step gives the same numbers as the step path bit for bit.
+calls it (the reference cells' ``np.dot``), with no copy of the operands per step.
 """
 import numpy as np
 

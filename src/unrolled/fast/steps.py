@@ -1,9 +1,9 @@
 """The compiled step math of the fast path: one fused loop per cell step, forward and
 backward, over the rows of a batch, and the vectorizable float32 ``tanh`` they share.
 
-Each loop performs exactly the float operations of the NumPy lines in ``layers/cells.py``,
-``lstm.py`` and ``gru.py``, in the same order, so the fused and unfused paths agree bit for
-bit. ``sequences`` and ``training`` loop them over time. Every function is compiled on its
+Each loop computes the equations of the reference cells (``layers/cells.py``, ``lstm.py``,
+``gru.py``) within float32 rounding (``tests/test_fast.py``); ``sequences`` and
+``training`` loop them over time. Every function is compiled on its
 first call and cached on disk (``cache=True``): a machine compiles each once.
 """
 import numpy as np

@@ -1,14 +1,13 @@
 """GRU: the cell's step math, forward and backward beside it, and the ``GRU`` layer."""
 import numpy as np
 
-from .. import activations, initializers, kernels
+from .. import activations, initializers
 from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    matmul_last, StepCaches, dropout_operands, is_per_gate, stack_steps, unmask)
+                    matmul_last, is_per_gate, stack_steps, unmask)
 from .recurrent import RNN
 
-_c = kernels.contiguous
 
 
 def _split_gate_inputs(h_in):
@@ -50,8 +49,7 @@ class GRUCell(Layer):
 
     gates = 3
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
-    # The compiled step keeps z and hh written over xp_t (``a``), not az, ar, ah.
-    cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh", "a")
+    cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh")
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -97,53 +95,33 @@ class GRUCell(Layer):
         pg = is_per_gate(rec_mask)
         h_in = apply_mask(h_prev, rec_mask)                  # recurrent dropout, if any
         xz, xr, xh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
-        if self._compiled(xp_t.dtype):                   # the lines below, one compiled loop
-            dt = xp_t.dtype                               # with both biases added in it; z,
-            h_prev = _c(h_prev, dt)                       # r and hh are written over xp_t
-            rh, h = np.empty_like(h_prev), np.empty_like(h_prev)
-            b_in, b_rec = self.bias.value if self.use_bias else (None, None)
-            kernels.call("gru_forward", xp_t, kernels.bias_or_zeros(b_in, 3 * m, dt),
-                         gate_product(h_in, rk, pg), kernels.bias_or_zeros(b_rec, 3 * m, dt),
-                         h_prev, rh, h)
-            z, r, hh = xp_t[:, :m], xp_t[:, m:2 * m], xp_t[:, 2 * m:]
-            return h, [h], (h_prev, h_in, rec_mask, None, None, z, r, rh, None, hh, xp_t)
         if self.reset_after:
-            rec = gate_product(h_in, rk, pg)
+            rec = gate_product(h_in, rk, pg)                 # [rz | rr | rh] = h_in U (+ b1)
             if self.use_bias:
-                rec += self.bias.value[1]
+                rec = rec + self.bias.value[1]
+            rz, rr, rh = rec[:, :m], rec[:, m:2 * m], rec[:, 2 * m:]
         else:
             h_zr, h_h = _split_gate_inputs(h_in)
-            rec = gate_product(h_zr, rk[:, :2 * m], pg)
-        # The loop's xp_t buffer is reused in place for the pre-activations az, ar, ah.
-        azr = xp_t[:, :2 * m]
-        azr += rec[:, :2 * m]                                # [az | ar] = [xz + rz | xr + rr]
-        az, ar = azr[:, :m], azr[:, m:]
-        zr = self.recurrent_activation(azr)                  # both sigmoid gates in one call
-        z, r = zr[:, :m], zr[:, m:]
-        ah = xh
+            rec = gate_product(h_zr, rk[:, :2 * m], pg)      # [rz | rr] = h_in U[:, :2M]
+            rz, rr = rec[:, :m], rec[:, m:]
+        az = xz + rz
+        z = self.recurrent_activation(az)                    # update gate
+        ar = xr + rr
+        r = self.recurrent_activation(ar)                    # reset gate
         if self.reset_after:
-            rh = rec[:, 2 * m:].copy()                       # (a copy frees rec's z, r blocks)
-            ah += r * rh                                     # ah = xh + r * rh
+            ah = xh + r * rh                                 # reset applied after the product
         else:
-            rh = None                                        # there is no recurrent rh here
-            rh_in = r * h_h
-            ah += matmul_last(rh_in, rk[:, 2 * m:])          # ah = xh + (r * h_h) W_hh
-        hh = self.activation(ah)
-        h = z * h_prev + (1 - z) * hh
-        return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh, None)
+            rh = None                                        # (no recurrent rh here)
+            ah = xh + matmul_last(r * h_h, rk[:, 2 * m:])    # ... or before it
+        hh = self.activation(ah)                             # candidate
+        h = z * h_prev + (1 - z) * hh                        # z weights the OLD state
+        return h, [h], (h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh)
 
     def step_backward(self, cache, dout, dstates):
-        h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh, a = cache
+        h_prev, h_in, rec_mask, az, ar, z, r, rh, ah, hh = cache
         m = self.units
         rk = self.recurrent_kernel.value
         ract = self.recurrent_activation
-        if a is not None:                               # the reset_after lines below, compiled
-            dt = hh.dtype
-            dxp, drec, dh_prev = a, np.empty_like(a), np.empty_like(hh)     # dxp written over a
-            kernels.call("gru_backward", _c(dout, dt), _c(dstates[0], dt), h_prev, a, rh,
-                         drec, dh_prev)                 # (and drh = dah * r over rh)
-            dh_in = gate_product_backward(drec, h_in, rk, is_per_gate(rec_mask))
-            return dxp, [dh_prev + unmask(dh_in, rec_mask)]
         dh = dout + dstates[0]                          # h is both the output and the state
         # h = z*h_prev + (1-z)*hh:
         dz = dh * (h_prev - hh)                         #  =>  dz = dh*(h_prev - hh)
@@ -173,84 +151,6 @@ class GRUCell(Layer):
         dxp = np.concatenate([daz, dar, dah], axis=1)   # xp_t = [xz | xr | xh] enters az, ar, ah
         return dxp, [dh_prev]
 
-    def sequence_ready(self, dtype):
-        """True when ``run_steps`` is compiled for ``dtype`` (``kernels.sequence``), for
-        ``reset_after=False`` too (``training_ready`` says when training is)."""
-        before = (not self.reset_after and self.activation is activations.tanh
-                  and self.recurrent_activation is activations.sigmoid and kernels.fused(dtype))
-        return (before or self._compiled(dtype)) and kernels.sequence(dtype, self.units)
-
-    def training_ready(self, dtype):
-        """True when ``train_steps``/``backward_steps`` are compiled: reset_after only."""
-        return self._compiled(dtype)
-
-    def run_steps(self, xp, states, ys, mask=None):
-        """Inference over all the steps of ``xp`` in one compiled call: ``step`` for t = 0, 1,
-        ..., bit for bit, with ``ys[:, t]`` the output of step t when ``ys`` is given. With
-        ``mask`` = (m, out, zero_output), each step is masked as ``RNN``'s step path does
-        (see ``kernels.run_sequence``), and the output returned is ``out``, the last masked
-        one. Returns (output, [h])."""
-        dt, m = xp.dtype, self.units
-        if not self.reset_after:                        # (the bias is in xp: project_inputs)
-            rk = self.recurrent_kernel.value
-            h = kernels.run_sequence("gru_before_sequence", xp,
-                                     *kernels.blas_operand(rk[:, :2 * m]),
-                                     *kernels.blas_operand(rk[:, 2 * m:]),
-                                     np.array(states[0], dt, order="C"), ys, mask=mask)
-            return (h if mask is None else mask[1]), [h]
-        b_in, b_rec = self.bias.value if self.use_bias else (None, None)
-        h = kernels.run_sequence("gru_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
-                                 *kernels.blas_operand(self.recurrent_kernel.value),
-                                 kernels.bias_or_zeros(b_rec, 3 * m, dt),
-                                 np.array(states[0], dt, order="C"), ys, mask=mask)
-        return (h if mask is None else mask[1]), [h]
-
-    compiled_dropout = True           # train_steps takes recurrent dropout masks
-
-    def train_steps(self, xp, states, ys, mask=None, rec_mask=None):
-        """The training forward of all steps in one compiled call: ``step`` for t = 0, 1, ...,
-        bit for bit, keeping h in a ``(T+1, B, M)`` buffer (``H[t+1] = h_t``), rh in a
-        ``(T, B, M)`` one, z, r and hh over ``xp``: the five arrays BPTT needs, no more.
-        ``mask`` as in ``run_steps``; ``rec_mask`` per-gate recurrent dropout masks
-        (G, B, M). Returns (output, [h], step caches, buffers)."""
-        T, B, _ = xp.shape
-        m, dt = self.units, xp.dtype
-        H, RH = np.empty((T + 1, B, m), dt), np.empty((T, B, m), dt)
-        H[0] = states[0]
-        b_in, b_rec = self.bias.value if self.use_bias else (None, None)
-        rk = self.recurrent_kernel.value
-        drop = None if rec_mask is None else dropout_operands(rk, rec_mask)
-        rm, fw, fw_f, _ = kernels.dropout_arguments(drop, dt)
-        kernels.run_sequence("gru_train_sequence", xp, kernels.bias_or_zeros(b_in, 3 * m, dt),
-                             *kernels.blas_operand(rk), kernels.bias_or_zeros(b_rec, 3 * m, dt),
-                             H, RH, *kernels.mask_arguments(mask, dt), rm, fw, fw_f, ys)
-        caches = StepCaches(lambda t: (H[t], apply_mask(H[t], rec_mask), rec_mask, None, None,
-                                       xp[t][:, :m], xp[t][:, m:2 * m], RH[t], None,
-                                       xp[t][:, 2 * m:], xp[t]),
-                            0, T)
-        return H[T] if mask is None else mask[1], [H[T]], caches, (xp, H, RH, drop)
-
-    def backward_steps(self, buffers, t0, t1, dy, first, dstates, mask=None):
-        """``step_backward`` for t = t1-1 ... t0 in one compiled call, on ``train_steps``'s
-        buffers. ``dstates`` (C-contiguous, float32) are updated in place; returns them and
-        dxp of those steps, written over the gates in xp (and drh over RH), and the stacked
-        operands of ``weight_gradients``: the previous states and drh, slices of H and RH.
-        ``mask`` as in ``LSTMCell.backward_steps``."""
-        xp, H, RH, drop = buffers
-        rm, _, _, bw = kernels.dropout_arguments(drop, xp.dtype)
-        kernels.call("gru_backward_steps", t0, t1, dy, first, xp, H, RH,
-                     *kernels.blas_operand(self.recurrent_kernel.value.T), dstates[0],
-                     *kernels.mask_arguments(mask, xp.dtype), rm, bw)
-        h_in = H[t0:t1] if drop is None else apply_mask(H[t0:t1], drop[0], time_axis=True)
-        return dstates, xp[t0:t1], {"h_in": h_in, "drh": RH[t0:t1]}
-
-    def _compiled(self, dtype):
-        """True when ``kernels`` runs this step: reset_after, default activations, float32,
-        numba present. Then ``project_inputs`` leaves the bias out and the compiled step adds
-        both biases, in the same order as the lines below."""
-        return (self.reset_after and self.activation is activations.tanh
-                and self.recurrent_activation is activations.sigmoid and kernels.fused(dtype))
-
     def weight_gradients(self, x, caches, dxp, stacked=None):
         m = self.units
         per_gate = stacked["h_in"].ndim == 4 if stacked else is_per_gate(caches[0][2])
@@ -259,10 +159,8 @@ class GRUCell(Layer):
         h_zr, h_h = (h_ins[:2], h_ins[2]) if per_gate else (h_ins, h_ins)
         if self.reset_after:
             # d(rec) = dxp in the z and r blocks; in the h block ah = xh + r*rh => drh = dah*r
-            if stacked:                          # compiled: drh is over rh (r, over xr, is not)
-                drh = stacked["drh"]                                # (RH[t0:t1], no copy)
-            elif caches[0][10] is not None:      # a compiled step: drh is over its rh
-                drh = stack_steps([c[7] for c in caches])
+            if stacked:                          # the compiled path kept drh (r it did not)
+                drh = stacked["drh"]
             else:
                 drh = np.empty(dxp.shape[:-1] + (m,), dxp.dtype)
                 for t, c in enumerate(caches):                      # (no stacked copy of r)

@@ -20,10 +20,9 @@ The loop is the notebook's loop::
 """
 import numpy as np
 
-from ..fast.threads import run_parallel, split_rows
+from .. import fast
 from ..utils import to_list
 from .base import Layer, check_array
-from . import gates
 from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
                     project_in_chunks, projection_chunk, unmask)
 from .stacked import StackedRNNCells
@@ -36,8 +35,8 @@ SEPARATE_DXP_CHUNK_ROWS = 256   # the same for a cell whose BPTT keeps dxp apart
 class _Cache(tuple):
     """What ``RNN.forward`` keeps for ``backward``: (xs, mask, dropout mask, step caches,
     number of initial states, input shape), plus the projected inputs ``xp``. ``consumed``
-    turns True once a backward pass has written gradients over ``xp``. ``sequence`` holds
-    the buffers of a compiled training forward (``cell.train_steps``), else None."""
+    turns True at its backward pass. ``sequence`` holds a compiled training forward
+    (``fast.planning.Trained``), else None."""
 
     def __new__(cls, xs, mask, dp_mask, caches, n_states, x_shape, xp):
         self = super().__new__(cls, (xs, mask, dp_mask, caches, n_states, x_shape))
@@ -58,24 +57,6 @@ def _chunk_end(t0, T, chunk):
 def _chunks(T, chunk):
     """The weight-gradient chunks ``[(t0, t1), ...]`` in time order."""
     return [(t0, _chunk_end(t0, T, chunk)) for t0 in range(0, T, chunk)]
-
-
-def _sequence_ready(cell, dtype):
-    """True when the cell runs a chunk of steps per compiled call: inference (``run_steps``)
-    and, if ``_training_ready`` too, training."""
-    ready = getattr(cell, "sequence_ready", None)
-    return ready is not None and ready(dtype)
-
-
-def _training_ready(cell, dtype, rec_mask):
-    """True when a sequence-ready cell also trains compiled: it has ``train_steps``, takes
-    recurrent dropout masks (``compiled_dropout``) if there are any, and its
-    ``training_ready(dtype)``, if it has one, says yes."""
-    if not hasattr(cell, "train_steps") or (
-            rec_mask is not None and not getattr(cell, "compiled_dropout", False)):
-        return False
-    ready = getattr(cell, "training_ready", None)
-    return ready is None or ready(dtype)
 
 
 class RNN(Layer):
@@ -225,126 +206,73 @@ class RNN(Layer):
                 m = m[::-1]
         dp_mask, rec_mask = draw_dropout_masks(cell, B, x.shape[2], self.dtype, training)
         xs = TimeMajorInputs(x, self.go_backwards, dp_mask)  # xs[t0:t1]: (t1-t0, B, F)
-        # The input projection: a chunk of steps (about 4 MB of output) per product, so
-        # inference needs no (T, B, G*M) buffer, which can reach gigabytes, and reads each
-        # chunk while it is still in cache. Training keeps every step's projection.
-        chunk = projection_chunk(cell, xs)
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
-        caches = []
-        out = prev_out = xp = None
-        sequence = None                                      # compiled training buffers
-        ready = _sequence_ready(cell, xs.dtype)
-        compiled = ready and rec_mask is None
-        train_compiled = ready and keep_cache and _training_ready(cell, xs.dtype, rec_mask)
-        # Folded (the cell's ``folds``: SimpleRNN and LSTM, float32, compiled, large enough),
-        # nothing is projected: step gets x_t itself, with ``folded``, and computes
-        # [x_t | h] @ [W_x; W_h]. Not with recurrent dropout, which masks h alone, or
-        # per-gate input masks.
-        folds = getattr(cell, "folds", None)
-        fold = (folds is not None and rec_mask is None and (dp_mask is None or dp_mask.ndim == 2)
-                and folds(xs.dtype, B))
-        if fold:                      # (chunks of the inputs alone: no projection to hold)
-            chunk = projection_chunk(cell, xs, xs.shape[-1])
-        operands = gates.fold_operands(cell, B, self.dtype) if fold and ready else None
-        buffer = getattr(cell, "training_buffer", None) if train_compiled else None
-        if keep_cache and not fold:                          # kept: the gates are written there
-            xp = project_in_chunks(cell, xs, chunk, None if buffer is None else buffer(xs))
-        elif train_compiled:                                 # folded: the steps write a or z here
-            xp = buffer(xs) if buffer else np.empty((T, B, cell.kernel.shape[-1]), self.dtype)
-        if train_compiled:
-            kmask = self._kernel_mask(m, lambda: np.zeros((B, cell.output_size), self.dtype))
-            dropout = () if rec_mask is None else (rec_mask,)
-            folding = {"fold": (xs, chunk) + operands} if fold else {}
-            out, states, caches, sequence = cell.train_steps(xp, states, ys, kmask, *dropout,
-                                                             **folding)
-        elif compiled and not keep_cache:
-            row_macs = cell.kernel.shape[-1] * (cell.kernel.shape[0] + cell.state_size[0])
-            groups = split_rows(B, row_macs) if dp_mask is None else [(0, B)]
-            if len(groups) == 1:
-                out, states = self._infer_compiled(xs, states, ys, m, fold and operands, chunk)
-            else:                   # row groups on the cores at once (fast.threads.split_rows)
-                def group(r0, r1):
-                    ops = fold and (np.empty((r1 - r0,) + operands[0].shape[1:], self.dtype),
-                                    operands[1])
-                    return self._infer_compiled(
-                        TimeMajorInputs(x[r0:r1], self.go_backwards, None),
-                        [s[r0:r1] for s in states], None if ys is None else ys[r0:r1],
-                        None if m is None else m[:, r0:r1], ops, chunk)
-                parts = run_parallel([lambda r=r: group(*r) for r in groups])
-                out = np.concatenate([p[0] for p in parts])
-                states = [np.concatenate(s) for s in zip(*(p[1] for p in parts))]
+        caches, xp, trained = [], None, None
+        # The one place the loop knows a fast path exists: a compiled implementation of the
+        # whole sequence, when one covers this cell, dtype and call (``unrolled.fast``).
+        fast_plan = fast.plan(cell, xs.dtype, B, training=keep_cache, rec_mask=rec_mask,
+                              dp_mask=dp_mask)
+        if fast_plan is not None and keep_cache:
+            out, states, trained = fast_plan.train(xs, states, ys, m, rec_mask,
+                                                   self.zero_output_for_mask)
+            caches = trained.caches
+        elif fast_plan is not None:
+            out, states = fast_plan.infer(x, xs, states, ys, m, self.go_backwards,
+                                          self.zero_output_for_mask)
         else:
-            src, base = xp, 0                                # src[t - base] is step t's input
-            for t in range(T):
-                if (fold or not keep_cache) and t % chunk == 0:   # (a new buffer: states may view it)
-                    src, base = (xs[t:t + chunk] if fold else
-                                 cell.project_inputs(xs[t:t + chunk])), t
-                out, new_states, cache = cell.step(src[t - base], states, rec_mask,
-                                                   *((True,) if fold else ()))
-                if m is not None:                            # carry states over masked steps
-                    keep = m[t][:, None]
-                    if prev_out is None:
-                        prev_out = np.zeros_like(out)
-                    out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
-                    new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
-                if ys is not None:
-                    ys[:, t] = out                           # processing order, batch-major
-                if keep_cache:
-                    caches.append(cache)
-                states = new_states
-                prev_out = out
+            out, states, caches, xp = self._run_steps(xs, states, ys, m, rec_mask, keep_cache)
         if self.stateful:
             self.states = [s.copy() for s in states]
         y = ys if self.return_sequences else out
         result = [y] + list(states) if self.return_state else y
         n_states = len(to_list(initial_state))
         cache = _Cache(xs, m, dp_mask, caches, n_states, x.shape, xp)
-        cache.sequence = sequence
+        cache.sequence = trained
         return result, cache
 
-    def _infer_compiled(self, xs, states, ys, m, operands, chunk):
-        """Compiled inference over ``xs`` (its rows: all of the batch or a group of them):
-        one call per projected chunk, all chunks in one buffer (a fresh multi-megabyte
-        buffer per chunk cost more in page faults than its product). A mask runs the masked
-        loop, which keeps the last output in ``last``. Folded when ``operands`` (the fold's
-        buffer and kernel) are given. Returns (output, states)."""
+    def _run_steps(self, xs, states, ys, m, rec_mask, keep_cache):
+        """The reference loop: the cell's ``step`` for t = 0, 1, ..., T-1. The input
+        projection is made a chunk of steps (about 4 MB of output) per product: inference
+        needs no (T, B, G*M) buffer, which can reach gigabytes, and reads each chunk while
+        it is still in cache. Training keeps every step's projection and cache. Returns
+        (output, states, caches, projected inputs or None)."""
         cell = self.cell
-        T, B = xs.shape[0], xs.shape[1]
-        buf, last = None, None if m is None else np.zeros((B, cell.output_size), self.dtype)
-        if operands:                                     # (two steps' a or z, in turn)
-            buf = np.empty((min(2, T), B, cell.kernel.shape[-1]), self.dtype)
-        out = None
-        for t0 in range(0, T, chunk):
-            x_c = xs[t0:t0 + chunk]
-            masked = self._kernel_mask(None if m is None else m[t0:t0 + chunk], lambda: last)
-            ys_c = None if ys is None else ys[:, t0:t0 + chunk]
-            if operands:
-                out, states = cell.run_steps(buf, states, ys_c, masked, (x_c,) + operands)
-                continue
-            xp = cell.project_inputs(x_c, None if buf is None else buf[:min(chunk, T - t0)])
-            buf = xp if buf is None else buf
-            out, states = cell.run_steps(xp, states, ys_c, masked)
-        return out, states
-
-    def _kernel_mask(self, m, buffer):
-        """The compiled loops' ``mask`` argument: (m as a C-contiguous (steps, B) array,
-        buffer(), zero_output_for_mask), or None without a mask. The buffer is a (B, units)
-        array: the last output (forward) or dLoss/d(output) carried back (BPTT)."""
-        if m is None:
-            return None
-        return np.ascontiguousarray(m), buffer(), self.zero_output_for_mask
+        chunk = projection_chunk(cell, xs)
+        xp = project_in_chunks(cell.project_inputs, xs, chunk) if keep_cache else None
+        caches, prev_out, out = [], None, None
+        src, base = xp, 0                                    # src[t - base] is step t's input
+        for t in range(len(xs)):
+            if not keep_cache and t % chunk == 0:            # (a new buffer: states may view it)
+                src, base = cell.project_inputs(xs[t:t + chunk]), t
+            out, new_states, cache = cell.step(src[t - base], states, rec_mask)
+            if m is not None:                                # carry states over masked steps
+                keep = m[t][:, None]
+                if prev_out is None:
+                    prev_out = np.zeros_like(out)
+                out = np.where(keep, out, 0 if self.zero_output_for_mask else prev_out)
+                new_states = [np.where(keep, n, s) for n, s in zip(new_states, states)]
+            if ys is not None:
+                ys[:, t] = out                               # processing order, batch-major
+            if keep_cache:
+                caches.append(cache)
+            states = new_states
+            prev_out = out
+        return out, states, caches, xp
 
     optional_input_gradient = True
 
     def backward(self, cache, doutputs, input_gradient=True):
         """Backpropagation through time: the forward loop run from the last step to the first.
-        Without ``input_gradient`` dLoss/dx is not computed (None): training's first layer."""
+        Without ``input_gradient`` dLoss/dx is not computed (None): training's first layer.
+        A forward cache serves one backward pass (the compiled path writes gradients over
+        the activations it holds; the reference path refuses a second pass the same way)."""
         cell = self.cell
         xs, m, dp_mask, caches, n_states, x_shape = cache
         if cache.consumed:
             raise RuntimeError(
-                f"Layer '{self.name}': this forward cache was already used by a backward pass, "
-                "which wrote gradients over the activations it held. Run forward() again.")
+                f"Layer '{self.name}': this forward cache was already used by a backward pass. "
+                "Run forward() again.")
+        cache.consumed = True
         if self.return_state:
             dy, *dfinal = doutputs
         else:
@@ -361,7 +289,7 @@ class RNN(Layer):
             """Steps t0 .. t1-1 are done: add their weight gradients, write their dx."""
             xs_c = xs[t0:t1]
             grads = (cell.weight_gradients(xs_c, caches[t0:t1], dxp_c) if stacked is None else
-                     cell.weight_gradients(xs_c, caches[t0:t1], dxp_c, stacked))
+                     cell.weight_gradients(xs_c, None, dxp_c, stacked))
             if not dweights:
                 dweights.extend(grads)
             else:
@@ -372,44 +300,21 @@ class RNN(Layer):
                 dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
                                                           xs_c.ndim == 4), dp_mask)
 
-        if cache.sequence is not None:                       # compiled forward: compiled BPTT
-            dstates = self._backward_compiled(cache, dy, dstates, flush)
+        trained = cache.sequence
+        if trained is not None:                              # compiled forward: compiled BPTT
+            chunk = self._backward_chunk(T, B, trained.separate_dxp)
+            dstates = trained.backward(dy, dstates, _chunks(T, chunk), flush,
+                                       self.return_sequences)
         else:
             dstates = self._backward_steps(cache, dy, dstates, flush)
         dinit = dstates if n_states else []
         return [dx] + list(dinit), dweights
 
-    def _backward_compiled(self, cache, dy, dstates, flush):
-        """BPTT a chunk of steps per compiled call (``cell.backward_steps``), the numbers of
-        ``_backward_steps`` bit for bit. LSTM and GRU write dxp over the projected inputs
-        (the cache is then consumed); SimpleRNN, whose h lives there, returns it apart."""
-        T, dtype = len(cache[3]), cache.xp.dtype
-        if dy is None:                                       # dLoss/d(output_t) = dy[:, t-first]
-            dy, first = np.zeros((cache.xp.shape[1], 0, self.cell.output_size), dtype), T
-        elif self.return_sequences:
-            dy, first = np.ascontiguousarray(dy, dtype), 0
-        else:
-            dy, first = np.ascontiguousarray(dy, dtype)[:, None], T - 1
-        dstates = [np.array(d, dtype, order="C") for d in dstates]   # updated in place
-        cache.consumed = True                                # (until we know dxp is apart)
-        B = cache.xp.shape[1]
-        chunk = self._backward_chunk(T, B)
-        mask = self._kernel_mask(cache[1], lambda: np.zeros((B, self.cell.output_size), dtype))
-        in_place = True
-        for t0, t1 in reversed(_chunks(T, chunk)):
-            dxp = None                                       # (freed before the next chunk's)
-            dstates, dxp, stacked = self.cell.backward_steps(cache.sequence, t0, t1, dy, first,
-                                                             dstates, mask)
-            flush(t0, t1, dxp, stacked)
-            in_place = np.may_share_memory(dxp, cache.xp)
-        cache.consumed = in_place
-        return dstates
-
     def _backward_steps(self, cache, dy, dstates, flush):
         cell = self.cell
         xs, m, dp_mask, caches, n_states, x_shape = cache
         T, B, dtype = len(caches), x_shape[0], xs.dtype
-        chunk = None                                         # steps per weight-gradient product
+        chunk = self._backward_chunk(T, B)                   # steps per weight-gradient product
         dxp = None                                           # dxp of the current chunk's steps
         dcarry = None                                        # dLoss/d(previous output), masks only
         for t in range(T - 1, -1, -1):
@@ -432,37 +337,30 @@ class RNN(Layer):
             dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
             if m is not None:
                 dstates = [a + b for a, b in zip(dstates, dpass)]
-            if chunk is None:   # compiled cells write dxp_t over their activations in xp[t]:
-                in_place = cache.xp is not None and np.may_share_memory(dxp_t, cache.xp[t])
-                chunk = self._backward_chunk(T, dxp_t.shape[0])
-                dxp = cache.xp if in_place else np.empty((chunk,) + dxp_t.shape, dtype)
-                cache.consumed = in_place
+            if dxp is None:
+                dxp = np.empty((chunk,) + dxp_t.shape, dtype)
             t0 = _chunk_start(t, chunk)                      # this chunk: steps t0 .. t1-1
-            if dxp is not cache.xp:
-                dxp[t - t0] = dxp_t
+            dxp[t - t0] = dxp_t
             if t == t0:                                      # the chunk is complete
                 t1 = _chunk_end(t0, T, chunk)
-                flush(t0, t1, dxp[t0:t1] if dxp is cache.xp else dxp[:t1 - t0])
+                flush(t0, t1, dxp[:t1 - t0])
         return dstates
 
-    def _backward_chunk(self, T, batch):
+    def _backward_chunk(self, T, batch, separate_dxp=False):
         """Steps per weight-gradient product in BPTT.
 
         The weight gradients are sums over time (``dW_h = sum_t h_{t-1}^T dz_t``). Summing
-        them one chunk of steps at a time keeps their stacked operands (previous states, and
-        dxp when a cell does not write it in place) at an eighth of the sequence instead of
-        whole-sequence copies next to the activations. A chunk has at least
-        BACKWARD_CHUNK_ROWS rows (steps x batch): each product stays large enough for BLAS
-        speed, and small models, whose time goes to per-call overhead, keep one chunk. The
-        compiled cells keep h_{-1} .. h_{T-1} in one buffer, so their previous states are a
-        slice whatever the chunks.
-
-        A cell with ``separate_dxp`` (SimpleRNN, whose h lives where LSTM and GRU write
-        dxp) needs a new dxp buffer per chunk, as large as its h for those steps: its chunks
+        them one chunk of steps at a time keeps their stacked operands (previous states,
+        and dxp) at an eighth of the sequence instead of whole-sequence copies next to the
+        activations. A chunk has at least BACKWARD_CHUNK_ROWS rows (steps x batch): each
+        product stays large enough for BLAS speed, and small models, whose time goes to
+        per-call overhead, keep one chunk. The compiled LSTM and GRU write dxp over their
+        activations and keep h_{-1} .. h_{T-1} in one buffer, so their operands are slices
+        whatever the chunks. The compiled SimpleRNN, whose h lives where they write dxp,
+        needs a new dxp buffer per chunk, as large as its h for those steps: its chunks
         need only SEPARATE_DXP_CHUNK_ROWS rows, so that buffer stays near an eighth of h.
         """
-        rows = SEPARATE_DXP_CHUNK_ROWS if getattr(self.cell, "separate_dxp", False) else \
-            BACKWARD_CHUNK_ROWS
+        rows = SEPARATE_DXP_CHUNK_ROWS if separate_dxp else BACKWARD_CHUNK_ROWS
         return min(T, max(-(-T // 8), -(-rows // max(1, batch))))
 
     def get_config(self):

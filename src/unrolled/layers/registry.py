@@ -59,7 +59,7 @@ CELL_TYPES = (
              gates=(("i", "input gate"), ("f", "forget gate"), ("g", "candidate g"),
                     ("o", "output gate")),
              states=("h", "c"),
-             fused_cache={"z": ("zi", "zf", "zc", "zo"), "a": ("i", "f", "g", "o")},
+             fused_cache={"z": ("zi", "zf", "zc", "zo")},
              torch="LSTM", torch_order=(0, 1, 2, 3),      # PyTorch i, f, g, o = Keras i, f, c, o
              onnx_order=(0, 3, 1, 2)),                    # ONNX i, o, f, c
     CellType(GRUCell, GRU, "gru", "gru_cell",
