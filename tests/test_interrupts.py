@@ -15,6 +15,16 @@ from unrolled.models import Sequential
 from unrolled.optimizers import base as optimizer_base
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Python's own Ctrl-C handler, as a program started from a terminal has it. A process
+    started in the background by a non-interactive shell (``cmd &``) inherits SIGINT
+    ignored, and Python then installs no handler: these tests would see no interrupt."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _pair():
     """Two models with the same weights, data, and Adam."""
     models = []
@@ -82,7 +92,8 @@ def test_a_real_ctrl_c_during_fit_is_a_keyboard_interrupt(tmp_path):
     the way is whole."""
     script = tmp_path / "fit.py"
     script.write_text(textwrap.dedent("""
-        import sys, numpy as np
+        import signal, sys, numpy as np
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # (see the fixture above)
         from unrolled import callbacks
         from unrolled.layers import LSTM, Dense, Input
         from unrolled.models import Sequential
