@@ -72,31 +72,49 @@ def weights_h5_bytes(model, layers=None):
     return buf.getvalue()
 
 
-def load_weights_h5(model, f, path, file_size, layers=None):
-    """Assign every variable of ``model`` from an open Keras 3 weights file (shapes checked)."""
+def load_weights_h5(model, f, path, file_size, layers=None, skip_mismatch=False):
+    """Assign every variable of ``model`` from an open Keras 3 weights file (shapes checked).
+    With ``skip_mismatch`` a layer whose group is missing or does not fit is left as it is,
+    with a warning, as Keras's ``load_weights(..., skip_mismatch=True)`` does."""
     updates = []
     for group_path, variables in weight_groups(model, layers):
         if not variables:
             continue
-        group = f.get(f"{group_path}/vars")
-        if not isinstance(group, H5Group):
-            raise ModelFileError(
-                f"{path!r} has no weights at {group_path}/vars for layer variables "
-                f"{[v.path for v in variables]}; the file belongs to a different model."
-            )
-        if len(group.keys()) != len(variables):
-            raise ModelFileError(
-                f"{path!r}: {group_path}/vars holds {len(group.keys())} arrays, but the layer "
-                f"has {len(variables)} ({[v.name for v in variables]})."
-            )
-        for i, var in enumerate(variables):
-            ds = group.get(str(i))
-            if not isinstance(ds, H5Dataset):
-                raise ModelFileError(f"{path!r}: {group_path}/vars/{i} is missing.")
-            updates.append((var, read_dataset(ds, var.shape, f"{group_path}/vars/{i}", path,
-                                              file_size)))
+        try:
+            updates += _group_updates(f, group_path, variables, path, file_size)
+        except ModelFileError as e:
+            if not skip_mismatch:
+                raise
+            _warn(f"Skipping the weights of {group_path} (skip_mismatch=True): {e}")
     for var, value in updates:                               # all read and checked: now assign
         var.assign(value)
+
+
+def _group_updates(f, group_path, variables, path, file_size):
+    group = f.get(f"{group_path}/vars")
+    if not isinstance(group, H5Group):
+        raise ModelFileError(
+            f"{path!r} has no weights at {group_path}/vars for layer variables "
+            f"{[v.path for v in variables]}; the file belongs to a different model."
+        )
+    if len(group.keys()) != len(variables):
+        raise ModelFileError(
+            f"{path!r}: {group_path}/vars holds {len(group.keys())} arrays, but the layer "
+            f"has {len(variables)} ({[v.name for v in variables]})."
+        )
+    updates = []
+    for i, var in enumerate(variables):
+        ds = group.get(str(i))
+        if not isinstance(ds, H5Dataset):
+            raise ModelFileError(f"{path!r}: {group_path}/vars/{i} is missing.")
+        updates.append((var, read_dataset(ds, var.shape, f"{group_path}/vars/{i}", path,
+                                          file_size)))
+    return updates
+
+
+def _warn(message):
+    import warnings
+    warnings.warn(message, stacklevel=4)
 
 
 # --- legacy HDF5 (tf.keras 2, keras.saving.save_model(m, "x.h5")) --------------------------------
@@ -113,36 +131,73 @@ def _attr_list(group, name):
     return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values]
 
 
-def load_legacy_weights(model, group, path, file_size):
-    """Assign weights from a legacy ``model_weights`` group, matching layers by name."""
-    updates = []
-    stored = {}
+def load_legacy_weights(model, group, path, file_size, match="names", skip_mismatch=False):
+    """Assign weights from a legacy ``model_weights`` group (or a weights-only file's root).
+
+    ``match="names"``: every layer with weights must find its name in the file (a model
+    rebuilt from the file's own config). ``"order"``: Keras's ``load_weights(path)``: the
+    file's layers that hold weights, in order, go to the model's layers that have weights,
+    in ``model.layers`` order, whatever their names; the counts must agree.
+    ``"by_name"``: Keras's ``load_weights(path, by_name=True)``: a model layer takes the
+    weights stored under its name, and layers the file does not name are left alone.
+    ``skip_mismatch`` (order and by_name) leaves a weight whose shape differs, and in
+    by_name a layer whose number of weights differs, as it is, with a warning. Nothing is
+    assigned until every weight has been read and checked."""
     listed = _attr_list(group, "layer_names")
     twice = sorted({name for name in listed if listed.count(name) > 1})
     if twice:
-        raise ModelFileError(f"{path!r} lists the layers {twice} more than once; weights are "
-                             "matched by layer name, so the file is ambiguous.")
-    for name in listed:
-        if name in group:
-            stored[name] = _attr_list(group[name], "weight_names")
-    for layer in model.layers:
-        own = layer.weights
-        if not own:
-            continue
-        names = stored.get(layer.name)
+        raise ModelFileError(f"{path!r} lists the layers {twice} more than once; the file is "
+                             "ambiguous.")
+    stored = {name: _attr_list(group[name], "weight_names") for name in listed if name in group}
+    if match == "order":
+        pairs = _pairs_by_order(model, [n for n in listed if stored.get(n)], path)
+    else:
+        pairs = [(layer, layer.name) for layer in _with_weights(model)
+                 if match == "names" or layer.name in stored]
+    updates = []
+    for k, (layer, name) in enumerate(pairs):
+        own, names = _legacy_weights(layer), stored.get(name)
+        where = f"layer #{k} (named {layer.name!r} in the model, {name!r} in the file)"
         if names is None:
             raise ModelFileError(f"{path!r} has no weights for layer {layer.name!r}; it holds "
                                  f"weights for {sorted(k for k, v in stored.items() if v)}.")
         if len(names) != len(own):
-            raise ModelFileError(f"{path!r}: layer {layer.name!r} has {len(own)} weights, the "
-                                 f"file {len(names)} ({names}).")
+            message = (f"{path!r}: {where} has {len(own)} weights, the file {len(names)} "
+                       f"({names}).")
+            if skip_mismatch and match == "by_name":
+                _warn(f"Skipping {where}: {message}")
+                continue
+            raise ModelFileError(message)
         for var, wname in zip(own, names):
-            ds = group[layer.name].get(wname)
+            ds = group[name].get(wname)
             if ds is None:
                 raise ModelFileError(f"{path!r}: weight {wname!r} is listed but missing.")
+            if skip_mismatch and match != "names" and tuple(ds.shape) != tuple(var.shape):
+                _warn(f"Skipping weight {var.path} of {where}: it has shape {tuple(var.shape)}, "
+                      f"the file's {wname!r} {tuple(ds.shape)} (skip_mismatch=True).")
+                continue
             updates.append((var, read_dataset(ds, var.shape, wname, path, file_size)))
     for var, value in updates:
         var.assign(value)
+
+
+def _with_weights(model):
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _legacy_weights(layer):
+    """A layer's weights in the order Keras 2 wrote them: trainable ones first."""
+    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+
+
+def _pairs_by_order(model, names, path):
+    layers = _with_weights(model)
+    if len(layers) != len(names):
+        raise ModelFileError(
+            f"{path!r} holds weights for {len(names)} layers ({names}), but the model has "
+            f"{len(layers)} layers with weights ({[layer.name for layer in layers]}). Weights "
+            "are matched by layer order; load_weights(path, by_name=True) matches them by name.")
+    return list(zip(layers, names))
 
 
 def _legacy_config(model):
@@ -276,13 +331,28 @@ def save_weights_h5(model, path):
         f.write(data)
 
 
-def load_weights_file_h5(model, path):
-    """Load a Keras 3 ``.weights.h5`` or a legacy weights/model ``.h5`` into ``model``."""
+def load_weights_file_h5(model, path, skip_mismatch=False, by_name=None):
+    """``model.load_weights(path)`` for a Keras 3 ``.weights.h5`` or a legacy weights/model
+    ``.h5`` (matched by layer order, or by name with ``by_name``), as Keras 3 reads them."""
     data = read_file(path)
     with open_h5(data, path) as f:
-        if "model_weights" in f:
-            load_legacy_weights(model, f["model_weights"], path, len(data))
-        elif "layer_names" in f.attrs or "layer_names0" in f.attrs:
-            load_legacy_weights(model, f, path, len(data))
+        legacy = "model_weights" in f or "layer_names" in f.attrs or "layer_names0" in f.attrs
+        if by_name is not None and not legacy:
+            raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files; "
+                             f"{path!r} holds Keras 3's weights layout.")
+        if legacy:
+            group = f if "layer_names" in f.attrs or "layer_names0" in f.attrs else f["model_weights"]
+            load_legacy_weights(model, group, path, len(data),
+                                "by_name" if by_name else "order", skip_mismatch)
         else:
-            load_weights_h5(model, f, path, len(data))
+            load_weights_h5(model, f, path, len(data), skip_mismatch=skip_mismatch)
+
+
+def load_weights_from_keras(model, path, skip_mismatch=False):
+    """``model.load_weights("x.keras")``: the archive's ``model.weights.h5``, whose groups
+    are named by the layers' classes and order (``layers/lstm``, ``layers/lstm_1``...), as
+    Keras 3 matches them: the model's layers in its own order, whatever their names."""
+    archive = SafeZip(read_file(path), path)
+    data = archive.read("model.weights.h5")
+    with open_h5(data, f"{path}:model.weights.h5") as f:
+        load_weights_h5(model, f, path, len(data), skip_mismatch=skip_mismatch)

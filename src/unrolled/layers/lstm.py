@@ -9,8 +9,6 @@ from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product
 from .recurrent import RNN
 
 
-
-
 class _UnitForgetBias(initializers.Initializer):
     """Keras's LSTM bias with ``unit_forget_bias``: ``[init(M), ones(M), init(2M)]``."""
 

@@ -420,11 +420,26 @@ class Model(Trainer, Layer):
         from . import saving
         saving.save_weights(self, filepath)
 
-    def load_weights(self, filepath):
-        """Load ``.weights.h5``, a legacy ``.h5`` or ``.weights.npz``; names, count and shapes
-        are checked."""
+    def to_json(self, **kwargs):
+        """The model's config as JSON text (Keras 3's form, as in a ``.keras`` file's
+        ``config.json``), for ``unrolled.models.model_from_json`` or Keras's; ``kwargs`` go
+        to ``json.dumps``."""
+        import json
+        from ..io.graph import model_config
+        return json.dumps(model_config(self), **kwargs)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs):
+        """Load ``.weights.h5``, a legacy ``.h5``, a ``.keras`` archive's weights or
+        ``.weights.npz``, as Keras 3 does: a legacy ``.h5`` by layer order, or by layer
+        name with ``by_name=True``; ``skip_mismatch=True`` leaves what does not fit, with a
+        warning. Counts and shapes are checked before anything is assigned."""
         from . import saving
-        saving.load_weights(self, filepath)
+        by_name = kwargs.pop("by_name", None)
+        objects_to_skip = kwargs.pop("objects_to_skip", None)
+        if kwargs:
+            raise ValueError(f"Invalid keyword arguments: {kwargs}")
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name,
+                            objects_to_skip=objects_to_skip)
 
     def get_config(self):
         return {"name": self.name}

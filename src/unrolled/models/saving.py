@@ -101,6 +101,30 @@ def load_model(filepath):
                          ".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
 
 
+def model_from_json(json_string, custom_objects=None):
+    """A model (not its weights) from ``model.to_json()`` text of Keras 3, tf.keras or
+    Keras 2, as ``keras.models.model_from_json``. ``"hard_sigmoid"`` means what the Keras
+    version that wrote the text computed (its ``keras_version``; Keras 2's when the text has
+    Keras 2's layout and no version). Configs are data: no code in them is run, so
+    ``custom_objects`` cannot be honoured and is refused."""
+    from ..io.graph import model_from_config
+    from ..io.keras_format import parse_json
+    from ..io.safety import ModelFileError
+    from ..io.serialize import hard_sigmoid_for
+
+    if custom_objects:
+        raise NotImplementedError("model_from_json(custom_objects=...) is not supported: "
+                                  "unrolled builds only its own layers and runs no code from "
+                                  "a config.")
+    config = parse_json(json_string, "the JSON text", "model_from_json")
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ModelFileError("model_from_json: the JSON text is not a Keras model config "
+                             "(no \"class_name\").")
+    version = config.get("keras_version")
+    return model_from_config(config, "model_from_json",
+                             hard_sigmoid_for(version, legacy="module" not in config))
+
+
 def save(model, filepath):
     """The body of ``Model.save(filepath)``."""
     save_model(model, filepath)
@@ -120,17 +144,35 @@ def save_weights(model, filepath):
                          "a name ending in .weights.h5 or .weights.npz.")
 
 
+def load_weights(model, filepath, skip_mismatch=False, by_name=None, objects_to_skip=None):
+    """``Model.load_weights``: ``.weights.h5``, a legacy ``.h5`` (weights-only or whole model;
+    matched by layer order as Keras does, or by name with ``by_name=True``), the weights of
+    a ``.keras`` archive, or ``.weights.npz``. The arguments are Keras 3's; ``by_name`` is
+    for legacy ``.h5`` files only, as in Keras."""
+    kind = _suffix(filepath)
+    if objects_to_skip is not None:
+        raise NotImplementedError("load_weights(objects_to_skip=...) is not implemented in "
+                                  "unrolled; load the weights and set the others back with "
+                                  "layer.set_weights().")
+    if by_name is not None and kind not in (".h5", ".hdf5"):
+        raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. "
+                         f"Received: {os.fspath(filepath)}")
+    if skip_mismatch and kind in (".weights.npz", ".npz"):
+        raise NotImplementedError("load_weights(skip_mismatch=True) is not implemented for "
+                                  ".npz weights; it is for Keras's .h5 and .keras files.")
+    if kind not in (".weights.h5", ".h5", ".hdf5", ".keras", ".weights.npz", ".npz"):
+        raise ValueError(f"load_weights: unsupported file name {os.fspath(filepath)!r}; expected "
+                         "a name ending in .weights.h5, .h5, .keras or .weights.npz.")
+    _load_weights(model, kind, skip_mismatch, by_name, filepath)
+
+
 @_reader_boundary
-def load_weights(model, filepath):
-    """Load weights saved by ``save_weights`` (or by Keras: ``.weights.h5``, legacy ``.h5``)."""
+def _load_weights(model, kind, skip_mismatch, by_name, filepath):
     from ..io import keras_format, native
 
-    kind = _suffix(filepath)
     if kind in (".weights.h5", ".h5", ".hdf5"):
-        keras_format.load_weights_file_h5(model, filepath)
-    elif kind in (".weights.npz", ".npz"):
-        native.load_weights(model, filepath)
+        keras_format.load_weights_file_h5(model, filepath, skip_mismatch, by_name)
+    elif kind == ".keras":
+        keras_format.load_weights_from_keras(model, filepath, skip_mismatch)
     else:
-        raise ValueError(f"load_weights: unsupported file name {os.fspath(filepath)!r}; expected "
-                         "a name ending in .weights.h5, .h5 or .weights.npz.")
-
+        native.load_weights(model, filepath)
