@@ -67,11 +67,11 @@ def test_unknown_class_named(tmp_path):
 
 
 def test_unknown_and_unsupported_options_named(ours, tmp_path):
-    model = keras.Sequential([keras.Input((5, 3)), L.LSTM(2, kernel_regularizer="l2")])
+    model = keras.Sequential([keras.Input((5, 3)), L.LSTM(2, activity_regularizer="l2")])
     model.save(tmp_path / "reg.keras")
-    loaded = load_model(tmp_path / "reg.keras")       # a regularizer only matters to training,
-    loaded.compile(loss="mse", optimizer="sgd")        # which refuses it by name (issue 21.6)
-    with pytest.raises(NotImplementedError, match="kernel_regularizer"):
+    loaded = load_model(tmp_path / "reg.keras")       # an activity regularizer (not implemented)
+    loaded.compile(loss="mse", optimizer="sgd")        # only matters to training, which
+    with pytest.raises(NotImplementedError, match="activity_regularizer"):   # refuses it
         loaded.fit(np.zeros((2, 5, 3)), np.zeros((2, 2)), verbose=0)
 
     def edit(cfg):

@@ -6,20 +6,20 @@ imported only by the functions that use them.
 The common Keras names are here too, so that ``import unrolled as keras`` runs scripts
 written for Keras: ``Input``, ``Model``, ``Sequential`` and the modules ``layers``,
 ``models``, ``optimizers``, ``losses``, ``metrics``, ``callbacks``, ``initializers``,
-``activations``, ``utils``. A Keras name unrolled does not have raises an AttributeError
+``regularizers``, ``constraints``, ``activations``, ``utils``. A Keras name unrolled does not have raises an AttributeError
 that says so.
 """
 __version__ = "0.1.0"
 
 import importlib.util as _util
 
-from . import (activations, callbacks, config, initializers, layers, losses, metrics,  # noqa: F401
-               models, optimizers, utils)
+from . import (activations, callbacks, config, constraints, initializers, layers,  # noqa: F401
+               losses, metrics, models, optimizers, regularizers, utils)
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential  # noqa: F401
 
 _KERAS_NAMES = "Input, Model, Sequential, layers, models, optimizers, losses, metrics, " \
-               "callbacks, initializers, activations, utils"
+               "callbacks, initializers, regularizers, constraints, activations, utils"
 
 
 def __getattr__(name):

@@ -20,6 +20,8 @@ class Variable:
         self.trainable = bool(trainable)
         self.created_trainable = self.trainable   # a layer's trainable flag toggles only these
         self.path = path or name
+        self.regularizer = None                   # a penalty added to the loss in training
+        self.constraint = None                    # a projection after each update
 
     @property
     def shape(self):

@@ -21,10 +21,11 @@ import re
 
 import numpy as np
 
-from .. import initializers
+from .. import constraints, initializers, regularizers
 from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense, Dropout,
                       Embedding, Flatten, InputLayer, Masking, Maximum, Minimum, Multiply,
                       RepeatVector, Reshape, StackedRNNCells, Subtract, TimeDistributed)
+from ..layers.recurrent import CELL_RULES
 from ..layers.registry import CELL_TYPES
 from .safety import UnsafeModelError, UnsupportedModelError
 
@@ -205,7 +206,12 @@ def layer_config(layer):
                   "dtype": dtype_policy(layer.dtype)}
         for key in LAYERS[class_name][2]:
             config[key] = _to_json(key, _option(layer, key))
-    config.update(getattr(layer, "_training_only", {}))      # a file's regularizers, back
+        for key in rule_keys(type(layer)):                   # regularizers, constraints
+            rule = _option(layer, key)
+            if rule is not None:
+                config[key] = (regularizers.serialize(rule) if key.endswith("_regularizer")
+                               else constraints.serialize(rule))
+    config.update(getattr(layer, "_training_only", {}))      # a file's others, back
     if class_name == "RNN":
         config["cell"] = layer_config(layer.cell)
     elif class_name == "StackedRNNCells":
@@ -359,7 +365,11 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
         if key in ("name", "trainable"):
             kwargs[key] = value
         elif key.endswith(NEUTRAL_SUFFIXES) and value is not None:
-            training_only[key] = _read_training_only(key, value, where)
+            rule = _read_rule(key, value, where) if key in rule_keys(cls) else None
+            if rule is not None:
+                kwargs[key] = rule
+            else:
+                training_only[key] = _read_training_only(key, value, where)
         elif key == "dtype":
             kwargs["dtype"] = read_dtype(value, where)
         elif key in options:
@@ -397,8 +407,30 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
     return layer
 
 
-# Regularizers and constraints change training only, never the outputs: a file's are kept
-# (and written back) and ``fit`` refuses a model holding them until they are implemented.
+def rule_keys(cls):
+    """The ``<weight>_regularizer``/``<weight>_constraint`` options a layer class takes
+    (``Layer.weight_rules``; a recurrent layer's are its cell's)."""
+    if any(cls is t.layer for t in CELL_TYPES):
+        return CELL_RULES
+    return tuple(f"{p}_{k}" for p in getattr(cls, "weight_rules", ())
+                 for k in ("regularizer", "constraint"))
+
+
+def _read_rule(key, value, where):
+    """A file's regularizer or constraint as an object unrolled trains with, or None when
+    unrolled does not implement it (then it is kept and ``fit`` refuses the model)."""
+    if isinstance(value, dict):
+        check_not_code(value, f"{where} {key}")
+    module = regularizers if key.endswith("_regularizer") else constraints
+    try:
+        return module.get(value)
+    except (NotImplementedError, ValueError):
+        return None
+
+
+# Regularizers and constraints change training only, never the outputs: a file's that
+# unrolled does not implement (activity_regularizer, OrthogonalRegularizer) are kept (and
+# written back), and ``fit`` refuses a model holding them.
 TRAINING_ONLY = {"L1", "L2", "L1L2", "OrthogonalRegularizer", "MaxNorm", "NonNeg", "UnitNorm",
                  "MinMaxNorm", "l1", "l2", "l1_l2", "max_norm", "non_neg", "unit_norm",
                  "min_max_norm", "orthogonal_regularizer"}

@@ -21,7 +21,9 @@ import re
 
 import numpy as np
 
+from .. import constraints as constraints_mod
 from .. import initializers as initializers_mod
+from .. import regularizers as regularizers_mod
 from ..config import standardize_dtype
 from ..utils import to_list
 from ..variables import Variable
@@ -150,6 +152,10 @@ class Layer:
     input_ndim = None
     min_ndim = None
     supports_masking = False
+    # The weights that take Keras's ``<prefix>_regularizer`` and ``<prefix>_constraint``
+    # arguments ("kernel", "recurrent" for the recurrent kernel, "bias", "embeddings"):
+    # ``add_weight`` gives them to the weight of that name (``unrolled.regularizers``).
+    weight_rules = ()
     kernel = _Unbuilt()                 # the weights build creates, until it does
     recurrent_kernel = _Unbuilt()
     bias = _Unbuilt()
@@ -157,6 +163,16 @@ class Layer:
 
     def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
         self._batch_input_shape = _input_shape_argument(type(self).__name__, kwargs)
+        if kwargs.pop("activity_regularizer", None) is not None:
+            raise NotImplementedError(
+                f"{type(self).__name__}(activity_regularizer=...) is not implemented in "
+                "unrolled; it would be ignored. Weight regularizers (kernel_regularizer, ...) "
+                "are.")
+        for prefix in self.weight_rules:
+            setattr(self, f"{prefix}_regularizer",
+                    regularizers_mod.get(kwargs.pop(f"{prefix}_regularizer", None)))
+            setattr(self, f"{prefix}_constraint",
+                    constraints_mod.get(kwargs.pop(f"{prefix}_constraint", None)))
         if kwargs:
             raise TypeError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
@@ -170,7 +186,15 @@ class Layer:
         self._feature_size = None
 
     # --- weights -------------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", trainable=True):
+    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None,
+                   constraint=None):
+        """A new weight of this layer. Its regularizer and constraint are the given ones,
+        else the layer's ``<prefix>_regularizer``/``_constraint`` for a weight named by one
+        of ``weight_rules`` (``recurrent_kernel`` takes the ``recurrent_`` ones)."""
+        prefix = "recurrent" if name == "recurrent_kernel" else name
+        if prefix in self.weight_rules:
+            regularizer = regularizer or getattr(self, f"{prefix}_regularizer")
+            constraint = constraint or getattr(self, f"{prefix}_constraint")
         if _from_file is not None:                  # its value comes from the file next
             _from_file.take(self.name, name, shape, self.dtype)
             value = np.zeros(tuple(shape), self.dtype)
@@ -183,6 +207,8 @@ class Layer:
                 f"{value.shape}; expected {tuple(shape)}."
             )
         var = Variable(value, name, trainable=trainable, path=f"{self.name}/{name}")
+        var.regularizer = regularizers_mod.get(regularizer)
+        var.constraint = constraints_mod.get(constraint)
         self._weights.append(var)
         return var
 

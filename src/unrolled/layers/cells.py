@@ -32,7 +32,7 @@ import numpy as np
 from .. import activations, initializers
 from .base import Layer
 from .gates import apply_mask, gate_kernel_gradient, gate_product, stack_steps, transposed
-from .recurrent import RNN
+from .recurrent import RNN, pop_cell_rules
 
 
 def _check_units(units):
@@ -71,6 +71,8 @@ class SimpleRNNCell(Layer):
     Weights (Keras's layout): ``kernel (F, units)``, ``recurrent_kernel (units, units)``,
     ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
     """
+
+    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
 
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
     cache_names = ("h_in", "a", "h", "rec_mask")
@@ -157,7 +159,8 @@ class SimpleRNN(RNN):
                              recurrent_initializer=recurrent_initializer,
                              bias_initializer=bias_initializer, dropout=dropout,
                              recurrent_dropout=recurrent_dropout, seed=seed,
-                             dtype=kwargs.get("dtype"), name="simple_rnn_cell")
+                             dtype=kwargs.get("dtype"), name="simple_rnn_cell",
+                             **pop_cell_rules(kwargs))
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          **rnn_kwargs, **kwargs)

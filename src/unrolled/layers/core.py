@@ -15,6 +15,8 @@ class Dense(Layer):
     step goes through the same kernel, as in Keras.
     """
 
+    weight_rules = ("kernel", "bias")                  # kernel_regularizer, ... (base.py)
+
     min_ndim = 2
     supports_masking = True
 

@@ -40,6 +40,8 @@ class Embedding(Layer):
     ``unrolled/optimizers/sparse.py``).
     """
 
+    weight_rules = ("embeddings",)            # embeddings_regularizer/_constraint (base.py)
+
     sparse_gradients = True                                  # backward takes ``sparse``
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",

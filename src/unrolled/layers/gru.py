@@ -6,7 +6,7 @@ from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     matmul_last, is_per_gate, stack_steps, unmask)
-from .recurrent import RNN
+from .recurrent import RNN, pop_cell_rules
 
 
 
@@ -46,6 +46,8 @@ class GRUCell(Layer):
     Recurrent dropout: Keras multiplies ``h_prev`` by an independent mask for each gate
     (``rec_mask`` of shape ``(3, B, M)``, see ``gates.py``).
     """
+
+    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
 
     gates = 3
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
@@ -223,7 +225,8 @@ class GRU(RNN):
                        recurrent_initializer=recurrent_initializer,
                        bias_initializer=bias_initializer, dropout=dropout,
                        recurrent_dropout=recurrent_dropout, reset_after=reset_after, seed=seed,
-                       implementation=implementation, dtype=kwargs.get("dtype"), name="gru_cell")
+                       implementation=implementation, dtype=kwargs.get("dtype"), name="gru_cell",
+                       **pop_cell_rules(kwargs))
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          **rnn_kwargs, **kwargs)

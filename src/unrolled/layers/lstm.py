@@ -6,7 +6,7 @@ from .base import Layer
 from .cells import _check_rate, _check_units, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     is_per_gate, stack_steps, unmask)
-from .recurrent import RNN
+from .recurrent import RNN, pop_cell_rules
 
 
 class _UnitForgetBias(initializers.Initializer):
@@ -43,6 +43,8 @@ class LSTMCell(Layer):
     Recurrent dropout: Keras multiplies ``h_prev`` by an independent mask for each gate
     (``rec_mask`` of shape ``(4, B, M)``, see ``gates.py``).
     """
+
+    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
 
     gates = 4
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
@@ -170,7 +172,7 @@ class LSTM(RNN):
                         bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
                         dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
                         implementation=implementation, dtype=kwargs.get("dtype"),
-                        name="lstm_cell")
+                        name="lstm_cell", **pop_cell_rules(kwargs))
         super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
                          go_backwards=go_backwards, stateful=stateful, unroll=unroll,
                          **rnn_kwargs, **kwargs)

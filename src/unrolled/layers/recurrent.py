@@ -32,6 +32,17 @@ BACKWARD_CHUNK_ROWS = 2048      # rows (steps x batch) per weight-gradient produ
 SEPARATE_DXP_CHUNK_ROWS = 256   # the same for a cell whose BPTT keeps dxp apart (SimpleRNN)
 
 
+# A recurrent layer's options that belong to its cell's weights (``Layer.weight_rules``).
+CELL_RULES = tuple(f"{p}_{k}" for p in ("kernel", "recurrent", "bias")
+                   for k in ("regularizer", "constraint"))
+
+
+def pop_cell_rules(kwargs):
+    """The cell-weight regularizers and constraints among a recurrent layer's ``kwargs``
+    (removed from them), for its cell."""
+    return {k: kwargs.pop(k) for k in CELL_RULES if k in kwargs}
+
+
 class _Cache(tuple):
     """What ``RNN.forward`` keeps for ``backward``: (xs, mask, dropout mask, step caches,
     number of initial states, input shape), plus the projected inputs ``xp``. ``consumed``

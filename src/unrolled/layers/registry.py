@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .cells import SimpleRNN, SimpleRNNCell
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
+from .recurrent import CELL_RULES
 
 _INITS = ("kernel_initializer", "recurrent_initializer", "bias_initializer")
 
@@ -104,7 +105,7 @@ def of_kind(kind):
 
 def _forward_options(entry):
     """``layer.<option>`` reads ``layer.cell.<option>`` for each of the entry's options."""
-    for option in entry.options:
+    for option in entry.options + CELL_RULES:
         if not hasattr(entry.layer, option):
             setattr(entry.layer, option, property(lambda self, o=option: getattr(self.cell, o),
                                                   doc=f"The cell's ``{option}``."))

@@ -10,13 +10,14 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer
-from .recurrent import RNN
+from .recurrent import CELL_RULES, RNN
 from .stacked import StackedRNNCells
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 # Construction arguments our recurrent configs leave out (they live on the cell).
-_CELL_ARGS = ("kernel_initializer", "recurrent_initializer", "bias_initializer", "seed")
+_CELL_ARGS = ("kernel_initializer", "recurrent_initializer", "bias_initializer", "seed",
+              *CELL_RULES)
 
 
 def recreate(obj, **changes):

@@ -62,7 +62,8 @@ def check_sample_weight(sample_weight, n, what="sample_weight"):
 
 
 def refuse_training_only(model, what):
-    """Training would ignore a file's regularizers and constraints: refuse, naming them."""
+    """Training would ignore what a file holds and unrolled does not implement (an
+    ``activity_regularizer``, an ``OrthogonalRegularizer``): refuse, naming it."""
     stack = list(model.layers)
     while stack:
         layer = stack.pop()
@@ -70,8 +71,8 @@ def refuse_training_only(model, what):
         if found:
             raise NotImplementedError(
                 f"{what}: layer '{layer.name}' has {', '.join(sorted(found))} from the file it "
-                "was loaded from; unrolled does not implement regularizers and constraints in "
-                "training yet, and would ignore them. Predictions are unaffected; to train, "
-                "rebuild the layer without them (or delete layer._training_only to train "
-                "without them knowingly).")
+                "was loaded from; unrolled implements the L1/L2/L1L2 weight regularizers and "
+                "Keras's constraints, not these, and would ignore them. Predictions are "
+                "unaffected; to train, rebuild the layer without them (or delete "
+                "layer._training_only to train without them knowingly).")
         stack.extend(layer._sublayers())

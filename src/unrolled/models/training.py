@@ -96,12 +96,43 @@ class Trainer:
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
         _, grads = self.backward(tape, dy, input_gradients=False, sparse=sparse)  # BPTT
-        return loss, grads, y_pred
+        return loss + self._regularize(grads), grads, y_pred
+
+    def _regularize(self, grads=None):
+        """The weight regularizers' penalties, summed (added to the loss, as Keras's
+        ``model.losses``), for the trainable weights; with ``grads`` (aligned with
+        ``self.weights``) each penalty's gradient is added to its weight's. An Embedding's
+        row gradient becomes dense then, as TensorFlow sums a dense and a sparse gradient."""
+        total = 0.0
+        trainable = None
+        for i, w in enumerate(self.weights):
+            if getattr(w, "regularizer", None) is None:
+                continue
+            if trainable is None:
+                trainable = {id(v) for v in self.trainable_weights}
+            if id(w) not in trainable:
+                continue
+            total += float(w.regularizer(w.value))
+            if grads is not None:
+                g = grads[i]
+                g = g.dense() if hasattr(g, "dense") else g
+                penalty = w.regularizer.gradient(w.value)
+                grads[i] = penalty if g is None else g + penalty
+        return total
+
+    @property
+    def losses(self):
+        """The weight regularizers' penalties of the trainable weights, one float each, as
+        Keras's ``model.losses`` lists them (added to the loss in training)."""
+        trainable = {id(v) for v in self.trainable_weights}
+        return [float(w.regularizer(w.value)) for w in self.weights
+                if getattr(w, "regularizer", None) is not None and id(w) in trainable]
 
     def _test_step(self, xs, ys, sample_weight):
         y_pred, _, mask = self._run_graph(self._pack(xs), False, keep_tape=False)
         self._output_mask = mask
-        return float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask)), y_pred
+        loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
+        return loss + self._regularize(), y_pred
 
     def _train_step(self, xs, ys, sample_weight):
         memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)

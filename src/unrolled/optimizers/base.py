@@ -10,7 +10,9 @@ One call of ``apply_gradients`` does, in Keras 3's order:
 4. decoupled weight decay, if set: ``var -= var * weight_decay * lr``, before the step;
 5. ``update_step(g, var, lr)`` for each variable, with ``lr`` the learning rate (or the
    schedule's value) at the current ``iterations``;
-6. ``iterations += 1``.
+6. ``iterations += 1``;
+7. each updated variable's ``constraint`` (``unrolled.constraints``), ``var = c(var)``.
+   (Keras applies them after the update and before counting the step: the same values.)
 
 An Embedding's gradient arrives in training as ``sparse.IndexedSlices`` (one row per
 looked-up position, as Keras's TensorFlow backend gives it); clipping and the optimizers
@@ -209,6 +211,10 @@ class Optimizer:
                             for g in grads])
         with WholeStep():                   # every variable updated and counted, or none
             self._update(grads, variables)
+            for var in variables:           # the weights' constraints, after the update (Keras)
+                constraint = getattr(var, "constraint", None)
+                if constraint is not None:
+                    var.assign(np.asarray(constraint(var.value), dtype=var.value.dtype))
 
     def _update(self, grads, variables):
         if self.weight_decay is not None:
