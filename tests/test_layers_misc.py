@@ -378,3 +378,32 @@ def test_rnn_of_a_list_of_cells_is_stacked_as_in_keras(rng):
     theirs.set_weights(ours.get_weights())
     x = rng.standard_normal((3, 5, 2)).astype("float32")
     _close(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize("name,args", [
+    ("SimpleRNN", (4, "relu", False, "ones", "zeros", "ones", "l2")),
+    ("LSTM", (4, "relu", "tanh", True, "ones", "zeros", "ones", False, None, "l1")),
+    ("GRU", (4, "relu", "tanh", True, "ones", "zeros", "ones", "l2", None, None, None, None,
+             None, None, 0.1, 0.2, 7, True)),
+])
+def test_recurrent_layers_take_positional_arguments_in_keras_order(name, args):
+    """``LSTM`` is declared from its cell (``cell_class``, ``arguments``): positional
+    arguments land where Keras's signature puts them (regularizers included)."""
+    import unrolled
+    ours, theirs = getattr(unrolled.layers, name)(*args), getattr(keras.layers, name)(*args)
+    mine = ours.get_config()
+    for key, value in theirs.get_config().items():
+        if key in mine and key not in ("name", "dtype"):
+            assert mine[key] == value, key
+    cell = ours.cell
+    for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+        assert type(getattr(cell, key)).__name__ == type(getattr(theirs.cell, key)).__name__
+    for key in ("kernel_regularizer", "recurrent_regularizer"):
+        want = getattr(theirs.cell, key)
+        assert (getattr(cell, key) is None) == (want is None), key
+    with pytest.raises(TypeError, match="multiple values for argument 'activation'"):
+        getattr(unrolled.layers, name)(4, "relu", activation="tanh")
+    with pytest.raises(TypeError, match="'units'"):
+        getattr(unrolled.layers, name)(activation="tanh")
+    with pytest.raises(TypeError, match="'cell'"):
+        unrolled.layers.RNN(return_sequences=True)

@@ -32,7 +32,7 @@ import numpy as np
 from .. import activations, initializers
 from .base import Layer
 from .gates import apply_mask, gate_kernel_gradient, gate_product, stack_steps, transposed
-from .recurrent import RNN, pop_cell_rules
+from .recurrent import RNN
 
 
 def _check_units(units):
@@ -59,7 +59,48 @@ def project(cell, x, bias, out=None):
     return xp
 
 
-class SimpleRNNCell(Layer):
+class Cell(Layer):
+    """What the built-in cells share: their common options, set as Keras sets them; Keras's
+    weight arguments (``kernel_regularizer``, ..., ``bias_constraint``:
+    ``Layer.weight_rules``); and Keras's cell config, the base layer's (name, trainable,
+    dtype) then the options named in ``config_options``."""
+
+    weight_rules = ("kernel", "recurrent", "bias")
+    gates = 1
+    config_options = ("units", "activation", "use_bias", "dropout", "recurrent_dropout", "seed")
+
+    def __init__(self, units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                 bias_initializer, dropout, recurrent_dropout, seed, recurrent_activation=None,
+                 implementation=2, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _check_units(units)
+        self.activation = activations.get(activation)
+        if recurrent_activation is not None:
+            self.recurrent_activation = activations.get(recurrent_activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        # Keras draws one dropout mask per gate (inputs and state) in its "implementation 1",
+        # which recurrent_dropout > 0 forces; otherwise one input mask shared by all gates.
+        per_gate = self.gates > 1 and (implementation == 1 or self.recurrent_dropout > 0)
+        self.dropout_mask_count = self.gates if per_gate else 1
+        self.state_size = [self.units]
+        self.output_size = self.units
+
+    def get_config(self):
+        return {**super().get_config(), **self.cell_config()}
+
+    def cell_config(self):
+        """The cell's options as Keras's config lists them (activations by name)."""
+        return {k: getattr(self, k).name if k.endswith("activation") else getattr(self, k)
+                for k in self.config_options}
+
+
+class SimpleRNNCell(Cell):
     r"""The Elman cell of the seed notebook.
 
     .. math::  h_t = \mathrm{activation}(x_t W_x + b + h_{t-1} W_h)
@@ -72,8 +113,6 @@ class SimpleRNNCell(Layer):
     ``bias (units,)``. Defaults: glorot_uniform, orthogonal, zeros.
     """
 
-    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
-
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
     cache_names = ("h_in", "a", "h", "rec_mask")
 
@@ -81,18 +120,8 @@ class SimpleRNNCell(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
                  **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_units(units)
-        self.activation = activations.get(activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        self.seed = seed
-        self.state_size = [self.units]
-        self.output_size = self.units
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, dropout, recurrent_dropout, seed, **kwargs)
 
     def build(self, input_shape):
         f, m = input_shape[-1], self.units
@@ -128,16 +157,6 @@ class SimpleRNNCell(Layer):
             grads.append(dxp.sum(axis=(0, 1)))                      # db   = sum_t da_t
         return grads
 
-    def get_config(self):
-        """Keras's cell config: the base layer's (name, trainable, dtype), then the
-        cell's options (``cell_config``)."""
-        return {**super().get_config(), **self.cell_config()}
-
-    def cell_config(self):
-        return {"units": self.units, "activation": self.activation.name,
-                "use_bias": self.use_bias, "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout}
-
 
 class SimpleRNN(RNN):
     """Fully-connected RNN whose output is fed back as the next step's state.
@@ -147,23 +166,10 @@ class SimpleRNN(RNN):
         h_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
     """
 
-    def __init__(self, units, activation="tanh", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
-                 return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, seed=None, **kwargs):
-        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask", "implementation")
-                      if k in kwargs}
-        cell = SimpleRNNCell(units, activation=activation, use_bias=use_bias,
-                             kernel_initializer=kernel_initializer,
-                             recurrent_initializer=recurrent_initializer,
-                             bias_initializer=bias_initializer, dropout=dropout,
-                             recurrent_dropout=recurrent_dropout, seed=seed,
-                             dtype=kwargs.get("dtype"), name="simple_rnn_cell",
-                             **pop_cell_rules(kwargs))
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         **rnn_kwargs, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), **self.cell.cell_config()}
+    cell_class = SimpleRNNCell
+    arguments = ("units", "activation", "use_bias", "kernel_initializer",
+                 "recurrent_initializer", "bias_initializer", "kernel_regularizer",
+                 "recurrent_regularizer", "bias_regularizer", "activity_regularizer",
+                 "kernel_constraint", "recurrent_constraint", "bias_constraint", "dropout",
+                 "recurrent_dropout", "return_sequences", "return_state", "go_backwards",
+                 "stateful", "unroll", "seed")

@@ -1,12 +1,10 @@
 """GRU: the cell's step math, forward and backward beside it, and the ``GRU`` layer."""
 import numpy as np
 
-from .. import activations, initializers
-from .base import Layer
-from .cells import _check_rate, _check_units, project
+from .cells import Cell, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     matmul_last, is_per_gate, stack_steps, unmask)
-from .recurrent import RNN, pop_cell_rules
+from .recurrent import RNN
 
 
 
@@ -15,7 +13,7 @@ def _split_gate_inputs(h_in):
     return (h_in[:2], h_in[2]) if h_in.ndim == 3 else (h_in, h_in)
 
 
-class GRUCell(Layer):
+class GRUCell(Cell):
     r"""Gated recurrent unit (Cho et al., 2014), Keras's gate order z (update), r (reset), h.
 
     ``reset_after=True`` (the default, cuDNN's and PyTorch's form; ``bias (2, 3M)``)::
@@ -47,9 +45,9 @@ class GRUCell(Layer):
     (``rec_mask`` of shape ``(3, B, M)``, see ``gates.py``).
     """
 
-    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
-
     gates = 3
+    config_options = ("units", "activation", "recurrent_activation", "use_bias", "dropout",
+                      "recurrent_dropout", "reset_after", "seed")
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
     cache_names = ("h_prev", "h_in", "rec_mask", "az", "ar", "z", "r", "rh", "ah", "hh")
 
@@ -57,23 +55,11 @@ class GRUCell(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, reset_after=True,
                  seed=None, implementation=2, **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_units(units)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, dropout, recurrent_dropout, seed,
+                         recurrent_activation=recurrent_activation,
+                         implementation=implementation, **kwargs)
         self.reset_after = reset_after
-        self.seed = seed
-        # As in LSTMCell: Keras draws per-gate masks when recurrent_dropout > 0 (implementation 1).
-        per_gate = implementation == 1 or self.recurrent_dropout > 0
-        self.dropout_mask_count = self.gates if per_gate else 1
-        self.state_size = [self.units]
-        self.output_size = self.units
 
     def build(self, input_shape):
         f, m = input_shape[-1], self.units
@@ -186,18 +172,6 @@ class GRUCell(Layer):
                 grads.append(dxp.sum(axis=(0, 1)))                      # db = sum_t dxp_t
         return grads
 
-    def get_config(self):
-        """Keras's cell config: the base layer's (name, trainable, dtype), then the
-        cell's options (``cell_config``)."""
-        return {**super().get_config(), **self.cell_config()}
-
-    def cell_config(self):
-        return {"units": self.units, "activation": self.activation.name,
-                "recurrent_activation": self.recurrent_activation.name,
-                "use_bias": self.use_bias, "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout, "reset_after": self.reset_after,
-                "seed": self.seed}
-
 
 class GRU(RNN):
     """The GRU layer: ``GRU(units)`` is ``RNN(GRUCell(units))`` with Keras's arguments.
@@ -209,27 +183,11 @@ class GRU(RNN):
     code path.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 return_sequences=False, return_state=False, go_backwards=False, stateful=False,
-                 unroll=False, reset_after=True, use_cudnn="auto", **kwargs):
-        if use_cudnn not in ("auto", True, False):
-            raise ValueError(f"Invalid value for argument `use_cudnn`: expected one of "
-                             f"'auto', True, False; received {use_cudnn!r}.")
-        self.use_cudnn = use_cudnn
-        implementation = kwargs.pop("implementation", 2)
-        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask",) if k in kwargs}
-        cell = GRUCell(units, activation=activation, recurrent_activation=recurrent_activation,
-                       use_bias=use_bias, kernel_initializer=kernel_initializer,
-                       recurrent_initializer=recurrent_initializer,
-                       bias_initializer=bias_initializer, dropout=dropout,
-                       recurrent_dropout=recurrent_dropout, reset_after=reset_after, seed=seed,
-                       implementation=implementation, dtype=kwargs.get("dtype"), name="gru_cell",
-                       **pop_cell_rules(kwargs))
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         **rnn_kwargs, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), **self.cell.cell_config()}
+    cell_class = GRUCell
+    arguments = ("units", "activation", "recurrent_activation", "use_bias",
+                 "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                 "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                 "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                 "bias_constraint", "dropout", "recurrent_dropout", "seed", "return_sequences",
+                 "return_state", "go_backwards", "stateful", "unroll", "reset_after",
+                 "use_cudnn")

@@ -1,12 +1,11 @@
 """LSTM: the cell's step math, forward and backward beside it, and the ``LSTM`` layer."""
 import numpy as np
 
-from .. import activations, initializers
-from .base import Layer
-from .cells import _check_rate, _check_units, project
+from .. import initializers
+from .cells import Cell, project
 from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
                     is_per_gate, stack_steps, unmask)
-from .recurrent import RNN, pop_cell_rules
+from .recurrent import RNN
 
 
 class _UnitForgetBias(initializers.Initializer):
@@ -21,7 +20,7 @@ class _UnitForgetBias(initializers.Initializer):
                                self.base((2 * m,), dtype)])
 
 
-class LSTMCell(Layer):
+class LSTMCell(Cell):
     r"""Long short-term memory (Hochreiter & Schmidhuber, 1997), Keras's gate order i, f, c, o.
 
     With ``xp_t = x_t @ kernel`` (``project_inputs``, every step at once)::
@@ -44,9 +43,9 @@ class LSTMCell(Layer):
     (``rec_mask`` of shape ``(4, B, M)``, see ``gates.py``).
     """
 
-    weight_rules = ("kernel", "recurrent", "bias")     # kernel_regularizer, ... (base.py)
-
     gates = 4
+    config_options = ("units", "activation", "recurrent_activation", "use_bias",
+                      "unit_forget_bias", "dropout", "recurrent_dropout", "seed")
     # The names of the values ``step`` returns in its cache, in order (for explain.trace).
     cache_names = ("h_in", "rec_mask", "c_prev", "z", "i", "f", "g", "o", "c", "tc")
 
@@ -54,24 +53,12 @@ class LSTMCell(Layer):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, implementation=2, **kwargs):
-        super().__init__(**kwargs)
-        self.units = _check_units(units)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+        super().__init__(units, activation, use_bias, kernel_initializer, recurrent_initializer,
+                         bias_initializer, dropout, recurrent_dropout, seed,
+                         recurrent_activation=recurrent_activation,
+                         implementation=implementation, **kwargs)
         self.unit_forget_bias = unit_forget_bias
-        self.dropout = _check_rate("dropout", dropout)
-        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
-        self.seed = seed
-        # Keras draws one dropout mask per gate (inputs and state) in its "implementation 1",
-        # which recurrent_dropout > 0 forces; otherwise one input mask shared by all gates.
-        per_gate = implementation == 1 or self.recurrent_dropout > 0
-        self.dropout_mask_count = self.gates if per_gate else 1
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
+        self.state_size = [self.units, self.units]                 # h and c
 
     def build(self, input_shape):
         f, m = input_shape[-1], self.units
@@ -133,18 +120,6 @@ class LSTMCell(Layer):
             grads.append(dxp.sum(axis=(0, 1)))                     # db   = sum_t dz_t
         return grads
 
-    def get_config(self):
-        """Keras's cell config: the base layer's (name, trainable, dtype), then the
-        cell's options (``cell_config``)."""
-        return {**super().get_config(), **self.cell_config()}
-
-    def cell_config(self):
-        return {"units": self.units, "activation": self.activation.name,
-                "recurrent_activation": self.recurrent_activation.name,
-                "use_bias": self.use_bias, "unit_forget_bias": self.unit_forget_bias,
-                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
-                "seed": self.seed}
-
 
 class LSTM(RNN):
     """The LSTM layer: ``LSTM(units)`` is ``RNN(LSTMCell(units))`` with Keras's arguments.
@@ -155,27 +130,11 @@ class LSTM(RNN):
     compatibility: there is one NumPy code path.
     """
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
-                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
-                 bias_initializer="zeros", unit_forget_bias=True, dropout=0.0,
-                 recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, use_cudnn="auto", **kwargs):
-        if use_cudnn not in ("auto", True, False):
-            raise ValueError(f"Invalid value for argument `use_cudnn`: expected one of "
-                             f"'auto', True, False; received {use_cudnn!r}.")
-        self.use_cudnn = use_cudnn
-        implementation = kwargs.pop("implementation", 2)
-        rnn_kwargs = {k: kwargs.pop(k) for k in ("zero_output_for_mask",) if k in kwargs}
-        cell = LSTMCell(units, activation=activation, recurrent_activation=recurrent_activation,
-                        use_bias=use_bias, kernel_initializer=kernel_initializer,
-                        recurrent_initializer=recurrent_initializer,
-                        bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
-                        dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                        implementation=implementation, dtype=kwargs.get("dtype"),
-                        name="lstm_cell", **pop_cell_rules(kwargs))
-        super().__init__(cell, return_sequences=return_sequences, return_state=return_state,
-                         go_backwards=go_backwards, stateful=stateful, unroll=unroll,
-                         **rnn_kwargs, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), **self.cell.cell_config()}
+    cell_class = LSTMCell
+    arguments = ("units", "activation", "recurrent_activation", "use_bias",
+                 "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                 "unit_forget_bias", "kernel_regularizer", "recurrent_regularizer",
+                 "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                 "recurrent_constraint", "bias_constraint", "dropout", "recurrent_dropout",
+                 "seed", "return_sequences", "return_state", "go_backwards", "stateful",
+                 "unroll", "use_cudnn")

@@ -18,11 +18,13 @@ The loop is the notebook's loop::
     for t in range(T):
         h = tanh(x[t] @ Wx + h @ Wh + b)
 """
+import inspect
+
 import numpy as np
 
 from .. import fast
 from ..utils import to_list
-from .base import Layer, check_array
+from .base import Layer, _snake_case, check_array
 from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
                     project_in_chunks, projection_chunk, unmask)
 from .stacked import StackedRNNCells
@@ -35,12 +37,6 @@ SEPARATE_DXP_CHUNK_ROWS = 256   # the same for a cell whose BPTT keeps dxp apart
 # A recurrent layer's options that belong to its cell's weights (``Layer.weight_rules``).
 CELL_RULES = tuple(f"{p}_{k}" for p in ("kernel", "recurrent", "bias")
                    for k in ("regularizer", "constraint"))
-
-
-def pop_cell_rules(kwargs):
-    """The cell-weight regularizers and constraints among a recurrent layer's ``kwargs``
-    (removed from them), for its cell."""
-    return {k: kwargs.pop(k) for k in CELL_RULES if k in kwargs}
 
 
 class _Cache(tuple):
@@ -70,6 +66,22 @@ def _chunks(T, chunk):
     return [(t0, _chunk_end(t0, T, chunk)) for t0 in range(0, T, chunk)]
 
 
+# RNN's own arguments after the cell, in Keras's positional order.
+_LOOP_ARGUMENTS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                   "zero_output_for_mask")
+
+
+def _positional(name, names, args, kwargs):
+    """Put positional ``args`` into ``kwargs`` under ``names``, as Python would."""
+    if len(args) > len(names):
+        raise TypeError(f"{name}() takes at most {len(names)} positional arguments "
+                        f"({len(args)} given).")
+    for key, value in zip(names, args):
+        if key in kwargs:
+            raise TypeError(f"{name}() got multiple values for argument '{key}'.")
+        kwargs[key] = value
+
+
 class RNN(Layer):
     """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
 
@@ -80,9 +92,41 @@ class RNN(Layer):
 
     input_ndim = 3
     supports_masking = True
+    # A layer of one cell type (SimpleRNN, LSTM, GRU) declares it: ``LSTM(units, ...)`` is
+    # ``RNN(LSTMCell(units, ...), ...)``, its arguments in Keras's positional order; the
+    # cell's go to the cell, the rest to the loop.
+    cell_class = None
+    arguments = ()
 
-    def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+    def __init__(self, *args, **kwargs):
+        if self.cell_class is not None:
+            cell = self._make_cell(args, kwargs)
+        else:
+            _positional(type(self).__name__, ("cell",) + _LOOP_ARGUMENTS, args, kwargs)
+            if "cell" not in kwargs:
+                raise TypeError("RNN() missing 1 required argument: 'cell'.")
+            cell = kwargs.pop("cell")
+        self._init_loop(cell, **kwargs)
+
+    def _make_cell(self, args, kwargs):
+        """The cell of ``cell_class`` from a layer's arguments (taken out of ``kwargs``)."""
+        name = type(self).__name__
+        _positional(name, self.arguments, args, kwargs)
+        if "units" not in kwargs:
+            raise TypeError(f"{name}() missing 1 required argument: 'units'.")
+        units = kwargs.pop("units")
+        if "use_cudnn" in self.arguments:
+            self.use_cudnn = kwargs.pop("use_cudnn", "auto")
+            if self.use_cudnn not in ("auto", True, False):
+                raise ValueError(f"Invalid value for argument `use_cudnn`: expected one of "
+                                 f"'auto', True, False; received {self.use_cudnn!r}.")
+        takes = set(inspect.signature(self.cell_class.__init__).parameters) | set(CELL_RULES)
+        own = {k: kwargs.pop(k) for k in list(kwargs) if k in takes - {"self", "kwargs"}}
+        return self.cell_class(units, dtype=kwargs.get("dtype"),
+                               name=_snake_case(self.cell_class.__name__), **own)
+
+    def _init_loop(self, cell, return_sequences=False, return_state=False, go_backwards=False,
+                   stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         kwargs.pop("implementation", None)  # accepted for compatibility; one code path here
         super().__init__(**kwargs)
         if isinstance(cell, (list, tuple)):       # Keras: RNN([cell, cell]) stacks them
@@ -375,7 +419,10 @@ class RNN(Layer):
         return min(T, max(-(-T // 8), -(-rows // max(1, batch))))
 
     def get_config(self):
-        return {**super().get_config(), "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards,
-                "stateful": self.stateful, "unroll": self.unroll,
-                "zero_output_for_mask": self.zero_output_for_mask}
+        config = {**super().get_config(), "return_sequences": self.return_sequences,
+                  "return_state": self.return_state, "go_backwards": self.go_backwards,
+                  "stateful": self.stateful, "unroll": self.unroll,
+                  "zero_output_for_mask": self.zero_output_for_mask}
+        if self.cell_class is not None:                      # LSTM(...): the cell's options
+            config.update(self.cell.cell_config())
+        return config
