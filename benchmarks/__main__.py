@@ -127,7 +127,9 @@ def cpu():
     line = (f"CPU: {model}; AVX2 {'yes' if 'avx2' in flags else 'no'}, AVX-512 "
             f"{' '.join(avx512) if avx512 else 'no'}, AMX {' '.join(amx) if amx else 'no'}; "
             f"{blas}")
-    return line, f"{core} kernels, {vector}"
+    # AMX (Intel since Sapphire Rapids) changes what PyTorch's oneDNN kernels do on the same
+    # OpenBLAS kernels: such machines keep their own table.
+    return line, f"{core} kernels, {vector}" + (", AMX" if amx else "")
 
 
 def write_section(path, kind, text):
