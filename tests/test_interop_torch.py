@@ -179,3 +179,59 @@ def test_state_loader_refuses_without_torch(tmp_path):
             "try:\n    load_torch_state('x.pt')\nexcept ImportError as e:\n    print('REFUSED', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert "REFUSED" in out.stdout and "weights_only=True" in out.stdout
+
+
+def _lstm_state(dtype=torch.float32):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(3, 4, batch_first=True)
+    return lstm, {k: v.to(dtype) for k, v in lstm.state_dict().items()}
+
+
+def test_a_bfloat16_or_float16_state_loads_as_float32(tmp_path):
+    """issue 26.9: NumPy has no bfloat16; the weights are widened exactly (every bfloat16
+    and float16 value is a float32), and the layer computes what PyTorch computes on them."""
+    for dtype in (torch.bfloat16, torch.float16):
+        lstm, state = _lstm_state(dtype)
+        torch.save(state, tmp_path / "half.pt")
+        ours = from_torch_state(load_torch_state(tmp_path / "half.pt"))
+        lstm.load_state_dict({k: v.float() for k, v in state.items()})
+        x = np.random.default_rng(0).standard_normal((2, 5, 3)).astype("float32")
+        want = lstm(torch.from_numpy(x))[0].detach().numpy()
+        np.testing.assert_allclose(ours(x), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("odd", ["sparse", "complex", "quantized"])
+def test_tensors_unrolled_cannot_read_are_refused_by_name(tmp_path, odd):
+    _, state = _lstm_state()
+    w = state["weight_hh_l0"]
+    state["weight_hh_l0"] = {"sparse": lambda: w.to_sparse(),
+                             "complex": lambda: w.to(torch.complex64),
+                             "quantized": lambda: torch.quantize_per_tensor(w, 0.1, 0, torch.qint8),
+                             }[odd]()
+    torch.save(state, tmp_path / "odd.pt")
+    with pytest.raises(ModelFileError, match=f"'weight_hh_l0' is {odd}"):
+        load_torch_state(tmp_path / "odd.pt")
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s.update(weight_ih_l0=s["weight_ih_l0"][0]), "not the .G.H, F. and"),
+    (lambda s: s.update(weight_hh_l0=s["weight_hh_l0"][:, :3]), "not the .G.H, F. and"),
+    (lambda s: s.update(weight_ih_l0=s["weight_ih_l0"][:8], weight_hh_l0=s["weight_hh_l0"][:8, :4]),
+     "2 gate blocks"),
+    (lambda s: s.pop("bias_hh_l0"), r"lacks \['bias_hh_l0'\]"),
+    (lambda s: s.update(bias_ih_l0=s["bias_ih_l0"][None]), "wrong number of dimensions"),
+])
+def test_oddly_shaped_states_get_a_clear_error(edit, message):
+    _, state = _lstm_state()
+    state = {k: v.numpy() for k, v in state.items()}
+    edit(state)
+    with pytest.raises(ValueError, match=message):
+        from_torch_state(state)
+
+
+def test_a_wrong_shape_in_a_deeper_layer_is_a_value_error():
+    lstm = nn.LSTM(3, 4, num_layers=2)
+    state = {k: v.detach().numpy() for k, v in lstm.state_dict().items()}
+    state["weight_hh_l1"] = state["weight_hh_l1"][:, :3]
+    with pytest.raises(ValueError, match="expected a weight of shape"):
+        from_torch_state(state)

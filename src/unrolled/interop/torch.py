@@ -45,10 +45,14 @@ TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "Iden
 
 
 def _copy(dst, src, what):
-    """One weight copy, shapes asserted."""
-    src = np.asarray(src, dtype=np.float32)
-    assert dst.shape == src.shape, f"{what}: expected {dst.shape}, got {src.shape}"
-    return src
+    """One weight copy, its shape and kind checked (a ValueError, not an assert that
+    ``python -O`` drops)."""
+    src = np.asarray(src)
+    if src.dtype.kind not in "biuf":
+        raise ValueError(f"{what}: the weight has dtype {src.dtype}; expected real numbers.")
+    if dst.shape != src.shape:
+        raise ValueError(f"{what}: expected a weight of shape {dst.shape}, got {src.shape}.")
+    return src.astype(np.float32)
 
 
 def _blocks(a, kind, order):
@@ -99,7 +103,26 @@ def recurrent_from_arrays(kind, p, num_layers, bidirectional, use_bias, nonlinea
 
 
 def _module_arrays(module):
-    return {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+    return {k: tensor_array(k, v, type(module).__name__) for k, v in module.state_dict().items()}
+
+
+def tensor_array(name, t, where):
+    """A state tensor as a NumPy array. float16 and bfloat16 (which NumPy lacks) become
+    float32, exactly; sparse, quantized, complex and data-less (meta) tensors are refused
+    with ``ModelFileError``: densifying a sparse tensor could allocate whatever size it
+    declares, and a complex weight would lose its imaginary part."""
+    import torch
+
+    from ..io.safety import ModelFileError
+    kind = ("sparse" if t.layout != torch.strided else "quantized" if t.is_quantized else
+            "complex" if t.is_complex() else "meta (no data)" if t.is_meta else None)
+    if kind is not None:
+        raise ModelFileError(f"{where}: tensor {name!r} is {kind} ({t.dtype}, {t.layout}); "
+                             "unrolled reads dense real-valued weights only.")
+    t = t.detach().cpu()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return t.numpy()
 
 
 def _convert_module(module):
@@ -198,7 +221,7 @@ def load_torch_state(path):
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise ModelFileError(f"{path!r} holds a {type(obj).__name__}, not a state_dict (a dict "
                              "of tensors).")
-    return {k: v.detach().cpu().numpy() for k, v in obj.items()}
+    return {k: tensor_array(k, v, repr(path)) for k, v in obj.items()}
 
 
 def strip_prefix(state):
@@ -217,13 +240,29 @@ def recurrent_spec(state, kind=None):
         raise ValueError("This LSTM state has proj_size > 0 (weight_hr_l*), which Keras lacks.")
     if "weight_ih_l0" not in state:
         return None
-    hidden = state["weight_hh_l0"].shape[1]
-    inferred = {t.blocks: t.torch for t in CELL_TYPES}.get(state["weight_ih_l0"].shape[0] // hidden)
+    ih, hh = np.shape(state["weight_ih_l0"]), np.shape(state.get("weight_hh_l0"))
+    if len(ih) != 2 or len(hh) != 2 or hh[1] == 0 or hh[0] != ih[0] or ih[0] % hh[1]:
+        raise ValueError(f"weight_ih_l0 {ih} and weight_hh_l0 {hh} are not the (G*H, F) and "
+                         "(G*H, H) weights of a PyTorch RNN, LSTM or GRU.")
+    inferred = {t.blocks: t.torch for t in CELL_TYPES}.get(ih[0] // hh[1])
+    if inferred is None:
+        raise ValueError(f"weight_ih_l0 has {ih[0]} rows for {hh[1]} units: {ih[0] // hh[1]} "
+                         "gate blocks, not 1 (RNN), 4 (LSTM) or 3 (GRU).")
     if kind is not None and kind != inferred:
         raise ValueError(f"The state's shapes say {inferred}, not {kind}.")
     num_layers = len([k for k in state if k.startswith("weight_ih_l") and "reverse" not in k])
-    return (inferred, state["weight_ih_l0"].shape[1], hidden, num_layers,
-            "weight_ih_l0_reverse" in state, "bias_ih_l0" in state)
+    bidirectional, bias = "weight_ih_l0_reverse" in state, "bias_ih_l0" in state
+    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if bias else [])
+    missing = [f"{n}_l{k}{d}" for k in range(num_layers) for d in ("", "_reverse")[:1 + bidirectional]
+               for n in names if f"{n}_l{k}{d}" not in state]
+    if missing:
+        raise ValueError(f"The {inferred} state of {num_layers} layer(s) lacks {missing}.")
+    odd = [f"{k} {np.shape(v)}" for k, v in state.items() if k.split("_l")[0] in names
+           and np.ndim(v) != (2 if k.startswith("weight") else 1)]
+    if odd:
+        raise ValueError(f"These {inferred} weights have the wrong number of dimensions "
+                         f"(weights 2, biases 1): {odd}.")
+    return inferred, ih[1], hh[1], num_layers, bidirectional, bias
 
 
 def from_torch_state(state, kind=None, nonlinearity="tanh"):
