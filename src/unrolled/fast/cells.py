@@ -190,10 +190,13 @@ def _default_gates(cell):
 class LSTMSequence(CellSequence):
     """LSTM with tanh and sigmoid: ``z = (x W + h U) + b``, gates i, f, c, o."""
 
-    # Measured in one process, fold / projection, predict_on_batch: 0.86-0.93 from
-    # (64,50,16,64) to (256,100,32,256), 0.95 at (1024,100,64,512); 0.97 at (32,50,16,64)
-    # and 1.06 at the notebook's size (1,10,3,5), where it is all overhead.
-    fold_min_macs = 2 ** 20       # B * M * 4M, the recurrent product's multiply-adds per step
+    # Measured in one process, fold / projection, predict_on_batch. AMD EPYC (AVX-512, no
+    # AMX): 0.86-0.93 from (64,50,16,64) to (256,100,32,256), 0.95 at (1024,100,64,512),
+    # 0.97 at (32,50,16,64), 1.06 at the notebook's size (1,10,3,5), where it is all
+    # overhead. Intel Xeon (AVX-512, AMX): 0.80 at (32,50,16,64) (train_on_batch 0.91),
+    # 0.86 at (16,50,16,64), 0.90 at (8,50,16,64), 1.00 at (1,10,3,5) and at F = M = 64.
+    # From (32,50,16,64) on, it gains on both.
+    fold_min_macs = 2 ** 19       # B * M * 4M, the recurrent product's multiply-adds per step
 
     def infers(self, dtype):
         return _default_gates(self.cell) and kernels.sequence(dtype, self.cell.units)
