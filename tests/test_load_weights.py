@@ -188,3 +188,40 @@ def test_to_json_is_read_by_keras_and_by_unrolled(rng):
     with pytest.raises(ValueError, match="class_name"):
         model_from_json("[1, 2]")
     assert unrolled.models.model_from_json is model_from_json
+
+
+def test_npz_weights_go_by_position_only_between_models_of_the_same_structure(tmp_path, rng):
+    """issue 26.10: a .weights.npz index names each weight. A model built again (other
+    layer names) takes the arrays by position; a model of another structure whose shapes
+    happen to fit (two Dense kernels where an RNN has kernel and recurrent_kernel) is
+    refused, where it used to load silently; an index that is not a list of paths too."""
+    import json
+    import zipfile
+    L = unrolled.layers
+    rnn = unrolled.Sequential([unrolled.Input((5, 4)), L.SimpleRNN(4, use_bias=False)])
+    _vary(rnn, rng)
+    rnn.save_weights(tmp_path / "rnn.weights.npz")
+    again = unrolled.Sequential([unrolled.Input((5, 4)), L.SimpleRNN(4, use_bias=False,
+                                                                    name="renamed")])
+    again.load_weights(tmp_path / "rnn.weights.npz")
+    for a, b in zip(again.get_weights(), rnn.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    dense = unrolled.Sequential([unrolled.Input((5, 4)), L.Dense(4, use_bias=False),
+                                 L.Dense(4, use_bias=False)])
+    before = dense.get_weights()
+    with pytest.raises(ValueError, match="another structure"):
+        dense.load_weights(tmp_path / "rnn.weights.npz")
+    for a, b in zip(dense.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    with zipfile.ZipFile(tmp_path / "rnn.weights.npz") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    index = np.frombuffer(json.dumps([1, 2]).encode(), np.uint8)
+    import io as _io
+    buf = _io.BytesIO()
+    np.save(buf, index)
+    members["__order__.npy"] = buf.getvalue()
+    with zipfile.ZipFile(tmp_path / "bad.weights.npz", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(ValueError, match="not a list of weight paths"):
+        again.load_weights(tmp_path / "bad.weights.npz")

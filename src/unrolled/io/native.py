@@ -1,10 +1,14 @@
 """The native weights format: a plain ``.npz`` of arrays, never pickled.
 
 Arrays are stored in ``get_weights()`` order with an ``__order__`` index of their weight
-paths (``simple_rnn/simple_rnn_cell/kernel``); loading checks count and shapes before it
-assigns. When the stored paths are exactly the model's, in another order, the arrays go by
-path: files written before ``Model.layers`` followed Keras's order (issue 20) list the
-weights of some multi-branch models in another order, under the same paths.
+paths (``simple_rnn/simple_rnn_cell/kernel``); loading checks the index, the count and the
+shapes before it assigns. When the stored paths are exactly the model's, in another order,
+the arrays go by path: files written before ``Model.layers`` followed Keras's order (issue
+20) list the weights of some multi-branch models in another order, under the same paths.
+Otherwise (a model built again, whose layers have other names) they go by position, as
+Keras's weights files go by the model's structure, and each position must hold the same
+kind of weight (``kernel``, ``recurrent_kernel``, ``bias``, ...): a file of another
+model whose shapes happen to fit is refused rather than loaded.
 """
 import io
 import json
@@ -13,7 +17,6 @@ import os
 import numpy as np
 
 from .atomic import atomic_write
-
 
 
 def save_weights(model, path):
@@ -42,8 +45,9 @@ def load_weights(model, path):
         names = json.loads(read_npy(archive.read("__order__.npy"), "__order__", path).tobytes().decode())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{os.fspath(path)!r} is not a valid unrolled weights file: {e}") from None
-    if not isinstance(names, list):
-        raise ModelFileError(f"{os.fspath(path)!r} is not a valid unrolled weights file: bad index.")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{os.fspath(path)!r} is not a valid unrolled weights file: its "
+                             "__order__ index is not a list of weight paths.")
     own = model.weights
     if len(names) != len(own):
         raise ModelFileError(
@@ -55,6 +59,13 @@ def load_weights(model, path):
     if names != paths and sorted(names) == sorted(paths) and len(set(paths)) == len(paths):
         by_path = dict(zip(names, arrays))
         arrays = [by_path[p] for p in paths]
+    else:
+        for i, (stored, mine) in enumerate(zip(names, paths)):
+            if stored.rsplit("/", 1)[-1] != mine.rsplit("/", 1)[-1]:
+                raise ModelFileError(
+                    f"{os.fspath(path)!r} does not fit model '{model.name}': weight {i} is "
+                    f"{stored!r} in the file but {mine!r} in the model; the file belongs to a "
+                    "model of another structure.")
     try:
         model.set_weights(arrays)
     except ValueError as e:
