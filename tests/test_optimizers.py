@@ -74,6 +74,17 @@ CASES = [
     ("adamw_exponential_decay",
      lambda: keras.optimizers.AdamW(KS.ExponentialDecay(0.05, 3, 0.5), weight_decay=0.2),
      lambda: optimizers.AdamW(schedules.ExponentialDecay(0.05, 3, 0.5), weight_decay=0.2)),
+    ("adam_cosine_warmup",
+     lambda: keras.optimizers.Adam(KS.CosineDecay(0.01, 3, 0.1, warmup_target=0.05,
+                                                  warmup_steps=2)),
+     lambda: optimizers.Adam(schedules.CosineDecay(0.01, 3, 0.1, warmup_target=0.05,
+                                                   warmup_steps=2))),
+    ("sgd_polynomial_cycle",
+     lambda: keras.optimizers.SGD(KS.PolynomialDecay(0.1, 2, 0.01, power=2.0, cycle=True)),
+     lambda: optimizers.SGD(schedules.PolynomialDecay(0.1, 2, 0.01, power=2.0, cycle=True))),
+    ("rmsprop_cosine_restarts",
+     lambda: keras.optimizers.RMSprop(KS.CosineDecayRestarts(0.01, 2, m_mul=0.5)),
+     lambda: optimizers.RMSprop(schedules.CosineDecayRestarts(0.01, 2, m_mul=0.5))),
 ]
 
 
@@ -177,6 +188,27 @@ def test_schedules_match_keras(ours, theirs):
         value = ours(step)
         assert value.dtype == np.float32
         assert value == np.float32(theirs(step).numpy())
+    assert ours.get_config() == theirs.get_config()
+
+
+@pytest.mark.parametrize("ours, theirs", [
+    (schedules.PolynomialDecay(0.1, 5), KS.PolynomialDecay(0.1, 5)),
+    (schedules.PolynomialDecay(0.1, 4, 0.01, power=0.5, cycle=True),
+     KS.PolynomialDecay(0.1, 4, 0.01, power=0.5, cycle=True)),
+    (schedules.CosineDecay(0.1, 7), KS.CosineDecay(0.1, 7)),
+    (schedules.CosineDecay(0.1, 7, alpha=0.2, warmup_target=0.5, warmup_steps=3),
+     KS.CosineDecay(0.1, 7, alpha=0.2, warmup_target=0.5, warmup_steps=3)),
+    (schedules.CosineDecayRestarts(0.1, 3), KS.CosineDecayRestarts(0.1, 3)),
+    (schedules.CosineDecayRestarts(0.1, 2, t_mul=1.0, m_mul=0.5, alpha=0.1),
+     KS.CosineDecayRestarts(0.1, 2, t_mul=1.0, m_mul=0.5, alpha=0.1)),
+])
+def test_cosine_and_polynomial_schedules_match_keras(ours, theirs):
+    """Within float32 rounding (cos, log and pow may differ in the last bit by library)."""
+    for step in range(20):
+        value = ours(step)
+        assert value.dtype == np.float32
+        np.testing.assert_allclose(value, np.float32(theirs(step).numpy()), rtol=4e-7,
+                                   atol=1e-9)
     assert ours.get_config() == theirs.get_config()
 
 
