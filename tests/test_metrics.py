@@ -208,3 +208,56 @@ def test_new_losses_and_metrics_in_a_fit_equal_keras():
     assert sorted(got) == sorted(want)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("cls", ["Precision", "Recall"])
+@pytest.mark.parametrize("thresholds", [None, 0.3, [0.7]])
+@pytest.mark.parametrize("shape", [(12,), (12, 1), (12, 3), (6, 4, 2)])
+def test_precision_and_recall_match_keras_over_weighted_batches(cls, thresholds, shape):
+    rng = np.random.default_rng(len(shape) * 7 + (thresholds is None))
+    ours = getattr(metrics, cls)(thresholds=thresholds)
+    theirs = getattr(keras.metrics, cls)(thresholds=thresholds)
+    for batch in range(3):
+        y_true = (rng.random(shape) > 0.5).astype("float32")
+        y_pred = rng.random(shape).astype("float32")
+        weight = rng.uniform(0, 2, shape[0]).astype("float32") if batch else None
+        if weight is not None and len(shape) == 3:        # Keras takes no (N,) weights there
+            with pytest.raises(ValueError, match="does not broadcast"):
+                ours.update_state(y_true, y_pred, sample_weight=weight)
+            weight = rng.uniform(0, 2, shape).astype("float32")
+        ours.update_state(y_true, y_pred, sample_weight=weight)
+        theirs.update_state(y_true, y_pred, sample_weight=weight)
+        np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=1e-6)
+    ours.reset_state()
+    assert ours.result() == 0.0                                 # divide_no_nan, as Keras
+    with pytest.raises(NotImplementedError, match="top_k"):
+        getattr(metrics, cls)(top_k=2)
+    with pytest.raises(NotImplementedError, match="several thresholds"):
+        getattr(metrics, cls)(thresholds=[0.3, 0.6])
+
+
+def test_precision_and_recall_in_fit_equal_keras_and_ignore_the_output_mask():
+    """Keras 3 weighs only MeanMetricWrapper metrics by an output mask: Precision and
+    Recall count the masked steps too (checked here against Keras, with mask_zero)."""
+    import unrolled
+    rng = np.random.default_rng(5)
+
+    def build(m):
+        return m.Sequential([m.Input((7,), dtype="int32"),
+                             m.layers.Embedding(20, 4, mask_zero=True),
+                             m.layers.LSTM(3, return_sequences=True),
+                             m.layers.Dense(2, activation="sigmoid")])
+    theirs, ours = build(keras), build(unrolled)
+    ours.set_weights(theirs.get_weights())
+    x = rng.integers(0, 20, (16, 7)).astype("int32")
+    x[:5, 4:] = 0
+    y = (rng.random((16, 7, 2)) > 0.5).astype("float32")
+    for mod, model in ((keras, theirs), (unrolled, ours)):
+        model.compile(optimizer=mod.optimizers.Adam(0.05), loss="binary_crossentropy",
+                      metrics=[mod.metrics.Precision(name="p"),
+                               mod.metrics.Recall(thresholds=0.6, name="r"), "accuracy"])
+    want = theirs.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history
+    got = ours.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0).history
+    assert set(got) == set(want)
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=2e-5, err_msg=key)

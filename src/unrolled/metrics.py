@@ -263,6 +263,79 @@ class RootMeanSquaredError(Mean):
         return float(np.sqrt(super().result()))
 
 
+class _ConfusionMetric(Metric):
+    """Keras's confusion-matrix metrics at one threshold: ``y_pred > threshold`` is a
+    predicted positive, ``y_true != 0`` a true one; the weighted counts of true positives,
+    false positives and false negatives are summed in float32 over every batch (each
+    weight broadcast to ``y_pred``'s shape, every entry of a multi-label output counted).
+    As in Keras 3, an output mask does not reach them (only ``MeanMetricWrapper`` metrics
+    read ``y_pred``'s mask): masked steps count. ``thresholds`` may be one value (0.5 when
+    None); a list of several, ``top_k`` and ``class_id`` are not implemented."""
+
+    default_name = None
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if top_k is not None or class_id is not None:
+            raise NotImplementedError(f"{type(self).__name__}(top_k=..., class_id=...) is not "
+                                      "implemented in unrolled; it would be ignored.")
+        if isinstance(thresholds, (list, tuple)):
+            if len(thresholds) != 1:
+                raise NotImplementedError(f"{type(self).__name__} with several thresholds is "
+                                          "not implemented in unrolled: give one.")
+            thresholds = thresholds[0]
+        self.thresholds = 0.5 if thresholds is None else float(thresholds)
+        super().__init__(name or self.default_name, dtype)
+        self.reset_state()
+
+    def reset_state(self):
+        zero = self.dtype.type(0)
+        self.true_positives = self.false_positives = self.false_negatives = zero
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        dt = self.dtype
+        y_pred, y_true = same_rank(np.asarray(y_pred).astype(dt), np.asarray(y_true).astype(dt))
+        weight = np.ones(y_pred.shape, dt)
+        if sample_weight is not None:         # Keras: a trailing axis, then y_true's rank
+            w = np.asarray(sample_weight).astype(dt)[..., None]
+            if w.ndim == y_true.ndim + 1:
+                w = w[..., 0]
+            try:
+                weight = np.broadcast_to(w, y_pred.shape)
+            except ValueError:
+                raise ValueError(f"{type(self).__name__}: sample_weight of shape "
+                                 f"{np.shape(sample_weight)} does not broadcast to y_pred's "
+                                 f"{y_pred.shape} (Keras refuses it too); give one weight per "
+                                 "entry of y_pred.") from None
+        predicted, true = y_pred > dt.type(self.thresholds), y_true != 0
+        self.true_positives = dt.type(self.true_positives + weight[predicted & true].sum(dtype=dt))
+        self.false_positives = dt.type(self.false_positives
+                                       + weight[predicted & ~true].sum(dtype=dt))
+        self.false_negatives = dt.type(self.false_negatives
+                                       + weight[~predicted & true].sum(dtype=dt))
+
+    def _ratio(self, wrong):
+        total = self.true_positives + wrong
+        return float(self.true_positives / total) if total != 0 else 0.0    # divide_no_nan
+
+
+class Precision(_ConfusionMetric):
+    """``true positives / (true positives + false positives)``."""
+
+    default_name = "precision"
+
+    def result(self):
+        return self._ratio(self.false_positives)
+
+
+class Recall(_ConfusionMetric):
+    """``true positives / (true positives + false negatives)``."""
+
+    default_name = "recall"
+
+    def result(self):
+        return self._ratio(self.false_negatives)
+
+
 def loss_tracker():
     """Keras's ``Mean(name="loss")``; update it with ``(batch_loss, sample_weight=batch_size)``."""
     return Mean(name="loss")
@@ -291,6 +364,7 @@ _BY_NAME = {
     "Hinge": Hinge, "squared_hinge": SquaredHinge, "SquaredHinge": SquaredHinge,
     "root_mean_squared_error": RootMeanSquaredError,
     "RootMeanSquaredError": RootMeanSquaredError,
+    "precision": Precision, "Precision": Precision, "recall": Recall, "Recall": Recall,
 }
 
 
