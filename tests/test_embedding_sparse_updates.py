@@ -28,6 +28,9 @@ CASES = [
     ("Adam", dict(learning_rate=0.02, clipnorm=0.05)),
     ("RMSprop", dict(learning_rate=0.01, clipvalue=0.002)),
     ("Adagrad", dict(learning_rate=0.1, global_clipnorm=0.05)),
+    ("Adamax", dict(learning_rate=0.02)),                 # |g| per position, summed by row
+    ("Nadam", dict(learning_rate=0.02)),
+    ("Nadam", dict(learning_rate=0.02, clipnorm=0.05)),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Optimizers, as Keras 3 updates weights: SGD, Adam, AdamW, RMSprop, Adagrad.
+"""Optimizers, as Keras 3 updates weights: SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, Nadam.
 
 Each ``update_step`` docstring holds its equations; ``base.py`` holds what they share
 (clipping, weight decay, slots, the step counter) and the order Keras does it in.
@@ -6,13 +6,16 @@ Each ``update_step`` docstring holds its equations; ``base.py`` holds what they 
 from unrolled.optimizers import schedules
 from unrolled.optimizers.adagrad import Adagrad
 from unrolled.optimizers.adam import Adam, AdamW
+from unrolled.optimizers.adamax import Adamax, Nadam
 from unrolled.optimizers.base import Optimizer
 from unrolled.optimizers.rmsprop import RMSprop
 from unrolled.optimizers.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "schedules", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "Nadam",
+           "schedules", "get"]
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad,
+            "adamax": Adamax, "nadam": Nadam}
 
 
 def get(identifier):

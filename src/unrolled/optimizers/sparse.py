@@ -51,6 +51,12 @@ class IndexedSlices:
         np.add.at(out, self.indices, np.square(self.values))
         return out
 
+    def abs_sums(self):
+        """Per-position absolute values, summed by row (Adamax's ``|g|``)."""
+        out = np.zeros(self.dense_shape, dtype=self.values.dtype)
+        np.add.at(out, self.indices, np.abs(self.values))
+        return out
+
     def __add__(self, other):
         # Two calls of one Embedding: positions concatenate, as TF aggregates IndexedSlices.
         if isinstance(other, IndexedSlices):
