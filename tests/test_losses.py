@@ -50,6 +50,8 @@ CASES = [
     ("squared_hinge", lambda: losses.SquaredHinge(), lambda: keras.losses.SquaredHinge(),
      "binary"),
     ("hinge_pm1", lambda: losses.Hinge(), lambda: keras.losses.Hinge(), "signs"),
+    ("cosine_similarity", lambda: losses.CosineSimilarity(),
+     lambda: keras.losses.CosineSimilarity(), "real"),
 ]
 IDS = [c[0] for c in CASES]
 SHAPES = [(6, 4), (3, 5, 4)]

@@ -26,6 +26,7 @@ CASES = [
     ("msle", metrics.MeanSquaredLogarithmicError, keras.metrics.MeanSquaredLogarithmicError,
      "binary"),
     ("logcosh", metrics.LogCoshError, keras.metrics.LogCoshError, "real"),
+    ("cosine", metrics.CosineSimilarity, keras.metrics.CosineSimilarity, "real"),
     ("poisson", metrics.Poisson, keras.metrics.Poisson, "binary"),
     ("kl_divergence", metrics.KLDivergence, keras.metrics.KLDivergence, "onehot"),
     ("hinge", metrics.Hinge, keras.metrics.Hinge, "binary"),

@@ -203,6 +203,21 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
+def cosine_similarity(y_true, y_pred):
+    """Per sample: ``sum(unit(y_true) * unit(y_pred), axis=-1)`` (the loss's negation)."""
+    y_pred = _float_pred(y_pred)
+    y_true, y_pred = same_rank(np.asarray(y_true).astype(y_pred.dtype), y_pred)
+    return -_losses.CosineSimilarity().call(y_true, y_pred)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    def __init__(self, name="cosine_similarity", dtype=None, axis=-1):
+        if axis != -1:
+            raise NotImplementedError("CosineSimilarity(axis=...) other than -1 is not "
+                                      "implemented in unrolled.")
+        super().__init__(cosine_similarity, name, dtype)
+
+
 class _LossMetric(MeanMetricWrapper):
     """The running mean of one of ``unrolled.losses``' per-sample values (Keras's metric of
     the same name): a subclass names the loss class and the metric's default name."""
@@ -365,6 +380,7 @@ _BY_NAME = {
     "root_mean_squared_error": RootMeanSquaredError,
     "RootMeanSquaredError": RootMeanSquaredError,
     "precision": Precision, "Precision": Precision, "recall": Recall, "Recall": Recall,
+    "cosine_similarity": CosineSimilarity, "CosineSimilarity": CosineSimilarity,
 }
 
 

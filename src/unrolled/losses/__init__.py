@@ -32,6 +32,7 @@ from unrolled.losses.crossentropy import (
     SparseCategoricalCrossentropy,
 )
 from unrolled.losses.more import (
+    CosineSimilarity,
     Hinge,
     KLDivergence,
     LogCosh,
@@ -49,7 +50,7 @@ __all__ = [
     "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae",
     "get", "resolve_crossentropy", "binary_or_sparse", "on_keras_logits",
     "LogCosh", "MeanAbsolutePercentageError", "MeanSquaredLogarithmicError", "Poisson",
-    "KLDivergence", "Hinge", "SquaredHinge",
+    "KLDivergence", "Hinge", "SquaredHinge", "CosineSimilarity",
 ]
 
 
@@ -107,6 +108,7 @@ _BY_NAME = {
     "KLD": KLDivergence,
     "hinge": Hinge, "Hinge": Hinge, "squared_hinge": SquaredHinge,
     "SquaredHinge": SquaredHinge,
+    "cosine_similarity": CosineSimilarity, "CosineSimilarity": CosineSimilarity,
 }
 _BY_FUNCTION = {
     mean_squared_error: MeanSquaredError, mean_absolute_error: MeanAbsoluteError,

@@ -1,5 +1,6 @@
 """More of Keras's losses, each with its gradient: log-cosh, mean absolute percentage
-error, mean squared logarithmic error, Poisson, KL divergence, hinge and squared hinge.
+error, mean squared logarithmic error, Poisson, KL divergence, hinge, squared hinge and
+cosine similarity.
 
 As in ``regression``: ``call`` gives one value per sample (the last axis reduced, by a
 mean unless said otherwise), ``call_gradient`` its derivative with respect to ``y_pred``.
@@ -143,3 +144,35 @@ class SquaredHinge(Loss):
         t = _hinge_labels(y_true).astype(y_pred.dtype)
         margin = np.maximum(y_pred.dtype.type(1) - t * y_pred, 0)
         return y_pred.dtype.type(-2) * t * margin / _per_entry(y_pred)
+
+
+def _unit(x):
+    """Keras's ``normalize``: ``x * min(rsqrt(sum(x**2, -1)), 1/eps)``, and that factor."""
+    inv = np.minimum(np.float64(1) / np.sqrt(np.sum(np.square(x), axis=-1, keepdims=True,
+                                                    dtype=np.float64)),
+                     1 / epsilon()).astype(x.dtype)
+    return x * inv, inv
+
+
+class CosineSimilarity(Loss):
+    """``values = -sum(unit(y_true) * unit(y_pred), axis=-1)``: -1 for the same direction.
+    ``unit(x) = x * min(1/|x|, 1/eps)``; the gradient flows through ``1/|x|`` where it is
+    below ``1/eps``: ``d/dp = -(t r - (t . p) r**3 p)`` with ``t = unit(y_true)``,
+    ``r = 1/|p|``. Only ``axis=-1`` (Keras's default) is implemented."""
+
+    def __init__(self, axis=-1, reduction="sum_over_batch_size", name="cosine_similarity"):
+        if axis != -1:
+            raise NotImplementedError("CosineSimilarity(axis=...) other than -1 is not "
+                                      "implemented in unrolled.")
+        super().__init__(name, reduction)
+        self.axis = axis
+
+    def call(self, y_true, y_pred):
+        return -np.sum(_unit(y_true)[0] * _unit(y_pred)[0], axis=-1)
+
+    def call_gradient(self, y_true, y_pred):
+        t, _ = _unit(y_true)
+        _, r = _unit(y_pred)
+        free = r < y_pred.dtype.type(1 / epsilon())           # where 1/|p| is the min's pick
+        dot = np.sum(t * y_pred, axis=-1, keepdims=True)
+        return -(t * r - np.where(free, dot * r ** 3 * y_pred, 0))
