@@ -4,7 +4,6 @@ Each writer takes ``(layer, fn, namer, node)`` and returns ``(source, activation
 weights)``: the source of a function ``fn(x)``, the activation helpers it calls, and the
 arrays it reads from ``W`` under their keys ``"<fn>.<weight name>"``.
 """
-from ..layers.registry import CELL_TYPES
 
 ACTIVATIONS = {
     "linear": "def linear(x):\n    return x\n",
@@ -26,7 +25,8 @@ ACTIVATIONS = {
     "exponential": "def exponential(x):\n    return np.exp(x)\n",
     "relu6": "def relu6(x):\n    return np.clip(x, 0, 6)\n",
 }
-CELLS = tuple(t.cell_name for t in CELL_TYPES)    # (each has its lines in _step_lines)
+# The cells _step_lines writes (the built-in ones; a registered cell has no writer).
+CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 PLAIN = ("Dense", "Embedding", "Activation", "Flatten", "Dropout", "RepeatVector", "Reshape",
          "Concatenate", "Add", "TimeDistributed", "Bidirectional")
 

@@ -26,6 +26,7 @@ from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate,
                       Embedding, Flatten, InputLayer, Masking, Maximum, Minimum, Multiply,
                       RepeatVector, Reshape, StackedRNNCells, Subtract, TimeDistributed)
 from ..layers.recurrent import CELL_RULES
+from ..layers import registry
 from ..layers.registry import CELL_TYPES
 from .safety import UnsafeModelError, UnsupportedModelError
 
@@ -40,9 +41,7 @@ LAYERS = {
                                "bias_initializer")),
     "Activation": (Activation, "activation", ("activation",)),
     "Flatten": (Flatten, "flatten", ()),
-    **{t.name: (t.layer, t.snake, RNN_FLAGS + t.options) for t in CELL_TYPES},
     "RNN": (RNN, "rnn", RNN_FLAGS),                                   # + "cell"
-    **{t.cell_name: (t.cell, t.cell_snake, t.options) for t in CELL_TYPES},
     "StackedRNNCells": (StackedRNNCells, "stacked_rnn_cells", ()),    # + "cells"
     "Bidirectional": (Bidirectional, "bidirectional", ("merge_mode",)),  # + "layer", "backward_layer"
     "TimeDistributed": (TimeDistributed, "time_distributed", ()),     # + "layer"
@@ -60,6 +59,21 @@ LAYERS = {
     "Maximum": (Maximum, "maximum", ()),
     "Minimum": (Minimum, "minimum", ()),
 }
+
+
+def _add_cell_type(t):
+    """The layer and cell classes of a cell type (``layers.registry``), built in or
+    registered later."""
+    LAYERS[t.name] = (t.layer, t.snake, RNN_FLAGS + t.options)
+    LAYERS[t.cell_name] = (t.cell, t.cell_snake, t.options)
+
+
+def _remove_cell_type(t):
+    LAYERS.pop(t.name, None)
+    LAYERS.pop(t.cell_name, None)
+
+
+registry.on_register(_add_cell_type, _remove_cell_type)
 NESTED = {"RNN": ("cell",), "StackedRNNCells": ("cells",), "TimeDistributed": ("layer",),
           "Bidirectional": ("layer", "backward_layer")}
 

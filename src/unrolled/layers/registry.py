@@ -48,7 +48,7 @@ class CellType:
         return self.cell.__name__
 
 
-CELL_TYPES = (
+CELL_TYPES = [
     CellType(SimpleRNNCell, SimpleRNN, "simple_rnn", "simple_rnn_cell",
              ("units", "activation", "use_bias") + _INITS + ("dropout", "recurrent_dropout",
                                                              "seed"),
@@ -70,11 +70,54 @@ CELL_TYPES = (
              gates=(("z", "update gate z"), ("r", "reset gate r"), ("hh", "candidate hh")),
              torch="GRU", torch_order=(1, 0, 2),          # PyTorch r, z, n; Keras z, r, h
              onnx_order=(0, 1, 2)),                       # ONNX z, r, h
-)
+]
 
 _BY_CELL = {t.cell_name: t for t in CELL_TYPES}
 _BY_LAYER = {t.name: t for t in CELL_TYPES}
 _BY_TORCH = {t.torch: t for t in CELL_TYPES if t.torch}
+_HOOKS = []                     # what other modules add for each entry (``on_register``)
+_UNHOOKS = []                   # ... and how they take it back
+
+
+def register(entry):
+    """Add a cell type (a ``CellType``): from then on its layer and cell are saved and
+    loaded by name (``.keras``, legacy ``.h5``, ``.unrolled.npz``), their options are
+    read on the layer, and explain traces it (docs/add-a-cell.md). Returns ``entry``."""
+    if entry.cell_name in _BY_CELL or entry.name in _BY_LAYER:
+        raise ValueError(f"A cell type named {entry.cell_name!r} or a layer named "
+                         f"{entry.name!r} is already registered.")
+    if entry.torch and entry.torch in _BY_TORCH:
+        raise ValueError(f"PyTorch's {entry.torch!r} already maps to another cell type.")
+    CELL_TYPES.append(entry)
+    _BY_CELL[entry.cell_name], _BY_LAYER[entry.name] = entry, entry
+    if entry.torch:
+        _BY_TORCH[entry.torch] = entry
+    _forward_options(entry)
+    for hook in _HOOKS:
+        hook(entry)
+    return entry
+
+
+def unregister(entry):
+    """Undo ``register(entry)`` (a notebook that defines its cell again, a test)."""
+    CELL_TYPES.remove(entry)
+    for table, key in ((_BY_CELL, entry.cell_name), (_BY_LAYER, entry.name),
+                       (_BY_TORCH, entry.torch)):
+        if table.get(key) is entry:
+            del table[key]
+    for hook in _UNHOOKS:
+        hook(entry)
+
+
+def on_register(hook, undo=None):
+    """Call ``hook(entry)`` for every cell type, registered now or later, and ``undo(entry)``
+    when one is unregistered (serialization keeps its class table this way; the registry
+    imports none of its readers)."""
+    _HOOKS.append(hook)
+    if undo is not None:
+        _UNHOOKS.append(undo)
+    for entry in CELL_TYPES:
+        hook(entry)
 
 
 def of_cell(cell):
