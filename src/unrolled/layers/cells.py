@@ -31,7 +31,8 @@ import numpy as np
 
 from .. import activations, initializers
 from .base import Layer
-from .gates import apply_mask, gate_kernel_gradient, gate_product, stack_steps, transposed
+from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
+                    stack_steps, transposed)
 from .recurrent import RNN
 
 
@@ -90,6 +91,11 @@ class Cell(Layer):
         self.dropout_mask_count = self.gates if per_gate else 1
         self.state_size = [self.units]
         self.output_size = self.units
+
+    def input_gradient(self, dxp, x):
+        """dLoss/dx of a chunk of steps from dLoss/d(xp): ``xp = x @ kernel (+ b)``, so
+        ``dx = dxp @ kernel^T`` (per gate with per-gate input dropout)."""
+        return gate_product_backward(dxp, x, self.kernel.value, x.ndim == 4)
 
     def get_config(self):
         return {**super().get_config(), **self.cell_config()}

@@ -211,3 +211,12 @@ def stack_steps(items, per_gate=False):
     compiled training forward keeps its steps in whole-sequence buffers and hands BPTT
     slices of those instead: ``fast.cells``.)"""
     return np.stack(items, axis=1 if per_gate else 0)
+
+
+def cell_input_gradient(cell, dxp, x):
+    """dLoss/dx of a chunk of steps, from a cell's dLoss/d(xp): its ``input_gradient``, or,
+    for a cell without one, the product with its kernel (``xp = x @ kernel + ...``)."""
+    own = getattr(cell, "input_gradient", None)
+    if own is not None:
+        return own(dxp, x)
+    return gate_product_backward(dxp, x, cell.kernel.value, x.ndim == 4)

@@ -25,8 +25,8 @@ import numpy as np
 from .. import fast
 from ..utils import to_list
 from .base import Layer, _snake_case, check_array
-from .gates import (TimeMajorInputs, draw_dropout_masks, gate_product_backward,
-                    project_in_chunks, projection_chunk, unmask)
+from .gates import (TimeMajorInputs, cell_input_gradient, draw_dropout_masks, project_in_chunks,
+                    projection_chunk, unmask)
 from .stacked import StackedRNNCells
 
 
@@ -350,10 +350,9 @@ class RNN(Layer):
             else:
                 for total, g in zip(dweights, grads):
                     total += g
-            # xp = apply_mask(x, dp_mask) @ kernel + ...  =>  dx = unmask(dxp @ kernel^T)
+            # xp = project(apply_mask(x, dp_mask))  =>  dx = unmask(the cell's input gradient)
             if dxs is not None:                              # (in processing order)
-                dxs[t0:t1] = unmask(gate_product_backward(dxp_c, xs_c, cell.kernel.value,
-                                                          xs_c.ndim == 4), dp_mask)
+                dxs[t0:t1] = unmask(cell_input_gradient(cell, dxp_c, xs_c), dp_mask)
 
         trained = cache.sequence
         if trained is not None:                              # compiled forward: compiled BPTT

@@ -11,26 +11,14 @@ runs it unchanged. Two details make that work:
   cells' inputs are computed during the step), so it returns the first cell's projection,
   and ``step`` projects each later cell's input itself.
 * ``step_backward`` returns dLoss/d(projection) of *every* cell, side by side
-  ``[dxp_0 | dxp_1 | ...]``, so that ``weight_gradients`` can give every cell its slice.
-  The loop turns that into dLoss/dx with ``dxp @ kernel.T``; ``kernel`` is therefore the
-  first cell's kernel padded with zero columns for the later slices, which do not touch x.
+  ``[dxp_0 | dxp_1 | ...]``, so that ``weight_gradients`` can give every cell its slice,
+  and ``input_gradient`` turns the first cell's slice, the only one that touches x, into
+  dLoss/dx (the first cell's own ``input_gradient``).
 """
 import numpy as np
 
 from .base import Layer
-
-
-class _InputKernel:
-    """The stack's view of "the kernel that multiplies x": the first cell's, zero-padded."""
-
-    def __init__(self, stack):
-        self._stack = stack
-
-    @property
-    def value(self):
-        first = self._stack.cells[0].kernel.value
-        later = sum(c.kernel.value.shape[1] for c in self._stack.cells[1:])
-        return np.concatenate([first, np.zeros((first.shape[0], later), first.dtype)], axis=1)
+from .gates import cell_input_gradient
 
 
 class StackedRNNCells(Layer):
@@ -66,7 +54,6 @@ class StackedRNNCells(Layer):
                     "supported. Use cells with dropout=0 and recurrent_dropout=0."
                 )
         self.cells = cells
-        self.kernel = _InputKernel(self)
 
     @property
     def state_size(self):
@@ -110,6 +97,11 @@ class StackedRNNCells(Layer):
 
     def project_inputs(self, x, out=None):
         return self.cells[0].project_inputs(x, out)         # only the first cell reads x
+
+    def input_gradient(self, dxp, x):
+        """dLoss/dx of a chunk of steps: the first cell's, from its slice of ``dxp``."""
+        first = self.cells[0]
+        return cell_input_gradient(first, dxp[..., :first.kernel.value.shape[1]], x)
 
     def step(self, xp_t, states, rec_mask=None):
         new_states, caches = [], []
