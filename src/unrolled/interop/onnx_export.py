@@ -23,12 +23,9 @@ import numpy as np
 
 from ..io.atomic import atomic_write
 from ..layers import registry
-from ..layers.registry import CELL_TYPES
 from ..utils import to_list
-
-# By ONNX operator name (PyTorch's module names), from the cell registry.
-ONNX_GATE_ORDER = {t.torch: list(t.onnx_order) for t in CELL_TYPES}  # ONNX block j = Keras block
-GATES = {t.torch: t.blocks for t in CELL_TYPES}
+from .gates import GATES, ONNX_GATE_ORDER
+from .gates import reorder_blocks as _blocks
 ONNX_ACT = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid",
             "hard_sigmoid_keras2": "HardSigmoid"}
 # ONNX's HardSigmoid is clip(alpha x + beta, 0, 1): Keras 3's slope is 1/6, Keras 2's 0.2.
@@ -71,11 +68,6 @@ def _activation(g, name, x):
     if name in HARD_SIGMOID_ALPHA:
         return g.op("HardSigmoid", [x], alpha=HARD_SIGMOID_ALPHA[name], beta=0.5)
     return g.op(ONNX_ACT[name], [x])
-
-
-def _blocks(a, kind, order):
-    h = a.shape[0] // GATES[kind]
-    return np.concatenate([a[i * h:(i + 1) * h] for i in order], axis=0)
 
 
 def _direction_weights(kind, cell, weights):

@@ -33,13 +33,9 @@ import warnings
 import numpy as np
 
 from ..layers import Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, Input
-from ..layers.registry import CELL_TYPES
 from ..models import Sequential
-
-# By PyTorch module name, from the cell registry (``layers.registry``).
-GATES = {t.torch: t.blocks for t in CELL_TYPES}
-GATE_ORDER = {t.torch: list(t.torch_order) for t in CELL_TYPES}   # Keras block j = torch block
-KERAS_CLASS = {t.torch: t.layer for t in CELL_TYPES}
+from .gates import GATE_ORDER, GATES, KERAS_CLASS
+from .gates import reorder_blocks as _blocks
 TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "Identity": "linear",
                      "Hardsigmoid": "hard_sigmoid", "Softmax": "softmax"}
 
@@ -53,12 +49,6 @@ def _copy(dst, src, what):
     if dst.shape != src.shape:
         raise ValueError(f"{what}: expected a weight of shape {dst.shape}, got {src.shape}.")
     return src.astype(np.float32)
-
-
-def _blocks(a, kind, order):
-    """Reorder the gate blocks of ``a`` along axis 0 (``order[j]`` = source block of block j)."""
-    h = a.shape[0] // GATES[kind]
-    return np.concatenate([a[i * h:(i + 1) * h] for i in order], axis=0)
 
 
 # --- PyTorch → unrolled ----------------------------------------------------------------------
@@ -244,7 +234,7 @@ def recurrent_spec(state, kind=None):
     if len(ih) != 2 or len(hh) != 2 or hh[1] == 0 or hh[0] != ih[0] or ih[0] % hh[1]:
         raise ValueError(f"weight_ih_l0 {ih} and weight_hh_l0 {hh} are not the (G*H, F) and "
                          "(G*H, H) weights of a PyTorch RNN, LSTM or GRU.")
-    inferred = {t.blocks: t.torch for t in CELL_TYPES}.get(ih[0] // hh[1])
+    inferred = {blocks: kind for kind, blocks in GATES.items()}.get(ih[0] // hh[1])
     if inferred is None:
         raise ValueError(f"weight_ih_l0 has {ih[0]} rows for {hh[1]} units: {ih[0] // hh[1]} "
                          "gate blocks, not 1 (RNN), 4 (LSTM) or 3 (GRU).")

@@ -7,7 +7,8 @@ processing order, with a Bidirectional merge mode applied. torch is imported ins
 import numpy as np
 
 from ..layers import registry
-from .torch import GATE_ORDER, _blocks
+from .gates import GATE_ORDER
+from .gates import reorder_blocks as _blocks
 
 _CACHE = {}
 _ACTS = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hardsigmoid"}
