@@ -48,6 +48,10 @@ class Metric:
     def reset_state(self):
         raise NotImplementedError
 
+    def get_config(self):
+        """Keras's config of the metric (what ``compile_config`` saves)."""
+        return {"name": self.name, "dtype": self.dtype.name}
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
 
@@ -192,6 +196,9 @@ class BinaryAccuracy(MeanMetricWrapper):
         super().__init__(binary_accuracy, name, dtype, threshold=threshold)
         self.threshold = threshold
 
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
 
 class CategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name="categorical_accuracy", dtype=None):
@@ -305,6 +312,10 @@ class _ConfusionMetric(Metric):
     def reset_state(self):
         zero = self.dtype.type(0)
         self.true_positives = self.false_positives = self.false_negatives = zero
+
+    def get_config(self):
+        return {**super().get_config(), "thresholds": self.thresholds, "top_k": None,
+                "class_id": None}
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         dt = self.dtype

@@ -58,18 +58,52 @@ def config_layer_order(model, config):
 
 
 # --- the Keras 3 weights layout --------------------------------------------------------------
-def weights_h5_bytes(model, layers=None):
-    """``model.weights.h5`` as bytes: one ``<path>/vars`` group per layer and cell."""
+def weights_h5_bytes(model, layers=None, with_optimizer=False):
+    """``model.weights.h5`` as bytes: one ``<path>/vars`` group per layer and cell, and with
+    ``with_optimizer`` the optimizer's state in ``optimizer/vars`` (``optimizer.variables``
+    order: iteration, learning rate, slots), as Keras 3 saves a compiled model."""
     h5py = import_h5py()
     buf = io.BytesIO()
+    groups = weight_groups(model, layers)
+    if with_optimizer and model.optimizer is not None and model.optimizer.built:
+        groups = groups + [("optimizer", model.optimizer.variables)]
     with h5py.File(buf, "w") as f:
         f.create_group("vars").attrs["name"] = model.name
-        for path, variables in weight_groups(model, layers):
+        for path, variables in groups:
             group = f.create_group(f"{path}/vars")
             group.attrs["name"] = path.rsplit("/", 1)[-1]
             for i, var in enumerate(variables):
                 group.create_dataset(str(i), data=var.numpy())
     return buf.getvalue()
+
+
+def compile_config(model):
+    """Keras 3's ``compile_config`` of a compiled model (None if it is not compiled): the
+    optimizer's config, and the loss and metrics as ``compile`` received them, names or
+    built-in objects (their class and config)."""
+    if not getattr(model, "compiled", False) or model.optimizer is None:
+        return None
+    args = model._compile_args
+
+    def serialize(obj, module):
+        if obj is None or isinstance(obj, str):
+            return obj
+        from ..losses import LossFunctionWrapper
+        from ..metrics import MeanMetricWrapper
+        if not hasattr(obj, "get_config") or type(obj) in (MeanMetricWrapper,
+                                                           LossFunctionWrapper):
+            raise UnsupportedModelError(
+                f"Cannot save the compile state of model '{model.name}': {obj!r} is a "
+                "function, which a .keras file cannot hold (compile with a built-in name or "
+                "class to save it).")
+        return {"module": module, "class_name": type(obj).__name__,
+                "config": obj.get_config(), "registered_name": None}
+
+    return {"optimizer": serialize(model.optimizer, "keras.optimizers"),
+            "loss": serialize(args["loss"], "keras.losses"), "loss_weights": None,
+            "metrics": [serialize(m, "keras.metrics") for m in args["metrics"]] or None,
+            "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
+            "jit_compile": False}
 
 
 def load_weights_h5(model, f, path, file_size, layers=None, skip_mismatch=False):
@@ -270,7 +304,14 @@ def save_keras(model, path):
             "numbers. Save it as .h5 (legacy, marked Keras 2) or .unrolled.npz instead.")
     metadata = {"keras_version": KERAS_VERSION, "unrolled_version": __version__,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    weights = weights_h5_bytes(model, model.layers)
+    try:
+        compiled = compile_config(model)
+    except UnsupportedModelError as e:                       # the model itself still saves
+        compiled = None
+        _warn(f"{e} The model is saved without its compile state.")
+    if compiled is not None:
+        config["compile_config"] = compiled
+    weights = weights_h5_bytes(model, model.layers, with_optimizer=compiled is not None)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("metadata.json", json.dumps(metadata))
@@ -280,8 +321,10 @@ def save_keras(model, path):
         f.write(buf.getvalue())
 
 
-def load_keras(path):
-    """A model from a ``.keras`` archive (members read by name into memory, never extracted)."""
+def load_keras(path, compile=True):
+    """A model from a ``.keras`` archive (members read by name into memory, never extracted).
+    With ``compile`` (as Keras) a saved ``compile_config`` compiles the model and the saved
+    optimizer state is restored, so ``fit`` goes on where it stopped."""
     archive = SafeZip(read_file(path), path)
     config = parse_json(archive.read("config.json", MAX_JSON_BYTES), "config.json", path)
     version = None                     # tf.keras 2.13-2.15 wrote .keras archives too: "2.x"
@@ -294,7 +337,41 @@ def load_keras(path):
                               weights_bytes=weights_budget(len(data)))
     with open_h5(data, f"{path}:model.weights.h5") as f:
         load_weights_h5(model, f, path, len(data), config_layer_order(model, config))
+        if compile and config.get("compile_config"):
+            _compile_from_config(model, config["compile_config"], f, path, len(data))
     return model
+
+
+def _compile_from_config(model, compiled, f, path, file_size):
+    """``model.compile`` from a saved ``compile_config``, then the optimizer's variables
+    from ``optimizer/vars``. What unrolled cannot honour leaves the model uncompiled, with
+    Keras's kind of warning (the model still predicts)."""
+    from ..models.compile_config import compile_kwargs
+    try:
+        model.compile(**compile_kwargs(compiled, f"{path!r} compile_config"))
+    except (ValueError, TypeError, NotImplementedError, KeyError) as e:
+        model.compiled = False
+        _warn(f"{path!r}: the model was not compiled from the file's compile_config ({e}); "
+              "call compile() after loading.")
+        return
+    group = f.get("optimizer/vars")
+    if not isinstance(group, H5Group):
+        return
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_weights)
+    variables = optimizer.variables
+    if len(group.keys()) != len(variables):
+        _warn(f"{path!r}: skipping the optimizer's state: the file holds {len(group.keys())} "
+              f"variables, optimizer '{optimizer.name}' has {len(variables)}.")
+        return
+    values = []
+    for i, var in enumerate(variables):
+        ds = group.get(str(i))
+        if not isinstance(ds, H5Dataset):
+            raise ModelFileError(f"{path!r}: optimizer/vars/{i} is missing.")
+        values.append(read_dataset(ds, var.shape, f"optimizer/vars/{i}", path, file_size))
+    for var, value in zip(variables, values):
+        var.assign(value)
 
 
 def save_legacy_h5(model, path):
@@ -303,9 +380,13 @@ def save_legacy_h5(model, path):
         f.write(data)
 
 
-def load_legacy_h5(path):
+def load_legacy_h5(path, compile=True):
     data = read_file(path)
     with open_h5(data, path) as f:
+        if compile and "training_config" in f.attrs:
+            _warn(f"{path!r}: the training configuration of a legacy .h5 file (optimizer, "
+                  "loss, metrics) is not read by unrolled; the model is loaded uncompiled: "
+                  "call compile() before training.")
         raw = read_attr(f, "model_config")
         if raw is None:
             raise ModelFileError(f"{path!r} has no model_config attribute: it holds weights only. "

@@ -73,17 +73,30 @@ def _reader_boundary(read):
     return guarded
 
 
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file. ``compile``
+    (Keras's default, True): a ``.keras`` file's compile_config compiles the model and its
+    optimizer state is restored. Configs are data, so ``custom_objects`` (code) is refused
+    and ``safe_mode=False`` (allowing code) too."""
+    if custom_objects:
+        raise NotImplementedError("load_model(custom_objects=...) is not supported: unrolled "
+                                  "builds only its own layers and runs no code from a file.")
+    if safe_mode is not True:
+        raise NotImplementedError("load_model(safe_mode=False) is not supported: unrolled "
+                                  "never runs code from a file.")
+    return _load_model(bool(compile), filepath)
+
+
 @_reader_boundary
-def load_model(filepath):
-    """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file."""
+def _load_model(compile, filepath):
     from ..io import keras_format, npz_model
     from ..io.safety import HDF5_MAGIC, ZIP_MAGIC, ModelFileError
 
     kind = _suffix(filepath)
     if kind == ".keras":
-        return keras_format.load_keras(filepath)
+        return keras_format.load_keras(filepath, compile)
     if kind in (".h5", ".hdf5", ".weights.h5"):
-        return keras_format.load_legacy_h5(filepath)
+        return keras_format.load_legacy_h5(filepath, compile)
     if kind in (".unrolled.npz", ".npz"):
         return npz_model.load_npz_model(filepath)
     if not os.path.isfile(os.fspath(filepath)):
@@ -92,11 +105,11 @@ def load_model(filepath):
         head = f.read(8)
     if head.startswith(ZIP_MAGIC):
         try:
-            return keras_format.load_keras(filepath)
+            return keras_format.load_keras(filepath, compile)
         except ModelFileError:
             return npz_model.load_npz_model(filepath)
     if head.startswith(HDF5_MAGIC):
-        return keras_format.load_legacy_h5(filepath)
+        return keras_format.load_legacy_h5(filepath, compile)
     raise ModelFileError(f"{os.fspath(filepath)!r} is not a model file: expected a .keras or "
                          ".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
 

@@ -59,6 +59,7 @@ class Trainer:
                     metrics_mod.get(m)
             self._metrics = []                  # built from the first batch's shapes, as Keras
         # else: as Keras 3 does, a compile without metrics keeps the previous compile's
+        self._compile_args = {"loss": loss, "metrics": list(self._metric_ids)}
         self.compiled = True
 
     def _build_metrics(self, y_true, y_pred):

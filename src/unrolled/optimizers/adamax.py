@@ -81,11 +81,13 @@ class Nadam(Optimizer):
         out = super().variables
         return out + [self._u_product] if self._u_product is not None else out
 
-    def _update(self, grads, variables):
-        if self._u_product is None:               # in the first variable's dtype, as Keras
-            dtype = variables[0].value.dtype if variables else np.float32
-            self._u_product = Variable(np.array(1.0, dtype), "variable",  # Keras's name
+    def build(self, variables):
+        super().build(variables)
+        if self._u_product is None and variables:  # in the first variable's dtype, as Keras
+            self._u_product = Variable(np.array(1.0, variables[0].value.dtype), "variable",
                                        trainable=False, path=f"{self.name}/variable")
+
+    def _update(self, grads, variables):
         p = self._u_product.value
         dt = p.dtype.type
         p[...] = p * dt(self.beta_1) * (dt(1) - dt(0.5) * dt(0.96) ** dt(self.iterations + 1))
