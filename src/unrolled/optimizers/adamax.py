@@ -6,7 +6,25 @@ from unrolled.optimizers.sparse import dense_and_squares
 from unrolled.variables import Variable
 
 
-class Adamax(Optimizer):
+class _Betas(Optimizer):
+    """What Adamax and Nadam share: Keras's arguments and config (beta_1, beta_2, epsilon),
+    and sparse Embedding updates (each applies Keras's rule in ``update_step``)."""
+
+    sparse_updates = True
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
+                 name=None, **kwargs):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
+                         name, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class Adamax(_Betas):
     """Adam with the infinity norm. With ``t = iterations + 1``, ``m`` and ``u`` at 0::
 
         m   += (g - m) * (1 - beta_1)
@@ -18,14 +36,6 @@ class Adamax(Optimizer):
     rows not looked up), as ``ops.abs`` of an ``IndexedSlices`` and its densifying
     ``maximum`` compute it (``sparse.py``)."""
 
-    sparse_updates = True
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None, **kwargs):
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
-                         name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def slot_groups(self):
         return [[("momentum", 0.0), ("norm", 0.0)]]
@@ -43,12 +53,8 @@ class Adamax(Optimizer):
         np.maximum(dt(self.beta_2) * u, g_abs, out=u)
         var -= (learning_rate * m) / ((dt(1) - beta_1_power) * (u + dt(self.epsilon)))
 
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
 
-
-class Nadam(Optimizer):
+class Nadam(_Betas):
     """Adam with Nesterov momentum (Dozat), with Keras's momentum schedule. With
     ``t = iterations + 1``, ``mu_t = beta_1 * (1 - 0.5 * 0.96**t)`` and ``P`` the running
     product of the ``mu_t`` (one number for the optimizer, updated once per step)::
@@ -62,15 +68,7 @@ class Nadam(Optimizer):
     An Embedding's gradient: the row sums where ``g`` enters linearly, the per-position
     squares summed by row for ``g**2`` (as Adam, ``sparse.py``)."""
 
-    sparse_updates = True
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None, **kwargs):
-        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm,
-                         name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self._u_product = None
+    _u_product = None                              # the product P, made by build as Keras's
 
     def slot_groups(self):
         return [[("momentum", 0.0), ("velocity", 0.0)]]
@@ -108,7 +106,3 @@ class Nadam(Optimizer):
         m_hat = mu_next * m / (dt(1) - product_next) + (dt(1) - mu_t) * g / (dt(1) - product)
         v_hat = v / (dt(1) - beta_2 ** t)
         var -= (m_hat * learning_rate) / (np.sqrt(v_hat) + dt(self.epsilon))
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
