@@ -262,3 +262,24 @@ def test_precision_and_recall_in_fit_equal_keras_and_ignore_the_output_mask():
     assert set(got) == set(want)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=2e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("shape", [(10, 6), (4, 3, 6)])
+def test_top_k_accuracies_match_keras_with_ties(k, shape):
+    rng = np.random.default_rng(k + len(shape))
+    pairs = [(metrics.TopKCategoricalAccuracy(k=k), keras.metrics.TopKCategoricalAccuracy(k=k),
+              "onehot"),
+             (metrics.SparseTopKCategoricalAccuracy(k=k),
+              keras.metrics.SparseTopKCategoricalAccuracy(k=k), "sparse")]
+    for ours, theirs, kind in pairs:
+        for _ in range(3):
+            y_pred = np.round(rng.random(shape), 1).astype("float32")   # many ties
+            labels = rng.integers(0, shape[-1], shape[:-1])
+            y_true = np.eye(shape[-1], dtype="float32")[labels] if kind == "onehot" else labels
+            ours.update_state(y_true, y_pred)
+            theirs.update_state(y_true, y_pred)
+            np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=1e-6)
+    assert metrics.get("top_k_categorical_accuracy").k == 5
+    with pytest.raises(NotImplementedError, match="from_sorted_ids"):
+        metrics.SparseTopKCategoricalAccuracy(from_sorted_ids=True)

@@ -210,6 +210,53 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
+def _in_top_k(targets, y_pred, k):
+    """TensorFlow's in_top_k: the target's score has fewer than ``k`` scores above it (ties
+    at the boundary count as in)."""
+    scores = y_pred.reshape(-1, y_pred.shape[-1])
+    targets = targets.reshape(-1).astype(np.int64)
+    own = scores[np.arange(len(targets)), targets][:, None]
+    return (np.sum(scores > own, axis=-1) < k).astype(floatx())
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Per sample: 1 where the one-hot ``y_true``'s class is among the ``k`` highest scores."""
+    y_pred = _float_pred(y_pred)
+    targets = np.argmax(np.asarray(y_true), axis=-1)
+    return _in_top_k(targets, y_pred, k).reshape(targets.shape)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """As ``top_k_categorical_accuracy`` with integer labels (a trailing axis of 1 allowed)."""
+    y_pred = _float_pred(y_pred)
+    targets = np.asarray(y_true)
+    if targets.ndim == y_pred.ndim and targets.shape[-1] == 1:
+        targets = targets[..., 0]
+    return _in_top_k(targets, y_pred, k).reshape(targets.shape)
+
+
+class TopKCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+        super().__init__(top_k_categorical_accuracy, name, dtype, k=k)
+        self.k = k
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None,
+                 from_sorted_ids=False):
+        if from_sorted_ids:
+            raise NotImplementedError("SparseTopKCategoricalAccuracy(from_sorted_ids=True) is "
+                                      "not implemented in unrolled.")
+        super().__init__(sparse_top_k_categorical_accuracy, name, dtype, k=k)
+        self.k = k
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "from_sorted_ids": False}
+
+
 def cosine_similarity(y_true, y_pred):
     """Per sample: ``sum(unit(y_true) * unit(y_pred), axis=-1)`` (the loss's negation)."""
     y_pred = _float_pred(y_pred)
@@ -392,6 +439,10 @@ _BY_NAME = {
     "RootMeanSquaredError": RootMeanSquaredError,
     "precision": Precision, "Precision": Precision, "recall": Recall, "Recall": Recall,
     "cosine_similarity": CosineSimilarity, "CosineSimilarity": CosineSimilarity,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "TopKCategoricalAccuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
+    "SparseTopKCategoricalAccuracy": SparseTopKCategoricalAccuracy,
 }
 
 
