@@ -30,104 +30,13 @@ from unrolled import losses as _losses
 from unrolled.config import floatx
 from unrolled.losses import binary_or_sparse
 from unrolled.losses.base import same_rank
-
-
-class Metric:
-    """Base class: ``update_state``, ``result`` (a Python float), ``reset_state``, ``name``."""
-
-    def __init__(self, name, dtype=None):
-        self.name = name
-        self.dtype = np.dtype(dtype or floatx())
-
-    def update_state(self, *args, **kwargs):
-        raise NotImplementedError
-
-    def result(self):
-        raise NotImplementedError
-
-    def reset_state(self):
-        raise NotImplementedError
-
-    def get_config(self):
-        """Keras's config of the metric (what ``compile_config`` saves)."""
-        return {"name": self.name, "dtype": self.dtype.name}
-
-    def __repr__(self):
-        return f"<{type(self).__name__} name={self.name!r}>"
-
-
-class Mean(Metric):
-    """The weighted mean of every value seen: ``total / count``.
-
-    ``update_state(values, sample_weight)``: a weight of lower rank than the values first
-    averages the values' extra axes; then ``total += sum(values * weight)`` and
-    ``count += sum(weight)`` (each row's weight averaged over its other axes), or
-    ``count += len(values)`` (1 for a scalar) without weights.
-    """
-
-    def __init__(self, name="mean", dtype=None):
-        super().__init__(name, dtype)
-        self.reset_state()
-
-    def reset_state(self):
-        self.total = self.dtype.type(0)
-        self.count = self.dtype.type(0)
-
-    def update_state(self, values, sample_weight=None):
-        dt = self.dtype
-        values = np.asarray(values).astype(dt)
-        if sample_weight is not None:
-            weight = np.asarray(sample_weight).astype(dt)
-            values, weight = same_rank(values, weight)
-            if values.ndim > weight.ndim:
-                # average the axes the weight does not cover, e.g. time steps
-                values = values.mean(axis=tuple(range(weight.ndim, values.ndim)), dtype=dt)
-            weight = np.broadcast_to(weight, values.shape)
-            values = values * weight
-            if weight.ndim > 1:
-                weight = weight.mean(axis=tuple(range(1, weight.ndim)), dtype=dt)
-            count = weight.sum(dtype=dt)
-        else:
-            count = dt.type(values.shape[0] if values.ndim else 1)
-        if values.ndim > 1:
-            values = values.mean(axis=tuple(range(1, values.ndim)), dtype=dt)
-        self.total = dt.type(self.total + values.sum(dtype=dt))
-        self.count = dt.type(self.count + count)
-
-    def result(self):
-        # divide_no_nan: an empty mean is 0
-        return float(self.total / self.count) if self.count != 0 else 0.0
-
-
-class MeanMetricWrapper(Mean):
-    """The running mean of ``fn(y_true, y_pred)``, a per-sample array.
-
-    ``mask`` (Keras's ``y_pred._keras_mask``) multiplies the weights: masked entries count
-    for nothing, in the total or in the count.
-    """
-
-    def __init__(self, fn, name=None, dtype=None, **fn_kwargs):
-        super().__init__(name or fn.__name__, dtype)
-        self.fn, self.fn_kwargs = fn, fn_kwargs
-
-    def update_state(self, y_true, y_pred, sample_weight=None, mask=None):
-        values = self.fn(np.asarray(y_true), np.asarray(y_pred), **self.fn_kwargs)
-        if mask is not None:
-            mask = np.asarray(mask).astype(self.dtype)
-            if sample_weight is None:
-                sample_weight = mask
-            else:
-                mask, weight = same_rank(mask, np.asarray(sample_weight).astype(self.dtype))
-                sample_weight = weight * mask
-        super().update_state(values, sample_weight)
+from unrolled.metrics.base import Mean, MeanMetricWrapper, Metric, _float_pred  # noqa: F401
+from unrolled.metrics.confusion import (  # noqa: F401
+    Precision, Recall, SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy,
+    sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
 
 
 # ---- per-sample functions, as keras.metrics.<name>(y_true, y_pred) ----
-
-def _float_pred(y_pred):
-    y_pred = np.asarray(y_pred)
-    return y_pred if y_pred.dtype.kind == "f" else y_pred.astype(floatx())
-
 
 def mean_squared_error(y_true, y_pred):
     """``mean((y_true - y_pred)**2, axis=-1)``."""
@@ -210,53 +119,6 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
-def _in_top_k(targets, y_pred, k):
-    """TensorFlow's in_top_k: the target's score has fewer than ``k`` scores above it (ties
-    at the boundary count as in)."""
-    scores = y_pred.reshape(-1, y_pred.shape[-1])
-    targets = targets.reshape(-1).astype(np.int64)
-    own = scores[np.arange(len(targets)), targets][:, None]
-    return (np.sum(scores > own, axis=-1) < k).astype(floatx())
-
-
-def top_k_categorical_accuracy(y_true, y_pred, k=5):
-    """Per sample: 1 where the one-hot ``y_true``'s class is among the ``k`` highest scores."""
-    y_pred = _float_pred(y_pred)
-    targets = np.argmax(np.asarray(y_true), axis=-1)
-    return _in_top_k(targets, y_pred, k).reshape(targets.shape)
-
-
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
-    """As ``top_k_categorical_accuracy`` with integer labels (a trailing axis of 1 allowed)."""
-    y_pred = _float_pred(y_pred)
-    targets = np.asarray(y_true)
-    if targets.ndim == y_pred.ndim and targets.shape[-1] == 1:
-        targets = targets[..., 0]
-    return _in_top_k(targets, y_pred, k).reshape(targets.shape)
-
-
-class TopKCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
-        super().__init__(top_k_categorical_accuracy, name, dtype, k=k)
-        self.k = k
-
-    def get_config(self):
-        return {**super().get_config(), "k": self.k}
-
-
-class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None,
-                 from_sorted_ids=False):
-        if from_sorted_ids:
-            raise NotImplementedError("SparseTopKCategoricalAccuracy(from_sorted_ids=True) is "
-                                      "not implemented in unrolled.")
-        super().__init__(sparse_top_k_categorical_accuracy, name, dtype, k=k)
-        self.k = k
-
-    def get_config(self):
-        return {**super().get_config(), "k": self.k, "from_sorted_ids": False}
-
-
 def cosine_similarity(y_true, y_pred):
     """Per sample: ``sum(unit(y_true) * unit(y_pred), axis=-1)`` (the loss's negation)."""
     y_pred = _float_pred(y_pred)
@@ -330,83 +192,6 @@ class RootMeanSquaredError(Mean):
 
     def result(self):
         return float(np.sqrt(super().result()))
-
-
-class _ConfusionMetric(Metric):
-    """Keras's confusion-matrix metrics at one threshold: ``y_pred > threshold`` is a
-    predicted positive, ``y_true != 0`` a true one; the weighted counts of true positives,
-    false positives and false negatives are summed in float32 over every batch (each
-    weight broadcast to ``y_pred``'s shape, every entry of a multi-label output counted).
-    As in Keras 3, an output mask does not reach them (only ``MeanMetricWrapper`` metrics
-    read ``y_pred``'s mask): masked steps count. ``thresholds`` may be one value (0.5 when
-    None); a list of several, ``top_k`` and ``class_id`` are not implemented."""
-
-    default_name = None
-
-    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
-        if top_k is not None or class_id is not None:
-            raise NotImplementedError(f"{type(self).__name__}(top_k=..., class_id=...) is not "
-                                      "implemented in unrolled; it would be ignored.")
-        if isinstance(thresholds, (list, tuple)):
-            if len(thresholds) != 1:
-                raise NotImplementedError(f"{type(self).__name__} with several thresholds is "
-                                          "not implemented in unrolled: give one.")
-            thresholds = thresholds[0]
-        self.thresholds = 0.5 if thresholds is None else float(thresholds)
-        super().__init__(name or self.default_name, dtype)
-        self.reset_state()
-
-    def reset_state(self):
-        zero = self.dtype.type(0)
-        self.true_positives = self.false_positives = self.false_negatives = zero
-
-    def get_config(self):
-        return {**super().get_config(), "thresholds": self.thresholds, "top_k": None,
-                "class_id": None}
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        dt = self.dtype
-        y_pred, y_true = same_rank(np.asarray(y_pred).astype(dt), np.asarray(y_true).astype(dt))
-        weight = np.ones(y_pred.shape, dt)
-        if sample_weight is not None:         # Keras: a trailing axis, then y_true's rank
-            w = np.asarray(sample_weight).astype(dt)[..., None]
-            if w.ndim == y_true.ndim + 1:
-                w = w[..., 0]
-            try:
-                weight = np.broadcast_to(w, y_pred.shape)
-            except ValueError:
-                raise ValueError(f"{type(self).__name__}: sample_weight of shape "
-                                 f"{np.shape(sample_weight)} does not broadcast to y_pred's "
-                                 f"{y_pred.shape} (Keras refuses it too); give one weight per "
-                                 "entry of y_pred.") from None
-        predicted, true = y_pred > dt.type(self.thresholds), y_true != 0
-        self.true_positives = dt.type(self.true_positives + weight[predicted & true].sum(dtype=dt))
-        self.false_positives = dt.type(self.false_positives
-                                       + weight[predicted & ~true].sum(dtype=dt))
-        self.false_negatives = dt.type(self.false_negatives
-                                       + weight[~predicted & true].sum(dtype=dt))
-
-    def _ratio(self, wrong):
-        total = self.true_positives + wrong
-        return float(self.true_positives / total) if total != 0 else 0.0    # divide_no_nan
-
-
-class Precision(_ConfusionMetric):
-    """``true positives / (true positives + false positives)``."""
-
-    default_name = "precision"
-
-    def result(self):
-        return self._ratio(self.false_positives)
-
-
-class Recall(_ConfusionMetric):
-    """``true positives / (true positives + false negatives)``."""
-
-    default_name = "recall"
-
-    def result(self):
-        return self._ratio(self.false_negatives)
 
 
 def loss_tracker():
