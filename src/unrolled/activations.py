@@ -7,35 +7,83 @@ cells keep ``y`` and never recompute it.
 
 Names follow ``keras.activations``: ``get("tanh")``, ``get(None)`` is ``linear``; one is
 unrolled's own: ``hard_sigmoid_keras2``, ``clip(0.2 x + 0.5, 0, 1)``, which Keras 2 named
-``hard_sigmoid`` (Keras 3's ``hard_sigmoid`` is ``clip(x / 6 + 0.5, 0, 1)``).
+``hard_sigmoid`` (Keras 3's ``hard_sigmoid`` is ``clip(x / 6 + 0.5, 0, 1)``). Three of
+Keras's names are refused by ``get`` (``_REFUSED`` says why): ``glu`` and ``threshold``
+exist as functions to call directly, ``sparsemax`` not at all.
+
+Called directly, an activation takes Keras's arguments (``relu(x, negative_slope=0.1,
+max_value=6.0)``, ``gelu(x, approximate=True)``, ``softmax(x, axis=1)``), and its
+``backward`` the same ones. A layer's ``activation`` is a name, so it uses the defaults; the
+layers ``ReLU``, ``LeakyReLU``, ``ELU`` and ``Softmax`` hold the arguments.
 """
 import numpy as np
 
 from . import kernels
 
 
-class Activation:
-    """A named elementwise function ``fn`` with its derivative ``grad``."""
+_REQUIRED = object()          # a parameter without default (``threshold``'s)
 
-    def __init__(self, name, fn, backward):
+
+class Activation:
+    """A named elementwise function ``fn`` with its derivative ``backward``.
+
+    ``params``: the keyword arguments Keras's function of that name takes, with Keras's
+    defaults, in Keras's positional order (``relu``: negative_slope, max_value, threshold).
+    Called by name (a layer's ``activation="relu"``) an activation uses the defaults; called
+    directly it takes them, ``relu(x, negative_slope=0.1)``, and ``backward`` takes the same
+    ones, ``relu.backward(x, y, dy, negative_slope=0.1)``.
+    """
+
+    def __init__(self, name, fn, backward, params=None):
         self.__name__ = name
         self.name = name
         self._fn = fn
         self._backward = backward
+        self.params = dict(params or {})
 
-    def __call__(self, x):
-        return self._fn(x)
+    def _bind(self, args, kwargs):
+        if not args and not kwargs and _REQUIRED not in self.params.values():
+            return self.params
+        names = list(self.params)
+        if len(args) > len(names):
+            raise TypeError(f"{self.name}() takes {len(names)} argument(s) after x "
+                            f"({', '.join(names) or 'none'}); received {len(args)}.")
+        bound = dict(self.params)
+        for k, v in zip(names, args):
+            bound[k] = v
+        for k, v in kwargs.items():
+            if k not in bound:
+                raise TypeError(f"{self.name}() got an unexpected keyword argument {k!r}; "
+                                f"it takes: {', '.join(names) or 'none'}.")
+            if k in names[:len(args)]:
+                raise TypeError(f"{self.name}() got multiple values for argument {k!r}.")
+            bound[k] = v
+        missing = [k for k, v in bound.items() if v is _REQUIRED]
+        if missing:
+            raise TypeError(f"{self.name}() missing required argument(s): {', '.join(missing)}.")
+        return bound
 
-    def backward(self, x, y, dy):
-        """dL/dx given dL/dy, the input x and the output y = f(x)."""
-        return self._backward(x, y, dy)
+    def __call__(self, x, *args, **kwargs):
+        return self._fn(_as_float(x), **self._bind(args, kwargs))
+
+    def backward(self, x, y, dy, *args, **kwargs):
+        """dL/dx given dL/dy, the input x and the output y = f(x) (same arguments as the call)."""
+        return self._backward(x if x is None else _as_float(x), y, dy, **self._bind(args, kwargs))
 
     def __repr__(self):
         return f"<activation {self.name}>"
 
     def __reduce__(self):
         # Pickled by name (a model sent to a worker process), never by its functions.
-        return (get, (self.name,))
+        return (_named, (self.name,))
+
+
+def _as_float(x):
+    """Layers pass float arrays; a direct call may pass a list or ints (Keras: float32)."""
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+        return x
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype("float32")
 
 
 def _sigmoid(x):
@@ -58,20 +106,69 @@ def _hard_sigmoid_keras2(x):
     return np.clip(y, 0, 1).astype(x.dtype, copy=False)
 
 
-def _softmax(x):
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def _softmax(x, axis=-1):
+    # e^x_i / sum_j e^x_j along ``axis`` (an int or a tuple: one softmax over all of them).
+    axis = _axis(axis)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
 
 
-def _softmax_backward(x, y, dy):
+def _softmax_backward(x, y, dy, axis=-1):
     # dL/dx_i = y_i (dy_i - sum_j dy_j y_j)
-    return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+    return y * (dy - (dy * y).sum(axis=_axis(axis), keepdims=True))
+
+
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, (list, tuple)) else axis
+
+
+def _log_softmax(x, axis=-1):
+    # x - log sum_j e^x_j, from the shifted logits: no overflow.
+    axis = _axis(axis)
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _log_softmax_backward(x, y, dy, axis=-1):
+    # y_i = x_i - lse(x)  =>  dx_i = dy_i - softmax_i sum_j dy_j, with softmax = e^y
+    return dy - np.exp(y) * dy.sum(axis=_axis(axis), keepdims=True)
+
+
+def _relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    # Keras's relu with arguments, branch for branch (activations.ReLU.static_call):
+    #   x > threshold: x, clipped to [0, max_value] when one is given;
+    #   else: 0, minus negative_slope * (threshold - x).
+    t = x.dtype.type
+    if max_value is None and threshold == 0:
+        if negative_slope == 0:
+            return np.maximum(x, t(0))
+        return np.where(x > 0, x, x * t(negative_slope))            # leaky relu
+    y = np.where(x > t(threshold), x, t(0)) if threshold != 0 else np.maximum(x, t(0))
+    if max_value is not None:
+        y = np.clip(y, t(0), t(max_value))
+    if negative_slope != 0:
+        y = y - t(negative_slope) * np.maximum(t(threshold) - x, t(0))
+    return y
+
+
+def _relu_backward(x, y, dy, negative_slope=0.0, max_value=None, threshold=0.0):
+    t = x.dtype.type
+    if max_value is None and threshold == 0 and negative_slope != 0:
+        return dy * np.where(x > 0, t(1), t(negative_slope))
+    passed = (x > t(threshold)) if threshold != 0 else (x > 0)       # the identity branch
+    if max_value is not None:
+        passed &= (x > 0) & (x < t(max_value))                       # clip(., 0, max_value)
+    slope = passed.astype(x.dtype)
+    if negative_slope != 0:
+        slope += t(negative_slope) * (x < t(threshold))             # -s * relu(threshold - x)
+    return dy * slope
 
 
 linear = Activation("linear", lambda x: x, lambda x, y, dy: dy)
 tanh = Activation("tanh", kernels.tanh, lambda x, y, dy: dy * (1 - y * y))
 sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
-relu = Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, dy: dy * (y > 0))  # y > 0 iff x > 0
+relu = Activation("relu", _relu, _relu_backward,
+                  {"negative_slope": 0.0, "max_value": None, "threshold": 0.0})
 hard_sigmoid = Activation(
     "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
 )
@@ -82,10 +179,14 @@ hard_sigmoid_keras2 = Activation(
     "hard_sigmoid_keras2", _hard_sigmoid_keras2,
     lambda x, y, dy: dy * ((x > -2.5) & (x < 2.5)) * x.dtype.type(0.2)
 )
-softmax = Activation("softmax", _softmax, _softmax_backward)
+softmax = Activation("softmax", _softmax, _softmax_backward, {"axis": -1})
+log_softmax = Activation("log_softmax", _log_softmax, _log_softmax_backward, {"axis": -1})
 
-def _elu(x):
-    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+def _elu(x, alpha=1.0):
+    # x for x > 0, alpha (e^x - 1) else
+    y = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    return y if alpha == 1 else np.where(x > 0, y, x.dtype.type(alpha) * y)
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
@@ -99,7 +200,9 @@ def _swish(x):
     return x * _sigmoid(x)
 
 
-elu = Activation("elu", _elu, lambda x, y, dy: dy * np.where(x > 0, 1, y + 1))
+elu = Activation("elu", _elu,                      # y = alpha (e^x - 1)  =>  y' = y + alpha
+                 lambda x, y, dy, alpha=1.0: dy * np.where(x > 0, 1, y + x.dtype.type(alpha)),
+                 {"alpha": 1.0})
 selu = Activation(
     "selu", lambda x: (_SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0)))).astype(x.dtype),
     lambda x, y, dy: dy * np.where(x > 0, _SELU_SCALE, y + _SELU_SCALE * _SELU_ALPHA).astype(x.dtype))
@@ -111,9 +214,183 @@ swish = Activation("swish", _swish,
 exponential = Activation("exponential", np.exp, lambda x, y, dy: dy * y)
 relu6 = Activation("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, dy: dy * ((x > 0) & (x < 6)))
 
-_ALL = {a.name: a for a in (linear, tanh, sigmoid, relu, hard_sigmoid, hard_sigmoid_keras2,
-                            softmax, elu, selu, softplus, softsign, swish, exponential, relu6)}
+
+
+# --- the rest of keras.activations ----------------------------------------------------------
+def _erf(z):
+    """erf, vectorized, in float64 (NumPy has none): its Taylor series for |z| < 3, where 60
+    terms reach 1e-16; beyond, 1 - erfc from erfc's continued fraction
+    erfc(z) = e^(-z^2) / sqrt(pi) / (z + (1/2) / (z + 1 / (z + (3/2) / (z + ...))))."""
+    z = np.asarray(z, np.float64)
+    a = np.abs(z)
+    s = np.minimum(a, 3.0)
+    s2, term = s * s, s.copy()
+    total = s.copy()
+    for n in range(1, 70):            # sum_n (-1)^n s^(2n+1) / (n! (2n+1))
+        term *= -s2 / n
+        total += term / (2 * n + 1)
+    near = total * (2 / np.sqrt(np.pi))
+    b = np.maximum(a, 3.0)
+    f = b.copy()
+    for k in range(60, 0, -1):
+        f = b + (k / 2) / f
+    far = 1 - np.exp(-b * b) / (np.sqrt(np.pi) * f)
+    return np.sign(z) * np.where(a < 3, near, far)
+
+
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+def _gelu(x, approximate=False):
+    if approximate:   # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        t = x.dtype.type
+        return t(0.5) * x * (1 + np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x ** 3)))
+    return (0.5 * x * (1 + _erf(x / np.sqrt(2.0)))).astype(x.dtype)  # x Phi(x)
+
+
+def _gelu_backward(x, y, dy, approximate=False):
+    if approximate:   # u = c (x + k x^3): y' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3k x^2)
+        t = x.dtype.type
+        th = np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x ** 3))
+        du = t(_SQRT_2_OVER_PI) * (1 + t(3 * 0.044715) * x * x)
+        return dy * (t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * du)
+    xd = x.astype(np.float64)         # y = x Phi(x)  =>  y' = Phi(x) + x phi(x)
+    g = 0.5 * (1 + _erf(xd / np.sqrt(2.0))) + xd * np.exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
+    return dy * g.astype(x.dtype)
+
+
+def _mish(x):
+    return x * np.tanh(_softplus(x))         # x tanh(softplus(x))
+
+
+def _mish_backward(x, y, dy):
+    t = np.tanh(_softplus(x))                 # softplus' = sigmoid
+    return dy * (t + x * (1 - t * t) * _sigmoid(x))
+
+
+def _hard_silu(x):
+    return x * (np.clip(x + x.dtype.type(3), 0, 6) / x.dtype.type(6))   # x relu6(x + 3) / 6
+
+
+def _hard_silu_backward(x, y, dy):
+    t = x.dtype.type
+    hs = np.clip(x + t(3), 0, 6) / t(6)
+    return dy * (hs + x * ((x > -3) & (x < 3)) / t(6))
+
+
+def _celu(x, alpha=1.0):
+    # max(x, 0) + alpha (e^(min(x, 0) / alpha) - 1)
+    a = x.dtype.type(alpha)
+    return np.maximum(x, 0) + a * np.expm1(np.minimum(x, 0) / a)
+
+
+def _soft_shrink(x, threshold=0.5):
+    t = x.dtype.type(threshold)
+    return np.where(x > t, x - t, np.where(x < -t, x + t, x.dtype.type(0)))
+
+
+def _sparse_plus(x):
+    # 0 for x <= -1, (x + 1)^2 / 4 for |x| < 1, x for x >= 1
+    return np.where(x <= -1, x.dtype.type(0), np.where(x < 1, x.dtype.type(0.25) * (x + 1) ** 2, x))
+
+
+def _squareplus(x, b=4):
+    return (x + np.sqrt(x * x + x.dtype.type(b))) / x.dtype.type(2)
+
+
+def _f(x, c):
+    return x.dtype.type(c)
+
+
+leaky_relu = Activation("leaky_relu",
+                        lambda x, negative_slope=0.2: np.where(x > 0, x, x * _f(x, negative_slope)),
+                        lambda x, y, dy, negative_slope=0.2:
+                            dy * np.where(x > 0, _f(x, 1), _f(x, negative_slope)),
+                        {"negative_slope": 0.2})
+gelu = Activation("gelu", _gelu, _gelu_backward, {"approximate": False})
+mish = Activation("mish", _mish, _mish_backward)
+hard_silu = Activation("hard_silu", _hard_silu, _hard_silu_backward)
+celu = Activation("celu", _celu,                   # y' = e^(x / alpha) for x < 0
+                  lambda x, y, dy, alpha=1.0:
+                      dy * np.where(x > 0, _f(x, 1), np.exp(np.minimum(x, 0) / _f(x, alpha))),
+                  {"alpha": 1.0})
+hard_tanh = Activation("hard_tanh", lambda x: np.clip(x, _f(x, -1), _f(x, 1)),
+                       lambda x, y, dy: dy * ((x > -1) & (x < 1)))
+hard_shrink = Activation("hard_shrink",
+                         lambda x, threshold=0.5:
+                             np.where(np.abs(x) > _f(x, threshold), x, _f(x, 0)),
+                         lambda x, y, dy, threshold=0.5: dy * (np.abs(x) > _f(x, threshold)),
+                         {"threshold": 0.5})
+soft_shrink = Activation("soft_shrink", _soft_shrink,
+                         lambda x, y, dy, threshold=0.5: dy * (np.abs(x) > _f(x, threshold)),
+                         {"threshold": 0.5})
+log_sigmoid = Activation("log_sigmoid", lambda x: -_softplus(-x),       # -log(1 + e^-x)
+                         lambda x, y, dy: dy * _sigmoid(-x))
+sparse_plus = Activation("sparse_plus", _sparse_plus,
+                         lambda x, y, dy: dy * np.where(
+                             x <= -1, _f(x, 0), np.where(x < 1, _f(x, 0.5) * (x + 1), _f(x, 1))))
+sparse_sigmoid = Activation(     # 0 for x <= -1, (x + 1) / 2 for |x| < 1, 1 for x >= 1
+    "sparse_sigmoid",
+    lambda x: np.where(x <= -1, _f(x, 0), np.where(x >= 1, _f(x, 1), _f(x, 0.5) * (x + 1))),
+    lambda x, y, dy: dy * ((x > -1) & (x < 1)) * _f(x, 0.5))
+squareplus = Activation("squareplus", _squareplus,      # y' = (1 + x / sqrt(x^2 + b)) / 2
+                        lambda x, y, dy, b=4: dy * (1 + x / np.sqrt(x * x + _f(x, b))) / _f(x, 2),
+                        {"b": 4})
+tanh_shrink = Activation("tanh_shrink", lambda x: x - np.tanh(x),       # y' = 1 - (1 - tanh^2)
+                         lambda x, y, dy: dy * np.square(np.tanh(x)))
+# Called with its arguments only (Keras's needs them too), so no name reaches it.
+threshold = Activation("threshold",
+                       lambda x, threshold, default_value: np.where(x > _f(x, threshold), x,
+                                                                    _f(x, default_value)),
+                       lambda x, y, dy, threshold, default_value: dy * (x > _f(x, threshold)),
+                       {"threshold": _REQUIRED, "default_value": _REQUIRED})
+
+
+def _glu(x, axis=-1):
+    # x = [a, b] halved along axis: a sigmoid(b)
+    if x.shape[axis] % 2:
+        raise ValueError(f"glu: the size of axis {axis} must be even; received x.shape={x.shape}.")
+    a, b = np.split(x, 2, axis=axis)
+    return a * _sigmoid(b)
+
+
+def _glu_backward(x, y, dy, axis=-1):
+    a, b = np.split(x, 2, axis=axis)          # da = dy s(b),  db = dy a s(b) (1 - s(b))
+    s = _sigmoid(b)
+    return np.concatenate([dy * s, dy * a * s * (1 - s)], axis=axis)
+
+
+# Halves its axis: called directly only (Keras's layers declare the input's shape for it).
+glu = Activation("glu", _glu, _glu_backward, {"axis": -1})
+
+# Every name a layer's ``activation`` takes (and a file may hold).
+_ALL = {a.name: a for a in (
+    linear, tanh, sigmoid, relu, hard_sigmoid, hard_sigmoid_keras2, softmax, log_softmax, elu,
+    selu, softplus, softsign, swish, exponential, relu6, leaky_relu, gelu, mish, hard_silu, celu,
+    hard_tanh, hard_shrink, soft_shrink, log_sigmoid, sparse_plus, sparse_sigmoid, squareplus,
+    tanh_shrink)}
 _ALL["silu"] = swish
+_ALL["hard_swish"] = hard_silu
+silu, hard_swish = swish, hard_silu
+# keras.activations names unrolled's layers do not take, and why.
+_REFUSED = {
+    "glu": "it halves the last axis, and Keras's layers declare the input's shape for it "
+           "(a model built on it breaks in Keras); call unrolled.activations.glu(x) directly",
+    "threshold": "it needs arguments (threshold, default_value); Keras's fails when called by "
+                 "name; call unrolled.activations.threshold(x, threshold, default_value) directly",
+    "sparsemax": "Keras 3.15's sparsemax does not sum to 1 when more than one entry is kept "
+                 "(its threshold adds up the cumulative sums), so there is no reference to match",
+}
+
+
+def _named(name):
+    """The activation of that name, the ones ``get`` refuses (glu, threshold) included."""
+    return _ALL.get(name) or globals()[name]
+
+
+def names():
+    """The activation names layers take and files may hold."""
+    return tuple(_ALL)
 
 
 def get(identifier):
@@ -123,6 +400,9 @@ def get(identifier):
     if isinstance(identifier, Activation):
         return identifier
     if isinstance(identifier, str):
+        if identifier in _REFUSED:
+            raise ValueError(f"Activation {identifier!r} is not supported as a name: "
+                             f"{_REFUSED[identifier]}.")
         if identifier not in _ALL:
             raise ValueError(
                 f"Unknown activation {identifier!r}. Expected one of {sorted(_ALL)}, or None "

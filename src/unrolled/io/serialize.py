@@ -21,10 +21,11 @@ import re
 
 import numpy as np
 
-from .. import constraints, initializers, regularizers
+from .. import activations, constraints, initializers, regularizers
 from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense, Dropout,
                       Embedding, Flatten, InputLayer, Masking, Maximum, Minimum, Multiply,
                       RepeatVector, Reshape, StackedRNNCells, Subtract, TimeDistributed)
+from ..layers import COMPANION_MODULES
 from ..layers.recurrent import CELL_RULES
 from ..layers import registry
 from ..layers.registry import CELL_TYPES
@@ -59,6 +60,10 @@ LAYERS = {
     "Maximum": (Maximum, "maximum", ()),
     "Minimum": (Minimum, "minimum", ()),
 }
+
+
+for _module in COMPANION_MODULES:                    # convolution, pooling, normalization, ...
+    LAYERS.update(_module.KERAS_LAYERS)
 
 
 def _add_cell_type(t):
@@ -106,8 +111,8 @@ _INIT_ALIASES = {"zeros": "Zeros", "ones": "Ones", "glorot_uniform": "GlorotUnif
                  "truncated_normal": "TruncatedNormal", "variance_scaling": "VarianceScaling",
                  # Keras 3.2-3.4 wrote these class names
                  "OrthogonalInitializer": "Orthogonal", "IdentityInitializer": "Identity"}
-ACTIVATIONS = ("linear", "tanh", "sigmoid", "relu", "hard_sigmoid", "softmax",
-               "hard_sigmoid_keras2")
+# Every name unrolled.activations gives layers, its aliases ("silu", "hard_swish") included.
+ACTIVATIONS = activations.names()
 KERAS2_HARD_SIGMOID = "hard_sigmoid_keras2"
 
 

@@ -12,6 +12,8 @@ from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
+from . import activation_layers
+from .activation_layers import *  # noqa: F401,F403  (each module's __all__)
 from . import registry  # noqa: E402,F401  (the cell registry gives the layers their options)
 
 __all__ = [
@@ -21,3 +23,8 @@ __all__ = [
     "StackedRNNCells", "TimeDistributed", "add", "concatenate", "Multiply", "Average",
     "Subtract", "Maximum", "Minimum", "multiply", "average", "subtract", "maximum", "minimum",
 ]
+# The layers beside the recurrent ones (issue 25), one module per family, each with its
+# ``__all__`` and its ``KERAS_LAYERS`` table (which io/serialize.py reads).
+COMPANION_MODULES = (activation_layers,)
+for _module in COMPANION_MODULES:
+    __all__ += _module.__all__
