@@ -12,9 +12,11 @@ from .reshaping import Dropout, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
-from . import activation_layers, convolutional, pooling
+from . import (activation_layers, convolutional, normalization, pooling,
+               )
 from .activation_layers import *  # noqa: F401,F403  (each module's __all__)
 from .convolutional import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from . import registry  # noqa: E402,F401  (the cell registry gives the layers their options)
 
@@ -27,6 +29,6 @@ __all__ = [
 ]
 # The layers beside the recurrent ones (issue 25), one module per family, each with its
 # ``__all__`` and its ``KERAS_LAYERS`` table (which io/serialize.py reads).
-COMPANION_MODULES = (activation_layers, convolutional, pooling)
+COMPANION_MODULES = (activation_layers, convolutional, normalization, pooling)
 for _module in COMPANION_MODULES:
     __all__ += _module.__all__
