@@ -22,9 +22,10 @@ import re
 import numpy as np
 
 from .. import activations, constraints, initializers, regularizers
-from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense, Dropout,
-                      Embedding, Flatten, InputLayer, Masking, Maximum, Minimum, Multiply,
-                      RepeatVector, Reshape, StackedRNNCells, Subtract, TimeDistributed)
+from ..layers import (RNN, Activation, Add, Average, Bidirectional, Concatenate, Dense, Dot,
+                      Dropout, Embedding, Flatten, InputLayer, Masking, Maximum, Minimum,
+                      Multiply, Permute, RepeatVector, Reshape, StackedRNNCells, Subtract,
+                      TimeDistributed)
 from ..layers import COMPANION_MODULES
 from ..layers.recurrent import CELL_RULES
 from ..layers import registry
@@ -52,6 +53,7 @@ LAYERS = {
     "Dropout": (Dropout, "dropout", ("rate", "noise_shape", "seed")),
     "RepeatVector": (RepeatVector, "repeat_vector", ("n",)),
     "Reshape": (Reshape, "reshape", ("target_shape",)),
+    "Permute": (Permute, "permute", ("dims",)),
     "Concatenate": (Concatenate, "concatenate", ("axis",)),
     "Add": (Add, "add", ()),
     "Multiply": (Multiply, "multiply", ()),
@@ -59,6 +61,7 @@ LAYERS = {
     "Subtract": (Subtract, "subtract", ()),
     "Maximum": (Maximum, "maximum", ()),
     "Minimum": (Minimum, "minimum", ()),
+    "Dot": (Dot, "dot", ("axes", "normalize")),
 }
 
 
@@ -231,6 +234,8 @@ def layer_config(layer):
                 config[key] = (regularizers.serialize(rule) if key.endswith("_regularizer")
                                else constraints.serialize(rule))
     config.update(getattr(layer, "_training_only", {}))      # a file's others, back
+    for key in getattr(type(layer), "keras_config_omits", ()):  # keys Keras's class refuses
+        config.pop(key, None)
     if class_name == "RNN":
         config["cell"] = layer_config(layer.cell)
     elif class_name == "StackedRNNCells":

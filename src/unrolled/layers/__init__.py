@@ -5,17 +5,18 @@ from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
-from .merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
-                    average, concatenate, maximum, minimum, multiply, subtract)
+from .merge import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
+                    average, concatenate, dot, maximum, minimum, multiply, subtract)
 from .recurrent import RNN
-from .reshaping import Dropout, RepeatVector, Reshape
+from .reshaping import Dropout, Permute, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
-from . import (activation_layers, convolutional, normalization, pooling,
-               )
+from . import (activation_layers, convolutional, noise, normalization,
+               pooling)
 from .activation_layers import *  # noqa: F401,F403  (each module's __all__)
 from .convolutional import *  # noqa: F401,F403
+from .noise import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from . import registry  # noqa: E402,F401  (the cell registry gives the layers their options)
@@ -26,9 +27,10 @@ __all__ = [
     "LSTMCell", "Masking", "RepeatVector", "Reshape", "RNN", "SimpleRNN", "SimpleRNNCell",
     "StackedRNNCells", "TimeDistributed", "add", "concatenate", "Multiply", "Average",
     "Subtract", "Maximum", "Minimum", "multiply", "average", "subtract", "maximum", "minimum",
+    "Dot", "dot", "Permute",
 ]
 # The layers beside the recurrent ones (issue 25), one module per family, each with its
 # ``__all__`` and its ``KERAS_LAYERS`` table (which io/serialize.py reads).
-COMPANION_MODULES = (activation_layers, convolutional, normalization, pooling)
+COMPANION_MODULES = (activation_layers, convolutional, noise, normalization, pooling)
 for _module in COMPANION_MODULES:
     __all__ += _module.__all__

@@ -165,3 +165,32 @@ class Reshape(Layer):
 
     def get_config(self):
         return {**super().get_config(), "target_shape": self.target_shape}
+
+
+class Permute(Layer):
+    """Reorders the non-batch axes: ``dims`` is a permutation of ``1..rank`` (1-based, the
+    batch axis excluded), ``y = transpose(x, (0,) + dims)``. Backward: the inverse
+    permutation, ``dx = transpose(dy, argsort((0,) + dims))``. No masking, as Keras's."""
+
+    def __init__(self, dims, **kwargs):
+        super().__init__(**kwargs)
+        dims = tuple(dims)
+        if sorted(dims) != list(range(1, len(dims) + 1)):
+            raise ValueError(
+                "Invalid permutation argument `dims` for Permute Layer. The set of indices in "
+                f"`dims` must be consecutive and start from 1. Received dims={dims}")
+        self.dims = tuple(int(d) for d in dims)
+        self.input_ndim = len(dims) + 1
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
+
+    def forward(self, x, *, training=False, mask=None):
+        return np.transpose(x, (0,) + self.dims), None
+
+    def backward(self, cache, dy):
+        inverse = tuple(int(i) for i in np.argsort((0,) + self.dims))
+        return [np.transpose(dy, inverse)], []              # y = P x  =>  dx = P^T dy
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims}

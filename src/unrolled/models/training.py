@@ -9,6 +9,7 @@ One training step is three visible lines::
 The epoch's ``loss`` in the History is the mean of the batch losses weighted by batch
 size, as Keras's loss tracker computes it.
 """
+import contextlib
 import warnings
 
 import numpy as np
@@ -92,12 +93,46 @@ class Trainer:
     def _loss_and_grads(self, xs, ys, sample_weight, training, sparse=False):
         # The output's mask (mask_zero/Masking down a return_sequences path) weighs the
         # loss as Keras's y_pred._keras_mask does; it is kept for the metrics' update.
-        y_pred, tape, mask = self._run_graph(self._pack(xs), training, keep_tape=True)
+        with self._activity_penalties() as active:
+            y_pred, tape, mask = self._run_graph(self._pack(xs), training, keep_tape=True)
         self._output_mask = mask
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
         _, grads = self.backward(tape, dy, input_gradients=False, sparse=sparse)  # BPTT
-        return loss + self._regularize(grads), grads, y_pred
+        # (an ActivityRegularization's backward already added its penalty's gradient)
+        return loss + self._regularize(grads) + self._activity_loss(active), grads, y_pred
+
+    @contextlib.contextmanager
+    def _activity_penalties(self):
+        """Inside: the layers adding an activity penalty to the loss
+        (``ActivityRegularization``), here and in nested models, record every penalty of
+        the pass, their earlier ones cleared (as Keras clears ``losses`` before each call).
+        One inside a wrapper is refused: Keras's TimeDistributed calls the inner layer's
+        ``call``, which adds no penalty."""
+        found, stack = [], [(layer, None) for layer in reversed(self.layers)]
+        while stack:
+            layer, wrapper = stack.pop()
+            if getattr(layer, "adds_activity_loss", False):
+                if wrapper is not None:
+                    raise NotImplementedError(
+                        f"Layer '{layer.name}' ({type(layer).__name__}) inside '{wrapper.name}' "
+                        f"({type(wrapper).__name__}): Keras adds no activity penalty there, and "
+                        "unrolled does not implement that case; put it outside the wrapper.")
+                found.append(layer)
+            inner = wrapper if isinstance(layer, Trainer) else (wrapper or layer)
+            stack.extend((sub, inner) for sub in reversed(layer._sublayers()))
+        for layer in found:
+            layer._clear_losses()
+            layer._collecting = True                 # (else a layer keeps its last call's)
+        try:
+            yield found
+        finally:
+            for layer in found:
+                layer._collecting = False
+
+    @staticmethod
+    def _activity_loss(layers):
+        return float(sum(p for layer in layers for p in layer.losses))
 
     def _regularize(self, grads=None):
         """The weight regularizers' penalties, summed (added to the loss, as Keras's
@@ -123,17 +158,25 @@ class Trainer:
 
     @property
     def losses(self):
-        """The weight regularizers' penalties of the trainable weights, one float each, as
-        Keras's ``model.losses`` lists them (added to the loss in training)."""
+        """The penalties added to the loss, one float each, as Keras's ``model.losses``
+        lists them: the activity penalties of the last pass (``ActivityRegularization``),
+        then the weight regularizers' of the trainable weights."""
         trainable = {id(v) for v in self.trainable_weights}
-        return [float(w.regularizer(w.value)) for w in self.weights
-                if getattr(w, "regularizer", None) is not None and id(w) in trainable]
+        found, stack = [], list(reversed(self.layers))       # activity penalties first
+        while stack:
+            layer = stack.pop()
+            if getattr(layer, "adds_activity_loss", False):
+                found.extend(layer.losses)
+            stack.extend(reversed(layer._sublayers()))
+        return found + [float(w.regularizer(w.value)) for w in self.weights
+                        if getattr(w, "regularizer", None) is not None and id(w) in trainable]
 
     def _test_step(self, xs, ys, sample_weight):
-        y_pred, _, mask = self._run_graph(self._pack(xs), False, keep_tape=False)
+        with self._activity_penalties() as active:
+            y_pred, _, mask = self._run_graph(self._pack(xs), False, keep_tape=False)
         self._output_mask = mask
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
-        return loss + self._regularize(), y_pred
+        return loss + self._regularize() + self._activity_loss(active), y_pred
 
     def _train_step(self, xs, ys, sample_weight):
         memory.keep_freed_memory()          # reuse last step's buffers (see unrolled.memory)
