@@ -43,6 +43,10 @@ def _groups(obj, path):
         for cell in obj.cells:
             out += _groups(cell, f"{path}/cells/{_unique(snake_name(type(cell).__name__), used)}")
         return out
+    if class_name == "MultiHeadAttention":        # its EinsumDense sublayers, Softmax, Dropout
+        return [(path, []), (f"{path}/_dropout_layer", []), (f"{path}/_softmax", [])] + [
+            (f"{path}/{'output' if sub == 'attention_output' else sub}_dense",
+             [w for w in obj._dense[sub] if w is not None]) for sub in obj._SUBLAYERS]
     if hasattr(obj, "cell"):                                 # SimpleRNN, LSTM, GRU, RNN(cell)
         return [(path, [])] + _groups(obj.cell, f"{path}/cell")
     return [(path, list(obj.weights))]
@@ -99,8 +103,13 @@ def model_config(model):
         for node in nodes:
             ins = [_tensor(t, own) for t in to_list(node.inputs)]
             kwargs = {"initial_state": [_tensor(t, own) for t in node.states]} if node.states else {}
-            entry["inbound_nodes"].append(
-                {"args": [ins] if isinstance(node.inputs, list) else ins, "kwargs": kwargs})
+            kwargs.update({k: node.kwargs[k] for k in layer.call_options if k in node.kwargs})
+            if hasattr(layer, "keras_node_args"):        # MultiHeadAttention(query, value, key=)
+                args, named = layer.keras_node_args(node.inputs, ins)
+                kwargs.update(named)
+            else:
+                args = [ins] if isinstance(node.inputs, list) else ins
+            entry["inbound_nodes"].append({"args": args, "kwargs": kwargs})
         entries.append(entry)
     ins = [_history(t, own) for t in model.inputs]
     outs = [_history(t, own) for t in model.outputs]
@@ -121,20 +130,37 @@ def _refs(value):
     return []
 
 
+def _call_options(layer, kwargs):
+    """The node's call arguments the layer's forward takes (``Layer.call_options``)."""
+    return {k: kwargs[k] for k in layer.call_options if isinstance(kwargs, dict) and k in kwargs}
+
+
 def _parse_node(node, layer):
-    """``(main input refs, is_list, state refs)`` from a Keras 3 or tf.keras 2 node."""
+    """``(main input refs, is_list, state refs, call)`` from a Keras 3 or tf.keras 2 node;
+    ``call``: the call arguments (``Layer.call_options``) and, for a layer called on named
+    tensors (``MultiHeadAttention``), ``"names"``: the argument name of each main ref."""
     if isinstance(node, dict):                               # Keras 3
         args, kwargs = node.get("args", []), node.get("kwargs", {}) or {}
+        call = _call_options(layer, kwargs)
+        if hasattr(layer, "keras_node_args"):        # query, value, key=, by position or name
+            names, refs = layer.tensor_arguments(args, kwargs, _refs)
+            if names[:2] != ["query", "value"]:
+                raise ModelFileError(f"A node of layer {layer.name!r} lacks its query or value.")
+            return refs, True, [], {**call, "names": names}
         if not args:
             raise ModelFileError(f"A node of layer {layer.name!r} has no inputs.")
         main = args[0]
         is_list = isinstance(main, list)
         states = _refs(kwargs.get("initial_state"))
-        return _refs(main), is_list, states
+        return _refs(main), is_list, states, call
     refs = [tuple(r[:3]) for r in node]                     # tf.keras 2: [[name, node, tensor, kw]]
+    call = _call_options(layer, node[0][3] if node and len(node[0]) > 3 else {})
+    if hasattr(layer, "keras_node_args"):
+        raise UnsupportedModelError(f"Layer {layer.name!r} ({type(layer).__name__}) in a tf.keras "
+                                    "2 config is not supported; save the model with Keras 3.")
     if hasattr(layer, "cell") or type(layer).__name__ == "Bidirectional":
-        return refs[:1], False, refs[1:]                     # extra inbound tensors: states
-    return refs, len(refs) > 1, []
+        return refs[:1], False, refs[1:], call               # extra inbound tensors: states
+    return refs, len(refs) > 1, [], call
 
 
 def _triples(value):
@@ -196,7 +222,7 @@ def _model_from_config(config, where, hard_sigmoid):
             raise ModelFileError(f"{where}: the config refers to node {k} of {name!r}, which "
                                  "it does not define.")
         needed.add((name, k))
-        main, _, states = _parse_node(by_name[name][1][k], by_name[name][0])
+        main, _, states, _ = _parse_node(by_name[name][1][k], by_name[name][0])
         stack += main + states
     progress = True
     while progress:
@@ -205,12 +231,16 @@ def _model_from_config(config, where, hard_sigmoid):
             for k, node in enumerate(nodes):
                 if (layer.name, k) not in needed or (layer.name, k, 0) in tensors:
                     continue
-                main, is_list, states = _parse_node(node, layer)
+                main, is_list, states, call = _parse_node(node, layer)
                 if not all(r in tensors for r in main + states):
                     continue
                 ins_k = [tensors[r] for r in main]
                 kwargs = {"initial_state": [tensors[r] for r in states]} if states else {}
-                out = layer(ins_k if is_list else ins_k[0], **kwargs)
+                names = call.pop("names", None)
+                if names is not None:                # named tensors: query=, value=, key=, ...
+                    out = layer(**dict(zip(names, ins_k)), **call)
+                else:
+                    out = layer(ins_k if is_list else ins_k[0], **kwargs, **call)
                 for i, t in enumerate(to_list(out)):
                     tensors[(layer.name, k, i)] = t
                 progress = True

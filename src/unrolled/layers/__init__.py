@@ -12,10 +12,12 @@ from .reshaping import Dropout, Permute, RepeatVector, Reshape
 from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
-from . import (activation_layers, convolutional, noise, normalization,
-               pooling)
+from . import (activation_layers, attention, convolutional, multi_head_attention, noise,
+               normalization, pooling)
 from .activation_layers import *  # noqa: F401,F403  (each module's __all__)
+from .attention import *  # noqa: F401,F403
 from .convolutional import *  # noqa: F401,F403
+from .multi_head_attention import *  # noqa: F401,F403
 from .noise import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
@@ -31,6 +33,7 @@ __all__ = [
 ]
 # The layers beside the recurrent ones (issue 25), one module per family, each with its
 # ``__all__`` and its ``KERAS_LAYERS`` table (which io/serialize.py reads).
-COMPANION_MODULES = (activation_layers, convolutional, noise, normalization, pooling)
+COMPANION_MODULES = (activation_layers, attention, convolutional, multi_head_attention, noise,
+                     normalization, pooling)
 for _module in COMPANION_MODULES:
     __all__ += _module.__all__

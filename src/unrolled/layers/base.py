@@ -408,7 +408,18 @@ class Layer:
         self._maybe_build(x.shape)
         return x
 
-    def _eager_call(self, inputs, training=False, mask=None, initial_state=None):
+    # Call arguments beyond inputs, training, mask and initial_state that the layer's forward
+    # takes (``Attention``: return_attention_scores, use_causal_mask). A graph node keeps the
+    # ones given and passes them to forward; a file's node config writes them.
+    call_options = ()
+
+    def _check_call_options(self, options):
+        for key in options:
+            if key not in self.call_options:
+                raise TypeError(f"Layer '{self.name}' got an unexpected call argument {key!r}.")
+
+    def _eager_call(self, inputs, training=False, mask=None, initial_state=None, **options):
+        self._check_call_options(options)
         if mask is not None and not self.supports_masking:
             raise TypeError(
                 f"Layer '{self.name}' ({type(self).__name__}) does not use a mask, but mask= was "
@@ -419,7 +430,7 @@ class Layer:
         kwargs = {}
         if initial_state is not None:
             kwargs["initial_state"] = initial_state
-        return self.call(inputs, training=bool(training), mask=mask, **kwargs)
+        return self.call(inputs, training=bool(training), mask=mask, **kwargs, **options)
 
     # --- config --------------------------------------------------------------------------
     def get_config(self):

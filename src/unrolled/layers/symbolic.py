@@ -63,9 +63,8 @@ def _is_shape_list(shape):
 
 def symbolic_call(layer, inputs, kwargs):
     """Record ``layer(inputs, **kwargs)`` in the graph and return symbolic outputs."""
-    for key in kwargs:
-        if key not in ("initial_state", "training", "mask"):
-            raise TypeError(f"Layer '{layer.name}' got an unexpected call argument {key!r}.")
+    options = {k: v for k, v in kwargs.items() if k not in ("initial_state", "training", "mask")}
+    layer._check_call_options(options)           # e.g. Attention's return_attention_scores
     if kwargs.get("mask") is not None:
         raise TypeError(
             f"Layer '{layer.name}': in the functional API masks travel with the tensors "
@@ -91,9 +90,10 @@ def symbolic_call(layer, inputs, kwargs):
     layer._maybe_build(shapes)
     if states:
         layer._check_initial_state_shapes([s.shape for s in states], shapes)
-    out_shapes = layer.compute_output_shape(shapes)
+    out_shapes = layer.compute_output_shape(shapes, **options) if options else \
+        layer.compute_output_shape(shapes)
     multi = _is_shape_list(out_shapes)
-    node = Node(layer, main, states, [], {"training": kwargs.get("training")})
+    node = Node(layer, main, states, [], {"training": kwargs.get("training"), **options})
     outs = [KerasTensor(s, layer.dtype, node, i, f"{layer.name}_{i}")
             for i, s in enumerate(out_shapes if multi else [out_shapes])]
     node.outputs = outs

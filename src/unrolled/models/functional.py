@@ -289,6 +289,9 @@ class Model(Trainer, Layer):
                 _warn_mask_dropped(layer)
                 mask_arg = None
             kwargs = {"initial_state": [values[i] for i in states]} if states else {}
+            for key in layer.call_options:          # Attention's return_attention_scores, ...
+                if key in node.kwargs:
+                    kwargs[key] = node.kwargs[key]
             train = node.kwargs.get("training")
             train = training if train is None else train
             if keep_tape:
@@ -298,7 +301,9 @@ class Model(Trainer, Layer):
                 out = layer.call(main, training=train, mask=mask_arg, **kwargs)
             out_masks = layer.compute_mask(main, mask_arg)
             if node.multi_output:
-                for i, a, m in zip(outs, to_list(out), to_list(out_masks)):
+                out_masks = to_list(out_masks)   # (a mask for the first outputs only:
+                out_masks += [None] * (len(outs) - len(out_masks))   # Attention's scores)
+                for i, a, m in zip(outs, to_list(out), out_masks):
                     values[i], masks[i] = a, m
             else:
                 values[outs[0]], masks[outs[0]] = out, out_masks
