@@ -1,11 +1,11 @@
-"""The three examples in quick mode: each runs in seconds and must show a real outcome."""
+"""The four examples in quick mode: each runs in seconds and must show a real outcome."""
 import importlib.util
 
 import numpy as np
 import pytest
 
 from unrolled.data import Vocabulary, load_inferno
-from unrolled.examples import EXAMPLES, co2, dante, example_main, sine
+from unrolled.examples import EXAMPLES, attention, co2, dante, example_main, sine
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
@@ -54,6 +54,15 @@ def test_dante_loss_falls_and_samples_decode(tmp_path):
     report = (tmp_path / "dante_verse_report.html").read_text()
     assert r["explain"].endswith("dante_verse_report.html") and "<html" in report.lower()
     check_plots(r, tmp_path, ["dante_training.png"])
+
+
+def test_attention_learns_to_reverse_by_looking_at_the_mirrored_step(tmp_path):
+    r = attention.run(quick=True, out_dir=str(tmp_path), verbose=False)
+    assert r["loss"][-1] < 0.5 * r["loss"][0]
+    assert r["digit_accuracy"] > 0.5                  # chance: 0.1; the full run reaches 1.0
+    # the decoder's step t attends to the encoder's step L-1-t (uniform would be 1/L)
+    assert r["attention_on_mirror"] > 4 / attention.L
+    check_plots(r, tmp_path, ["attention_reverse.png"])
 
 
 def test_sampling_temperature_sharpens_the_distribution():

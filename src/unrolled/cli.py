@@ -226,7 +226,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_demo = sub.add_parser("demo", help="the seed notebook's story, step by step")
     p_demo.add_argument("--seed", type=_seed, default=0)
-    p_ex = sub.add_parser("example", help="run a worked example: sine, co2 or dante")
+    p_ex = sub.add_parser("example", help="run a worked example: sine, co2, dante or attention")
     p_ex.add_argument("name")
     p_ex.add_argument("--quick", action="store_true", help="a reduced, seconds-long run")
     p_ex.add_argument("--out", "--out-dir", dest="out_dir", default=None,

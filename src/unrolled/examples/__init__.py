@@ -1,4 +1,4 @@
-"""Three end-to-end examples on real data, each a ``run(quick=False, out_dir=..., seed=0)``.
+"""Four end-to-end examples, three on real data, each a ``run(quick=False, out_dir=..., seed=0)``.
 
 * ``sine``:  forecasting a noisy sine wave, SimpleRNN against LSTM, one step ahead and many
   steps ahead (predictions fed back as inputs).
@@ -6,6 +6,8 @@
   against the naive last-value forecast.
 * ``dante``: a character-level LSTM language model on Dante's Inferno (Cantos I-III),
   sampled with temperature, min-char-rnn style.
+* ``attention``: sequence to sequence with attention (encoder and decoder LSTMs,
+  AdditiveAttention), reversing strings of digits, with the attention map.
 
 ``run`` prints its progress and results, saves its plots as PNG files in ``out_dir`` (when
 matplotlib is installed; ``out_dir=None`` saves none) and returns a dict of the numbers it
@@ -20,6 +22,7 @@ EXAMPLES = {
     "sine": "sine-wave forecasting: SimpleRNN vs LSTM, one-step and multi-step",
     "co2": "Mauna Loa CO2, monthly 1965-2001: LSTM vs the naive last-value forecast",
     "dante": "character-level LSTM on Dante's Inferno, sampling with temperature",
+    "attention": "seq2seq with attention reversing digit strings, and its attention map",
 }
 
 
@@ -33,7 +36,7 @@ def example_main(name, quick=False, out_dir=None, seed=0):
     if name not in EXAMPLES:
         print(f"Unknown example {name!r}. Available examples:")
         for key, text in EXAMPLES.items():
-            print(f"  {key:6s} {text}")
+            print(f"  {key:9s} {text}")
         return 2
     module = importlib.import_module(f"{__name__}.{name}")
     if out_dir is None:
