@@ -132,8 +132,8 @@ def test_refusals():
         from_torch(nn.GRU(F, 4, num_layers=2, dropout=0.3))
     with pytest.raises(ValueError, match="max_norm"):
         from_torch(nn.Embedding(5, 2, max_norm=1.0))
-    with pytest.raises(ValueError, match="Cannot convert torch module Conv1d"):
-        from_torch(nn.Conv1d(3, 3, 2))
+    with pytest.raises(ValueError, match="Cannot convert torch module Conv2d"):
+        from_torch(nn.Conv2d(3, 3, 2))
     i = Input((T, F))
     model = Model(i, Add()([Dense(2)(i), Dense(2)(i)]))
     with pytest.raises(ValueError, match="single chain"):

@@ -27,13 +27,18 @@ dropped with a warning; ``proj_size > 0`` is refused.
 
 ``to_torch`` returns modules whose ``forward`` takes batch-major input and returns what the
 unrolled layer returns (last step or sequence, ``go_backwards`` order, merge mode applied).
+
+Conv1d, pooling, padding, BatchNorm1d, LayerNorm, the activation modules and
+MultiheadAttention: ``torch_layers.py`` (PyTorch → unrolled, with the channels-first /
+channels-last rules) and ``torch_layer_modules.py`` (unrolled → PyTorch).
 """
 import warnings
 
 import numpy as np
 
-from ..layers import Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, Input
-from ..models import Sequential
+from ..layers import (Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, Input,
+                      MultiHeadAttention, Permute)
+from ..models import Model, Sequential
 from .gates import GATE_ORDER, GATES, KERAS_CLASS
 from .gates import reorder_blocks as _blocks
 TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "Identity": "linear",
@@ -115,9 +120,21 @@ def tensor_array(name, t, where):
     return t.numpy()
 
 
-def _convert_module(module):
-    """A list of unrolled layers for one torch module."""
+def _convert_module(module, layout=None):
+    """A list of unrolled layers for one torch module; ``layout`` (``torch_layers.Layout``)
+    follows an ``nn.Sequential``'s data from module to module."""
+    from . import torch_layers
+
+    layout = torch_layers.Layout() if layout is None else layout
     kind = type(module).__name__
+    if kind in GATES or kind == "KerasRecurrent":
+        layout.last_axis(kind, 3)
+    elif kind == "Linear":                      # first in a chain: (N, in_features) input
+        layout.last_axis(kind, layout.rank or 2)
+    elif kind == "Softmax":
+        layout.last_axis(kind)
+    elif kind == "Embedding":
+        layout.last_axis(kind, (layout.rank or 2) + 1)
     if kind in GATES:
         if getattr(module, "proj_size", 0):
             raise ValueError("nn.LSTM with proj_size > 0 has no Keras equivalent (Keras LSTMs "
@@ -155,14 +172,62 @@ def _convert_module(module):
             raise ValueError("nn.Softmax converts only with dim=-1 (Keras's axis).")
         return [Activation(TORCH_ACTIVATIONS[kind])]
     if kind == "Flatten":
-        return [Flatten()]
+        if module.start_dim != 1 or module.end_dim != -1:
+            raise ValueError("nn.Flatten converts with start_dim=1, end_dim=-1 only.")
+        # after channels-first modules PyTorch flattens (N, C, L) channel by channel:
+        # unrolled's (N, L, C) is transposed first, so a following Linear reads the same order
+        first = layout.state == "first"
+        layout.state, layout.rank = "last", 2
+        return ([Permute((2, 1))] if first else []) + [Flatten()]
     if kind == "Dropout":
         return [Dropout(module.p)]
     if kind == "Sequential":
-        return [l for m in module for l in _convert_module(m)]
+        return [l for m in module for l in _convert_module(m, layout)]
+    layers = torch_layers.from_module(module, lambda: _module_arrays(module), layout)
+    if layers is not None:
+        return layers
     raise ValueError(f"Cannot convert torch module {kind}; supported: RNN, LSTM, GRU, Linear, "
-                     "Embedding, Tanh, ReLU, Sigmoid, Softmax, Identity, Flatten, Dropout and "
-                     "nn.Sequential of them.")
+                     "Embedding, Conv1d, MaxPool1d, AvgPool1d, ConstantPad1d, ZeroPad1d, "
+                     "BatchNorm1d, LayerNorm, MultiheadAttention, Tanh, ReLU, LeakyReLU, ELU, "
+                     "PReLU, GELU, SiLU, Mish, Softplus, Softsign, SELU, Sigmoid, Hardsigmoid, "
+                     "Softmax, Identity, Flatten, Dropout, nn.Sequential of them, and the "
+                     "modules to_torch writes (KerasRecurrent, ChannelsLast, "
+                     "KerasMultiheadAttention).")
+
+
+def _modules(module):
+    """The modules of a chain in order, to_torch's wrappers opened."""
+    if type(module).__name__ in ("Sequential", "ChannelsLast"):
+        return [m for sub in (module.body if hasattr(module, "body") else module)
+                for m in _modules(sub)]
+    return [getattr(module, "rnn", getattr(module, "mha", module))]
+
+
+def _first_module(module):
+    """The first module of a chain that tells the input size (padding, pooling and
+    activations keep the channels)."""
+    mods = _modules(module)
+    return next((m for m in mods if type(m).__name__ in (
+        "Embedding", "Linear", "LayerNorm", "RNN", "LSTM", "GRU", "Conv1d", "BatchNorm1d",
+        "MultiheadAttention")), mods[0])
+
+
+def _default_input_shape(first):
+    """The unrolled Input shape a chain starting with ``first`` takes (channels-last)."""
+    kind = type(first).__name__
+    if kind == "Embedding":
+        return (None,)
+    if kind == "Linear":
+        return (first.in_features,)
+    size = next((getattr(first, a) for a in ("input_size", "in_channels", "num_features",
+                                               "embed_dim") if hasattr(first, a)), None)
+    if size is None and kind == "LayerNorm":
+        size = first.normalized_shape[-1]
+    if size is None:
+        raise ValueError(f"from_torch cannot tell the input size of a chain starting with "
+                         f"nn.{kind}; pass input_shape= (without the batch axis, "
+                         "channels-last, e.g. (None, channels)).")
+    return (None, size)
 
 
 def from_torch(module, input_shape=None):
@@ -170,19 +235,31 @@ def from_torch(module, input_shape=None):
 
     ``input_shape`` (without the batch axis) fixes a Sequential model's Input; by default it
     is ``(None, input_size)`` for a recurrent first module, ``(None,)`` integer ids for an
-    Embedding, and ``(in_features,)`` for a Linear.
+    Embedding, ``(in_features,)`` for a Linear and ``(None, channels)`` for a Conv1d,
+    BatchNorm1d, LayerNorm or MultiheadAttention (which a bare BatchNorm1d, LayerNorm or
+    PReLU is also built for: pass ``input_shape=(features,)`` for ``(N, C)`` data).
+
+    Channels-first modules (Conv1d, pooling, padding, BatchNorm1d on (N, C, L)) become
+    channels-last layers: where PyTorch's data is ``(N, C, L)``, unrolled's is
+    ``(N, L, C)``, so a chain that starts (ends) channels-first takes (gives) the transpose
+    of PyTorch's input (output). A MultiheadAttention in a chain attends to itself.
     """
-    layers = _convert_module(module)
+    from . import torch_layers
+
+    shape = None if input_shape is None else tuple(input_shape)
+    layers = _convert_module(module, torch_layers.Layout(None if shape is None else len(shape) + 1))
     if len(layers) == 1 and type(module).__name__ != "Sequential":
         return layers[0]
-    first = module[0] if type(module).__name__ == "Sequential" else module
-    first = getattr(first, "rnn", first)                   # a KerasRecurrent from to_torch
-    kind = type(first).__name__
-    dtype = "int64" if kind == "Embedding" else None
-    if input_shape is None:
-        input_shape = {"Embedding": (None,), "Linear": (getattr(first, "in_features", 0),)}.get(
-            kind, (None, getattr(first, "input_size", None)))
-    return Sequential([Input(shape=tuple(input_shape), dtype=dtype)] + layers)
+    first = _first_module(module)
+    dtype = "int64" if type(first).__name__ == "Embedding" else None
+    inp = Input(shape=shape or _default_input_shape(first), dtype=dtype)
+    if not any(isinstance(l, MultiHeadAttention) for l in layers):
+        return Sequential([inp] + layers)
+    x = inp
+    for layer in layers:                               # self-attention: mha(x, x)
+        x = (layer(x, x, use_causal_mask=getattr(layer, "_torch_causal", False))
+             if isinstance(layer, MultiHeadAttention) else layer(x))
+    return Model(inp, x)
 
 
 def load_torch_state(path):

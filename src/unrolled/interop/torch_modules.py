@@ -11,7 +11,6 @@ from .gates import GATE_ORDER
 from .gates import reorder_blocks as _blocks
 
 _CACHE = {}
-_ACTS = {"tanh": "Tanh", "relu": "ReLU", "sigmoid": "Sigmoid", "hard_sigmoid": "Hardsigmoid"}
 
 
 def _recurrent_class():
@@ -54,15 +53,18 @@ def _recurrent_class():
 def _activation(layer):
     from torch import nn
 
+    from .torch_layer_modules import TO_TORCH_ACTS as acts
     name = layer.activation.name
     if name == "linear":
         return None
     if name == "softmax":
         return nn.Softmax(dim=-1)
-    if name not in _ACTS:                 # e.g. hard_sigmoid_keras2: Hardsigmoid is x/6 + 1/2
+    if name == "leaky_relu":                    # by name: Keras's default slope 0.2
+        return nn.LeakyReLU(0.2)
+    if name not in acts:                  # e.g. hard_sigmoid_keras2: Hardsigmoid is x/6 + 1/2
         raise ValueError(f"Layer '{layer.name}': activation {name!r} has no PyTorch module "
-                         f"here; convertible: linear, softmax, {', '.join(_ACTS)}.")
-    return getattr(nn, _ACTS[name])()
+                         f"here; convertible: linear, softmax, leaky_relu, {', '.join(acts)}.")
+    return getattr(nn, acts[name])()
 
 
 def _assign(param, value, what):
@@ -137,10 +139,14 @@ def _recurrent(layer):
                               layer.merge_mode if bidi else "concat")
 
 
-def _layer_modules(layer):
+def _layer_modules(layer, call_kwargs=None):
     from torch import nn
 
+    from .torch_layer_modules import layer_modules
     name = type(layer).__name__
+    companion = layer_modules(layer, _activation, call_kwargs)
+    if companion is not None:
+        return companion
     if name == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
         return _layer_modules(layer.layer)                  # Linear acts on the last axis anyway
     if name == "Dense":
@@ -168,7 +174,9 @@ def _layer_modules(layer):
         return [_recurrent(layer)]
     raise ValueError(f"Layer '{layer.name}' ({name}) does not convert to PyTorch; supported: "
                      "Dense, TimeDistributed(Dense), Embedding, Activation, Flatten, Dropout, "
-                     "SimpleRNN, LSTM, GRU, RNN(cell), Bidirectional.")
+                     "SimpleRNN, LSTM, GRU, RNN(cell), Bidirectional, Conv1D, MaxPooling1D, "
+                     "AveragePooling1D, ZeroPadding1D, BatchNormalization, LayerNormalization, "
+                     "ReLU, LeakyReLU, PReLU, ELU, Softmax, MultiHeadAttention.")
 
 
 def to_torch(obj):
@@ -178,12 +186,13 @@ def to_torch(obj):
     if hasattr(obj, "_nodes"):                              # a model
         nodes = obj._nodes
         for a, b in zip(nodes, nodes[1:]):
-            if len(b.flat_inputs) != 1 or b.flat_inputs[0].node is not a:
+            # one input, or one tensor passed several times (self-attention: mha(x, x))
+            if len({id(t) for t in b.flat_inputs}) != 1 or b.flat_inputs[0].node is not a:
                 raise ValueError(f"Model '{obj.name}' is not a single chain of layers; only "
                                  "chains convert to nn.Sequential.")
         if len(obj.inputs) != 1 or len(obj.outputs) != 1:
             raise ValueError(f"Model '{obj.name}' must have one input and one output.")
-        modules = [m for node in nodes for m in _layer_modules(node.layer)]
+        modules = [m for node in nodes for m in _layer_modules(node.layer, node.kwargs)]
         return nn.Sequential(*modules).eval()
     modules = _layer_modules(obj)
     return (modules[0] if len(modules) == 1 else nn.Sequential(*modules)).eval()
