@@ -18,6 +18,8 @@ runs one ``direction="bidirectional"`` operator and merges the direction axis (c
 sum, ave, mul). Dense is ``Gemm`` on 2-D input and ``MatMul`` + ``Add`` otherwise; Embedding
 is ``Gather``. Masks, ``return_state``, ``initial_state``, stateful layers and stacked
 cells are refused with an error naming the layer. ``onnx`` is imported inside ``to_onnx``.
+The other layers (convolution, pooling, normalization, activation layers, attention, ...) and
+the activations are in ``onnx_layers.py``.
 """
 import numpy as np
 
@@ -26,6 +28,10 @@ from ..layers import registry
 from ..utils import to_list
 from .gates import GATES, ONNX_GATE_ORDER
 from .gates import reorder_blocks as _blocks
+from .onnx_layers import SUPPORTED as _LAYER_FORMS
+from .onnx_layers import activation as _activation
+from .onnx_layers import emit as _emit_layer
+from .onnx_layers import refuse as _refuse
 ONNX_ACT = {"tanh": "Tanh", "sigmoid": "Sigmoid", "relu": "Relu", "hard_sigmoid": "HardSigmoid",
             "hard_sigmoid_keras2": "HardSigmoid"}
 # ONNX's HardSigmoid is clip(alpha x + beta, 0, 1): Keras 3's slope is 1/6, Keras 2's 0.2.
@@ -36,8 +42,8 @@ OPSET = 17
 class _Graph:
     """The nodes and constants being collected, with fresh value names."""
 
-    def __init__(self, helper, numpy_helper):
-        self.h, self.nh = helper, numpy_helper
+    def __init__(self, helper, numpy_helper, opset=None):
+        self.h, self.nh, self.opset = helper, numpy_helper, OPSET if opset is None else opset
         self.nodes, self.inits, self.count = [], [], 0
 
     def fresh(self, base):
@@ -53,21 +59,6 @@ class _Graph:
         outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
         self.nodes.append(self.h.make_node(op_type, inputs, outs, **attrs))
         return outs if n_out > 1 else outs[0]
-
-
-def _refuse(layer, why):
-    raise ValueError(f"to_onnx: layer '{layer.name}' ({type(layer).__name__}) cannot be exported: "
-                     f"{why}.")
-
-
-def _activation(g, name, x):
-    if name == "linear":
-        return x
-    if name == "softmax":
-        return g.op("Softmax", [x], axis=-1)
-    if name in HARD_SIGMOID_ALPHA:
-        return g.op("HardSigmoid", [x], alpha=HARD_SIGMOID_ALPHA[name], beta=0.5)
-    return g.op(ONNX_ACT[name], [x])
 
 
 def _direction_weights(kind, cell, weights):
@@ -177,14 +168,20 @@ def _dense(g, layer, x, rank):
     return _activation(g, layer.activation.name, y)
 
 
-def _emit(g, node, ins, ranks):
+def _emit(g, node, ins, shapes):
     layer = node.layer
     name = type(layer).__name__
+    ranks = [len(s) for s in shapes]
     if node.states:
         _refuse(layer, "initial_state inputs are not exported")
     if layer.dtype != "float32":
         _refuse(layer, f"dtype {layer.dtype}; ONNX export is float32")
+    if node.kwargs.get("training"):
+        _refuse(layer, "it was called with training=True; the export is inference")
     x = ins[0]
+    y = _emit_layer(g, node, ins, shapes)          # onnx_layers.py: the companion layers
+    if y is not None:
+        return y
     if name == "TimeDistributed":
         if type(layer.layer).__name__ != "Dense":
             _refuse(layer, "only TimeDistributed(Dense) is exported")
@@ -201,8 +198,6 @@ def _emit(g, node, ins, ranks):
             _refuse(layer, "mask_zero=True makes a mask, and masks are not exported")
         return g.op("Gather", [g.const(layer.get_weights()[0], "embeddings"),
                                g.op("Cast", [x], to=7)])        # ids as int64
-    if name == "Dropout":
-        return g.op("Identity", [x])
     if name == "RepeatVector":
         x1 = g.op("Unsqueeze", [x, g.const(np.array([1], np.int64))])
         return g.op("Tile", [x1, g.const(np.array([1, layer.n, 1], np.int64))])
@@ -220,8 +215,8 @@ def _emit(g, node, ins, ranks):
     if hasattr(layer, "cell") or name == "Bidirectional":
         return _recurrent(g, layer, x)
     _refuse(layer, "no ONNX form (supported: SimpleRNN, LSTM, GRU, RNN(cell), Bidirectional, "
-                   "Dense, TimeDistributed(Dense), Embedding, Activation, Flatten, Dropout, "
-                   "RepeatVector, Reshape, Concatenate, Add)")
+                   "Dense, TimeDistributed(Dense), Embedding, Activation, Flatten, RepeatVector, "
+                   f"Reshape, Concatenate, Add, {', '.join(_LAYER_FORMS)})")
 
 
 def _value_info(helper, TensorProto, name, shape, dtype):
@@ -238,18 +233,21 @@ def to_onnx(model, path, opset=OPSET):
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         raise ImportError("to_onnx needs the onnx package: pip install 'unrolled[onnx]'.") from None
-    g = _Graph(helper, numpy_helper)
-    names, ranks = {}, {}
+    if not isinstance(opset, int) or opset < 13:
+        raise ValueError(f"to_onnx: opset {opset!r} is not supported; use 13 or later (Softmax "
+                         "along one axis, Squeeze's axes as an input).")
+    g = _Graph(helper, numpy_helper, opset)
+    names = {}
     graph_inputs = []
     for t in model.inputs:
-        names[id(t)], ranks[id(t)] = t.node.layer.name, len(t.shape)
+        names[id(t)] = t.node.layer.name
         graph_inputs.append(_value_info(helper, TensorProto, names[id(t)], t.shape, t.dtype))
     for node in model._nodes:
         if node.multi_output:
             _refuse(node.layer, "it has several outputs")
         ins = to_list(node.inputs)
-        out = _emit(g, node, [names[id(t)] for t in ins], [ranks[id(t)] for t in ins])
-        names[id(node.outputs[0])], ranks[id(node.outputs[0])] = out, len(node.outputs[0].shape)
+        out = _emit(g, node, [names[id(t)] for t in ins], [t.shape for t in ins])
+        names[id(node.outputs[0])] = out
     graph_outputs = []
     for k, t in enumerate(model.outputs):
         name = f"output_{k}"
