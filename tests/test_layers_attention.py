@@ -388,12 +388,14 @@ def test_code_and_exports_refuse_naming_the_layer(make, tmp_path):
     y = make(x)
     name = y.node.layer.name
     model = unrolled.Model(x, unrolled.layers.Dense(1)(y))
-    with pytest.raises(ValueError, match=f"'{name}'"):
-        unrolled.explain.to_numpy_code(model)
-    with pytest.raises(ValueError, match=f"'{name}'"):
-        unrolled.interop.to_onnx(model, tmp_path / "m.onnx")
-    with pytest.raises(ValueError, match=f"'{name}'"):
-        unrolled.interop.to_torch(model)
+    if isinstance(y.node.layer, unrolled.layers.MultiHeadAttention):  # the others export:
+        with pytest.raises(ValueError, match=f"'{name}'"):     # test_interop_onnx_layers.py,
+            unrolled.interop.to_onnx(model, tmp_path / "m.onnx")       # test_explain_layers.py
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            unrolled.explain.to_numpy_code(model)
+    if not isinstance(y.node.layer, unrolled.layers.MultiHeadAttention):  # it converts
+        with pytest.raises(ValueError, match=f"'{name}'"):                  # (test_interop_
+            unrolled.interop.to_torch(model)                                # torch_layers)
 
 
 # --- dropout on the attention weights: properties (Keras's draws cannot be matched) ----------

@@ -201,8 +201,8 @@ def test_weights_names_shapes_config_as_keras():
     (dict(filters=4, kernel_size=3, padding="full"), ValueError, "padding"),
     (dict(filters=4, kernel_size=3, data_format="channels_first"), NotImplementedError,
      "channels_first"),
-    (dict(filters=4, kernel_size=3, activity_regularizer="l2"), NotImplementedError,
-     "activity_regularizer"),
+    (dict(filters=4, kernel_size=3, activity_regularizer="OrthogonalRegularizer"),
+     NotImplementedError, "OrthogonalRegularizer"),
     (dict(filters=4, kernel_size=3, lora_rank=2), NotImplementedError, "lora_rank"),
 ])
 def test_arguments_are_checked(kwargs, error, match):
@@ -344,10 +344,10 @@ def test_tf_keras_separable_conv1d_h5_is_refused_by_name(tmp_path):
             load_model(tmp_path / "k2.h5")
 
 
-def test_exports_refuse_conv1d_by_name(tmp_path):
-    model = _cnn_lstm(unrolled)
-    for export in (lambda: unrolled.explain.to_numpy_code(model),
-                   lambda: unrolled.interop.to_onnx(model, tmp_path / "m.onnx"),
-                   lambda: unrolled.interop.to_torch(model)):
-        with pytest.raises(ValueError, match="Conv1D"):
-            export()
+def test_generated_code_refuses_grouped_conv1d_by_name(tmp_path):
+    # Conv1D exports (test_explain_layers.py, test_interop_onnx_layers.py,
+    # test_interop_torch_layers.py); generated NumPy code leaves groups > 1 out.
+    model = unrolled.Sequential([unrolled.Input((6, 4)), unrolled.layers.Conv1D(4, 2, groups=2),
+                                 unrolled.layers.LSTM(2)])
+    with pytest.raises(ValueError, match="Conv1D"):
+        unrolled.explain.to_numpy_code(model)

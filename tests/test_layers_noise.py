@@ -402,8 +402,8 @@ def test_exports_refuse_by_name(name, tmp_path):
              else getattr(unrolled.layers, name)(0.2))
     model = unrolled.Sequential([unrolled.Input((4, 3)), unrolled.layers.LSTM(3,
                                  return_sequences=True), layer, unrolled.layers.Dense(2)])
-    from unrolled.explain import to_numpy_code
-    from unrolled.interop import to_onnx, to_torch
-    for export in (to_numpy_code, lambda m: to_onnx(m, tmp_path / "m.onnx"), to_torch):
-        with pytest.raises((ValueError, NotImplementedError), match=name):
-            export(model)
+    from unrolled.interop import to_torch
+    # to_onnx and to_numpy_code export it as the identity (test_interop_onnx_layers.py,
+    # test_explain_layers.py); to_torch maps no module to it.
+    with pytest.raises((ValueError, NotImplementedError), match=name):
+        to_torch(model)

@@ -381,14 +381,13 @@ def test_refusals():
         layer.forward(np.zeros((2, 3, 4), "float32"), training=True, mask=np.ones((2,), bool))
 
 
-def test_exports_refuse_by_name():
-    model = _bn_model(unrolled)
-    from unrolled import explain, interop
-    for export in (explain.to_numpy_code, interop.to_torch):
-        with pytest.raises(ValueError, match="BatchNormalization"):
-            export(model)
-    with pytest.raises(ValueError, match="BatchNormalization"):
-        interop.to_onnx(model, "unused.onnx")
+def test_generated_code_refuses_group_normalization_by_name():
+    # BatchNormalization, LayerNormalization, UnitNormalization export (test_explain_layers.py,
+    # test_interop_{onnx,torch}_layers.py); generated NumPy code leaves GroupNormalization out.
+    model = unrolled.Sequential([unrolled.Input((6, 4)), unrolled.layers.LSTM(4, return_sequences=True),
+                                 unrolled.layers.GroupNormalization(2), unrolled.layers.LSTM(2)])
+    with pytest.raises(ValueError, match="GroupNormalization"):
+        unrolled.explain.to_numpy_code(model)
 
 
 def test_native_npz_round_trip(rng, tmp_path):

@@ -284,8 +284,7 @@ def test_exports_refuse_pooling_layers_by_name(tmp_path):
     L = unrolled.layers
     model = unrolled.Sequential([unrolled.Input((6, 3)), L.LSTM(4, return_sequences=True),
                                  L.GlobalMaxPooling1D(), L.Dense(1)])
-    for export in (lambda: unrolled.explain.to_numpy_code(model),
-                   lambda: unrolled.interop.to_onnx(model, tmp_path / "m.onnx"),
-                   lambda: unrolled.interop.to_torch(model)):
-        with pytest.raises(ValueError, match="GlobalMaxPooling1D"):
-            export()
+    # to_onnx and to_numpy_code export it (test_interop_onnx_layers.py,
+    # test_explain_layers.py); PyTorch has no module of that name to map it to.
+    with pytest.raises(ValueError, match="GlobalMaxPooling1D"):
+        unrolled.interop.to_torch(model)

@@ -17,7 +17,12 @@ from .codegen_layers import ACTIVATIONS, LAYER_WRITERS, activation_source, unsup
 
 SUPPORTED = ("SimpleRNN", "LSTM", "GRU", "RNN(SimpleRNNCell|LSTMCell|GRUCell)", "Bidirectional",
              "Dense", "Embedding", "TimeDistributed", "Activation", "Flatten", "Dropout",
-             "RepeatVector", "Reshape", "Concatenate", "Add")
+             "RepeatVector", "Reshape", "Concatenate", "Add", "ReLU", "LeakyReLU", "ELU", "PReLU",
+             "Softmax", "Conv1D(groups=1)", "MaxPooling1D", "AveragePooling1D",
+             "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
+             "BatchNormalization", "UnitNormalization", "GaussianNoise", "GaussianDropout",
+             "SpatialDropout1D", "ActivityRegularization", "Permute", "ZeroPadding1D",
+             "Cropping1D", "UpSampling1D", "Attention", "AdditiveAttention")
 _RESERVED = {"np", "os", "W", "predict", "WEIGHTS_FILE", "MODEL_NAME", "INPUTS", "x", "argparse"} | set(ACTIVATIONS)
 
 
@@ -40,6 +45,9 @@ def _float_text(values, dtype):
 def array_literal(a):
     """``np.array([...], dtype=np.float32)`` source for ``a``, wrapped to 88 columns."""
     a = np.asarray(a)
+    if a.ndim == 0:                                  # a scalar weight (Attention's scale)
+        text = _float_text([a], a.dtype)[0] if a.dtype.kind == "f" else str(a)
+        return f"np.array({text}, dtype=np.{a.dtype.name})"
     if a.size == 0:
         return f"np.zeros({a.shape}, dtype=np.{a.dtype.name})"
     if a.dtype.kind == "f":

@@ -2,8 +2,11 @@
 
 Each writer takes ``(layer, fn, namer, node)`` and returns ``(source, activations,
 weights)``: the source of a function ``fn(x)``, the activation helpers it calls, and the
-arrays it reads from ``W`` under their keys ``"<fn>.<weight name>"``.
+arrays it reads from ``W`` under their keys ``"<fn>.<weight name>"``. The layers next to
+recurrent ones (convolution, pooling, normalization, attention, ...) are written by
+``codegen_companions``.
 """
+from .codegen_companions import COMPANION_WRITERS, EXTRA_ACTIVATIONS, companion_reason
 
 ACTIVATIONS = {
     "linear": "def linear(x):\n    return x\n",
@@ -24,6 +27,7 @@ ACTIVATIONS = {
     "swish": "def swish(x):\n    return x * (0.5 * np.tanh(0.5 * x) + 0.5)       # x * sigmoid(x)\n",
     "exponential": "def exponential(x):\n    return np.exp(x)\n",
     "relu6": "def relu6(x):\n    return np.clip(x, 0, 6)\n",
+    **EXTRA_ACTIVATIONS,
 }
 # The cells _step_lines writes (the built-in ones; a registered cell has no writer).
 CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
@@ -55,6 +59,9 @@ def unsupported_reason(layer, node=None):
         return f"activation {bad[0]!r} has no code writer" if bad else None
     if kind == "Masking" or (kind == "Embedding" and layer.mask_zero):
         return "it makes a mask, and masks are not written into the code"
+    companion = companion_reason(layer, node, _act_ok)
+    if companion is not False:
+        return companion
     if kind not in PLAIN:
         return "no code writer for this layer"
     if kind in ("Dense", "Activation") and not _act_ok(layer.activation):
@@ -214,6 +221,7 @@ def write_concatenate(layer, fn, namer=None, node=None):
 
 
 LAYER_WRITERS = {
+    **COMPANION_WRITERS,
     **{name: write_rnn for name in CELLS},
     "Bidirectional": write_bidirectional, "Dense": write_dense, "Embedding": write_embedding,
     "TimeDistributed": write_time_distributed, "Add": write_add, "Concatenate": write_concatenate,

@@ -138,8 +138,9 @@ def _layer_trace(layer, x):
 
 def _check_kind(layer):
     name = type(getattr(layer, "cell", None) or layer).__name__.removesuffix("Cell")
-    if name not in SUPPORTED:
-        raise TypeError(f"equations knows {', '.join(SUPPORTED)}; layer '{layer.name}' is a "
+    if name not in SUPPORTED and name not in COMPANIONS:
+        raise TypeError(f"equations knows {', '.join(SUPPORTED + tuple(COMPANIONS))}; "
+                        f"layer '{layer.name}' is a "
                         f"{type(layer).__name__}"
                         + (f" with a {type(layer.cell).__name__}" if hasattr(layer, "cell") else "")
                         + ". Explain its sub-layers one by one instead.")
@@ -151,11 +152,16 @@ def equations(layer, x=None, t=None, sample=0, units=None, digits=4):
 
     ``layer``: a SimpleRNN, LSTM, GRU (either ``reset_after``) or Dense layer with its input
     ``x``, or a ``LayerTrace`` from ``trace(model, x)`` (then ``x`` is not needed).
+    A layer next to recurrent ones (``COMPANIONS``: Conv1D, pooling, normalization,
+    activation layers, attention, noise) gets one line, its formula and its output at step
+    ``t`` of its output (attention layers first show the weights of query step ``t``).
     ``units``: which units to show (an int, a list or a slice; default the first six).
     Time steps are real time (t=0 is the sequence's first element) even for go_backwards.
     """
     lt = _layer_trace(layer, x)
     kind = _check_kind(lt.layer if lt.cell is None else lt.cell)
+    if kind in COMPANIONS:
+        return _companion(lt, kind, t, sample, units, digits)
     t_idx = lt.check_step(t)
     s = lt.check_sample(sample)
     v = lt.at(t_idx, s)
@@ -275,3 +281,62 @@ def _dense(layer, v, u, d):
 
 
 _BUILDERS = {"SimpleRNN": _simple_rnn, "LSTM": _lstm, "GRU": _gru, "Dense": _dense}
+
+
+# --- the layers next to recurrent ones: one line each ------------------------------------------
+# The formula, and the layer's output at step t (of its output's time axis) as the result; the
+# attention layers first show their weights for query step t (one row per head).
+COMPANIONS = {
+    "Conv1D": lambda l: f"{l.activation.name}(sum_j x[t*{l.strides[0]} + j*{l.dilation_rate[0]}] "
+                        "@ kernel[j]" + (" + bias)" if l.use_bias else ")"),
+    "MaxPooling1D": lambda l: f"max of x over the window of {l.pool_size[0]} steps",
+    "AveragePooling1D": lambda l: f"mean of x over the window of {l.pool_size[0]} steps",
+    "GlobalMaxPooling1D": lambda l: "max_t x_t",
+    "GlobalAveragePooling1D": lambda l: "mean_t x_t (over the unmasked steps)",
+    "LayerNormalization": lambda l: "(x - mean(x)) / sqrt(var(x) + epsilon) * gamma + beta",
+    "BatchNormalization": lambda l: ("(x - moving_mean) / sqrt(moving_variance + epsilon) "
+                                     "* gamma + beta   (inference)"),
+    "GroupNormalization": lambda l: ("(x - mean_g(x)) / sqrt(var_g(x) + epsilon) * gamma + beta"
+                                     ", per group g"),
+    "UnitNormalization": lambda l: "x / sqrt(sum(x * x))",
+    "ReLU": lambda l: "relu(x)", "LeakyReLU": lambda l: "x if x > 0 else negative_slope * x",
+    "ELU": lambda l: "x if x > 0 else alpha * (exp(x) - 1)",
+    "PReLU": lambda l: "x if x > 0 else alpha * x", "Softmax": lambda l: "softmax(x)",
+    "Attention": lambda l: "w @ v,  w = softmax(score(q_t, k))",
+    "AdditiveAttention": lambda l: "w @ v,  w = softmax(sum_d scale_d tanh(q_t + k)_d)",
+    "MultiHeadAttention": lambda l: ("concat_h(w_h @ V_h) @ Wo + bo,  "
+                                     "w_h = softmax(Q_t,h K_h^T / sqrt(key_dim))"),
+    **{k: (lambda l: "x   (the identity at inference)") for k in (
+        "GaussianNoise", "GaussianDropout", "SpatialDropout1D", "ActivityRegularization")},
+}
+
+
+def _companion(lt, kind, t, sample, units, digits):
+    s = lt.check_sample(sample)
+    out = np.asarray(lt["output" if "output" in lt else "output_0"][s])
+    when, t_idx = "", None
+    if out.ndim >= 2:                               # the output has a time axis: pick step t
+        T = out.shape[0]
+        t_idx = T - 1 if t is None else t
+        if not isinstance(t_idx, (int, np.integer)) or isinstance(t_idx, bool) or not -T <= t_idx < T:
+            raise ValueError(f"Time step t={t!r} is out of range: the output of layer "
+                             f"'{lt.name}' has {T} steps, so t must be an integer in "
+                             f"[0, {T - 1}] (or [-{T}, -1] from the end).")
+        t_idx = int(t_idx) % T
+        out, when = out[t_idx], f", output step t={t_idx} of {T}"
+    elif t not in (None, 0, -1):
+        raise ValueError(f"Layer '{lt.name}' gives no time axis (its output is {out.shape} "
+                         "per sample); pass t=None.")
+    y = out.reshape(-1)
+    u = _select_units(units, y.size)
+    lines = []
+    if "weights" in lt and t_idx is not None:
+        w = np.asarray(lt["weights"][s, t_idx])
+        rows = [("w", w)] if w.ndim == 1 else [(f"w[head {h}]", r) for h, r in enumerate(w)]
+        keys = w.shape[-1]
+        cut = "" if keys <= 2 * _MAX_SHOWN else f" (keys 0-{2 * _MAX_SHOWN - 1} of {keys})"
+        lines += [Line(name + cut, "", "", r[:2 * _MAX_SHOWN]) for name, r in rows]
+    lines.append(Line("y", COMPANIONS[kind](lt.layer), "", y[u]))
+    shown = f"units {[int(i) for i in u]}" if len(u) < y.size else f"all {y.size} units"
+    title = f"{type(lt.layer).__name__} '{lt.name}'{when}, sample {s}, {shown}"
+    return Equations(title, lines, u, digits)

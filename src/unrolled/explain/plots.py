@@ -97,6 +97,57 @@ def plot_cell_state(tr, layer=None, sample=0):
     return fig
 
 
+def attention_traces(tr):
+    """The traces of the attention layers (those that recorded ``weights``), in graph order."""
+    return [lt for lt in tr if "weights" in lt]
+
+
+def plot_attention(tr, layer=None, sample=0, max_heads=8):
+    """The attention weights of one sample as a query x key heat map (one per head, at most
+    ``max_heads``, for MultiHeadAttention): row ``t`` is how query step ``t`` spreads its
+    weight (after the softmax, summing to 1) over the key steps."""
+    if isinstance(tr, LayerTrace):
+        lt = tr
+    elif not isinstance(tr, Trace):
+        raise TypeError(f"Expected a Trace from unrolled.explain.trace(); received {type(tr).__name__}.")
+    elif layer is not None:
+        lt = tr[layer]
+    else:
+        found = attention_traces(tr)
+        if not found:
+            raise ValueError("This trace has no attention layer (Attention, AdditiveAttention, "
+                             "MultiHeadAttention) to draw.")
+        lt = found[0]
+    if "weights" not in lt:
+        raise ValueError(f"Layer '{lt.name}' ({lt.kind}) recorded no attention weights.")
+    s = lt.check_sample(sample)
+    w = np.asarray(lt["weights"][s], float)
+    heads = [w] if w.ndim == 2 else [w[:, h] for h in range(min(w.shape[1], max_heads))]
+    cols = min(len(heads), 4)                 # at most four maps in a row
+    rows = -(-len(heads) // cols)
+    fig = _figure(1.0 + 4.2 * cols, (4.2 if len(heads) == 1 else 3.8) * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[len(heads):]:
+        ax.remove()
+    axes = axes[:len(heads)]
+    top = float(w.max()) or 1.0               # one colour scale for every head
+    for k, (ax, wk) in enumerate(zip(axes, heads)):
+        im = ax.imshow(wk, aspect="auto", cmap="viridis", vmin=0.0, vmax=top,
+                       interpolation="nearest", origin="upper")
+        Tq, Tv = wk.shape
+        ax.set_xticks(range(0, Tv, max(1, -(-Tv // 10))))
+        ax.set_yticks(range(0, Tq, max(1, -(-Tq // 10))))
+        ax.set_xlabel("key step")
+        ax.set_ylabel("query step")
+        if len(heads) > 1:
+            ax.set_title(f"head {k}", fontsize=10)
+    fig.colorbar(im, ax=list(axes), shrink=0.9, label="attention weight")
+    more = (f" (first {len(heads)} of {w.shape[1]} heads)"
+            if w.ndim == 3 and w.shape[1] > len(heads) else "")
+    fig.suptitle(f"{lt.name}: attention weights, query x key, sample {s}{more}", fontsize=11)
+    return fig
+
+
 def plot_gradient_flow(flow):
     """|dLoss/dh_t| over t (log scale) and the step Jacobians' spectral norms."""
     fig = _figure(10, 3.4)

@@ -42,8 +42,12 @@ class LayerTrace:
     """One layer's recorded values: ``lt["f"]`` or ``lt.f`` is an array ``(batch, T, units)``.
 
     ``keys()`` lists the quantities. ``at(t, sample)`` gives every quantity at one step as
-    a dict of vectors. Non-recurrent layers have ``input``/``output`` (and Dense ``z``),
-    with a time axis only if their input had one (``time_axis``).
+    a dict of vectors. Non-recurrent layers have ``input``/``output`` (``input_k``/
+    ``output_k`` for several; Dense also ``z``; the attention layers ``weights``, the
+    softmax weights with the query step on axis 1: ``(batch, Tq, Tv)``, per head
+    ``(batch, Tq, heads, Tv)`` for MultiHeadAttention), with a time axis (``time_axis``)
+    only if every value has one of the same length (a strided Conv1D, a pooling layer or
+    an attention with Tq != Tv has none: ``at()`` then gives whole arrays).
     """
 
     def __init__(self, name, layer, values, kind, cell=None, go_backwards=False, mask=None,
@@ -282,10 +286,28 @@ def _plain_trace(layer, inputs, outputs, cache):
     elif kind == "TimeDistributed" and type(layer.layer).__name__ == "Dense":
         inner, b, t = cache
         values["z"] = inner[1].reshape((b, t) + inner[1].shape[1:])
-    time_axis = all(np.ndim(v) >= 3 for v in values.values())
+    elif kind in ATTENTION:
+        values["weights"] = attention_weights(layer, cache)
+    time_axis = (all(np.ndim(v) >= 3 for v in values.values())
+                 and len({np.shape(v)[1] for v in values.values()}) == 1
+                 and kind != "Permute")
     if kind == "Embedding":
         time_axis = values["input"].ndim == 2
     return LayerTrace(layer.name, layer, values, kind, time_axis=time_axis)
+
+
+# The attention layers and where their forward cache keeps the softmax weights.
+ATTENTION = ("Attention", "AdditiveAttention", "MultiHeadAttention")
+
+
+def attention_weights(layer, cache):
+    """The attention weights after the softmax (before any dropout), query step first:
+    ``(batch, Tq, Tv)`` for Attention/AdditiveAttention, ``(batch, Tq, heads, Tv)`` for
+    MultiHeadAttention (Keras's ``return_attention_scores`` gives ``(batch, heads, Tq, Tv)``),
+    so that ``weights[s, t]`` is how query step ``t`` spreads over the keys."""
+    if type(layer).__name__ == "MultiHeadAttention":
+        return np.ascontiguousarray(np.swapaxes(cache[8], 1, 2))   # P (B, H, T, S)
+    return cache[5]                                                 # W (B, Tq, Tv)
 
 
 def layer_traces(layer, inputs, outputs, cache, logs):
