@@ -278,11 +278,25 @@ def legacy_h5_bytes(model, with_config=True):
             for sub, variables in weight_groups(model, layers):
                 if sub == gpath or sub.startswith(gpath + "/"):
                     for var in variables:
-                        names.append(f"{layer.name}{sub[len(gpath):]}/{var.name}")
-                        group.create_dataset(names[-1], data=var.numpy())
+                        name = _legacy_name(layer, var, sub[len(gpath):])
+                        if name in names:                   # paths that are not unique
+                            name = f"{layer.name}{sub[len(gpath):]}/{var.name}"
+                        names.append(name)
+                        group.create_dataset(name, data=var.numpy())
             group.attrs["weight_names"] = [n.encode("utf8") for n in names]
         root.create_group("top_level_model_weights").attrs["weight_names"] = np.array([], "S1")
     return buf.getvalue()
+
+
+def _legacy_name(layer, var, sub):
+    """A weight's name in a legacy ``.h5``: its path, as Keras 3 writes it
+    (``bidirectional/forward_lstm/lstm_cell/kernel``,
+    ``multi_head_attention/query/kernel``), or, for a weight whose path does not start with
+    its layer's name, the layer's name and the weight's group in the ``.keras`` layout."""
+    path = getattr(var, "path", None) or ""
+    if path.startswith(layer.name + "/"):
+        return path
+    return f"{layer.name}{sub}/{var.name}"
 
 
 def _layer_paths(model, layers):

@@ -82,6 +82,16 @@ def _positional(name, names, args, kwargs):
         kwargs[key] = value
 
 
+def _name_cell_weights(prefix, cell):
+    """Keras's weight paths under a recurrent layer: ``lstm/lstm_cell/kernel``, and for
+    stacked cells one level per cell (``rnn/stacked_rnn_cells/gru_cell/bias``)."""
+    for sub in getattr(cell, "cells", None) or ():
+        _name_cell_weights(f"{prefix}/{cell.name}", sub)
+    if not getattr(cell, "cells", None):
+        for w in cell.weights:
+            w.path = f"{prefix}/{cell.name}/{w.name}"
+
+
 class RNN(Layer):
     """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
 
@@ -160,8 +170,7 @@ class RNN(Layer):
             self.cell.dtype = self.dtype
             self.cell.build(tuple(input_shape[:1]) + tuple(input_shape[2:]))
             self.cell.built = True
-            for w in self.cell.weights:
-                w.path = f"{self.name}/{self.cell.name}/{w.name}"
+            _name_cell_weights(self.name, self.cell)
         if self.stateful and input_shape[0] is not None and self.states is None:
             self._create_states(input_shape[0])
         self.built = True
