@@ -68,9 +68,9 @@ def test_unknown_class_named(tmp_path):
 
 
 def test_unknown_and_unsupported_options_named(ours, tmp_path):
-    model = keras.Sequential([keras.Input((5, 3)), L.LSTM(2, activity_regularizer="l2")])
+    model = keras.Sequential([keras.Input((5, 3)), L.LSTM(2, activity_regularizer="OrthogonalRegularizer")])
     model.save(tmp_path / "reg.keras")
-    loaded = load_model(tmp_path / "reg.keras")       # an activity regularizer (not implemented)
+    loaded = load_model(tmp_path / "reg.keras")       # OrthogonalRegularizer: not implemented
     loaded.compile(loss="mse", optimizer="sgd")        # only matters to training, which
     with pytest.raises(NotImplementedError, match="activity_regularizer"):   # refuses it
         loaded.fit(np.zeros((2, 5, 3)), np.zeros((2, 2)), verbose=0)

@@ -1,8 +1,8 @@
 """Regularizers and constraints in files (issue 21.6): a model Keras saved with them loads,
 predicts as Keras does (they never change outputs) and saves them back. The weight
 regularizers and constraints train (issue 20.13, ``test_regularizers.py``); what unrolled
-does not implement (an ``activity_regularizer``) makes training refuse the model by name
-rather than ignore it; a custom regularizer is refused as code."""
+does not implement (an ``OrthogonalRegularizer`` as activity regularizer) makes training
+refuse the model by name rather than ignore it; a custom regularizer is refused as code."""
 import keras
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ def _keras_model():
         keras.Input((5, 3)),
         keras.layers.LSTM(4, kernel_regularizer=keras.regularizers.L2(0.01),
                           recurrent_constraint=keras.constraints.MaxNorm(2.0),
+                          activity_regularizer=keras.regularizers.OrthogonalRegularizer(0.01),
                           name="lstm"),
         keras.layers.Dense(2, activity_regularizer=keras.regularizers.L1L2(0.1, 0.2),
                            bias_constraint=keras.constraints.NonNeg(), name="d")])
@@ -42,7 +43,9 @@ def test_files_with_regularizers_load_predict_and_save_them_back(tmp_path, ext):
     assert type(dense.bias_constraint).__name__ == "NonNeg"
     ours.compile(loss="mse", optimizer="sgd")
     assert type(ours.get_layer("lstm").kernel_regularizer).__name__ == "L2"   # trained with
-    with pytest.raises(NotImplementedError, match="layer 'd' has activity_regularizer"):
+    assert type(ours.get_layer("d").activity_regularizer).__name__ == "L1L2"  # (too)
+    assert type(lstm.activity_regularizer).__name__ == "OrthogonalRegularizer"  # written back
+    with pytest.raises(NotImplementedError, match="layer 'lstm' has activity_regularizer"):
         ours.fit(x, np.zeros((3, 2)), verbose=0)
     with pytest.raises(NotImplementedError, match="would ignore them"):
         ours.train_on_batch(x, np.zeros((3, 2)))

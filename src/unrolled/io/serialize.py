@@ -233,6 +233,9 @@ def layer_config(layer):
             if rule is not None:
                 config[key] = (regularizers.serialize(rule) if key.endswith("_regularizer")
                                else constraints.serialize(rule))
+        activity = getattr(layer, "activity_regularizer", None)   # (any layer: base.py)
+        if activity is not None:
+            config["activity_regularizer"] = regularizers.serialize(activity)
     config.update(getattr(layer, "_training_only", {}))      # a file's others, back
     for key in getattr(type(layer), "keras_config_omits", ()):  # keys Keras's class refuses
         config.pop(key, None)
@@ -389,7 +392,9 @@ def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
         if key in ("name", "trainable"):
             kwargs[key] = value
         elif key.endswith(NEUTRAL_SUFFIXES) and value is not None:
-            rule = _read_rule(key, value, where) if key in rule_keys(cls) else None
+            takes = key in rule_keys(cls) or (key == "activity_regularizer"
+                                              and not hasattr(cls, "step"))   # not on cells
+            rule = _read_rule(key, value, where) if takes else None
             if rule is not None:
                 kwargs[key] = rule
             else:
@@ -453,8 +458,8 @@ def _read_rule(key, value, where):
 
 
 # Regularizers and constraints change training only, never the outputs: a file's that
-# unrolled does not implement (activity_regularizer, OrthogonalRegularizer) are kept (and
-# written back), and ``fit`` refuses a model holding them.
+# unrolled does not implement (OrthogonalRegularizer, an activity regularizer on a cell) are
+# kept (and written back), and ``fit`` refuses a model holding them.
 TRAINING_ONLY = {"L1", "L2", "L1L2", "OrthogonalRegularizer", "MaxNorm", "NonNeg", "UnitNorm",
                  "MinMaxNorm", "l1", "l2", "l1_l2", "max_norm", "non_neg", "unit_norm",
                  "min_max_norm", "orthogonal_regularizer"}

@@ -27,6 +27,7 @@ from .. import regularizers as regularizers_mod
 from ..config import standardize_dtype
 from ..utils import to_list
 from ..variables import Variable
+from .activity import ActivityRegularized
 
 _NAME_COUNTS = {}
 _from_file = None          # a WeightsFromFile while a model is rebuilt from a file
@@ -145,7 +146,7 @@ class _Unbuilt:
         raise AttributeError(f"'{type(layer).__name__}' object has no attribute '{self.name}'")
 
 
-class Layer:
+class Layer(ActivityRegularized):
     """Base class. Subclasses define ``build``, ``compute_output_shape``, ``forward``
     and ``backward``; ``input_ndim`` (exact) or ``min_ndim`` declare the accepted rank."""
 
@@ -163,11 +164,7 @@ class Layer:
 
     def __init__(self, name=None, dtype=None, trainable=True, **kwargs):
         self._batch_input_shape = _input_shape_argument(type(self).__name__, kwargs)
-        if kwargs.pop("activity_regularizer", None) is not None:
-            raise NotImplementedError(
-                f"{type(self).__name__}(activity_regularizer=...) is not implemented in "
-                "unrolled; it would be ignored. Weight regularizers (kernel_regularizer, ...) "
-                "are.")
+        activity_regularizer = kwargs.pop("activity_regularizer", None)
         for prefix in self.weight_rules:
             setattr(self, f"{prefix}_regularizer",
                     regularizers_mod.get(kwargs.pop(f"{prefix}_regularizer", None)))
@@ -184,6 +181,10 @@ class Layer:
         self.built = False
         self._inbound_nodes = []
         self._feature_size = None
+        self._penalties = []                 # activity penalties of the last pass (``losses``)
+        self._collecting = False             # True while a model's step collects them all
+        self._in_call = False
+        self.activity_regularizer = activity_regularizer
 
     # --- weights -------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None,
@@ -296,7 +297,7 @@ class Layer:
     def compute_output_shape(self, input_shape):
         return input_shape
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         """The mask of the outputs: passed through if the layer supports masking."""
         return mask if self.supports_masking else None
 
@@ -434,7 +435,12 @@ class Layer:
 
     # --- config --------------------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self.activity_regularizer is not None:            # Keras writes it when set
+            rule = self.activity_regularizer
+            known = type(rule) in regularizers_mod.CLASSES.values()
+            config["activity_regularizer"] = regularizers_mod.serialize(rule) if known else rule
+        return config
 
     @classmethod
     def from_config(cls, config):

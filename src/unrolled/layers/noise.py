@@ -8,9 +8,9 @@ from the layer's own generator (the same ``seed`` repeats the same sequence of d
 ``Dropout`` does. Keras's random numbers cannot be reproduced; the distributions are
 Keras's.
 
-ActivityRegularization is the identity whose input adds a penalty to the training loss
-(``model.losses``): ``(l1 * sum|x| + l2 * sum x^2) / batch_size``, Keras 3's activity
-regularizer divided by the batch size. Its ``backward`` adds the penalty's gradient.
+ActivityRegularization is the identity with ``activity_regularizer=L1L2(l1, l2)``: its
+input adds ``(l1 * sum|x| + l2 * sum x^2) / batch_size`` to the training loss
+(``model.losses``), through the activity regularizer every layer has (``base.py``).
 """
 import math
 
@@ -47,6 +47,9 @@ class SpatialDropout1D(Dropout):
     keras_config_omits = ("trainable", "noise_shape")
 
     def __init__(self, rate, seed=None, noise_shape=None, **kwargs):
+        if "activity_regularizer" in kwargs:                # Keras's constructor has none
+            raise TypeError("SpatialDropout1D got an unexpected keyword argument "
+                            "'activity_regularizer' (Keras's takes rate, seed, name, dtype).")
         if noise_shape is not None:
             raise ValueError(
                 f"SpatialDropout1D: noise_shape is always (batch, 1, features); received "
@@ -122,52 +125,31 @@ class GaussianDropout(Layer):
 
 
 class ActivityRegularization(Layer):
-    """The identity, whose input adds ``(l1 * sum|x| + l2 * sum x^2) / B`` to the loss
-    (``B``: the batch size, 0 penalty for an empty batch), as Keras 3's activity
-    regularizer does, in training and in ``evaluate`` alike.
-
-    Each forward records its penalty (``losses``); ``fit``, ``train_on_batch``,
-    ``evaluate`` and ``Model.gradients`` collect those of their pass (one per call of the
-    layer in the model) and add them to the loss; outside them ``losses`` holds the last
-    call's. ``backward`` returns the gradient of that
-    loss: ``dx = dy + (l1 * sign(x) + 2 * l2 * x) / B``.
+    """The identity with ``activity_regularizer=L1L2(l1, l2)``, as Keras 3 builds it: each
+    call adds ``(l1 * sum|x| + l2 * sum x^2) / B`` to the loss (``B``: the batch size, 0 for
+    an empty batch), in training and in ``evaluate`` alike. The penalty and its gradient
+    (``dx = dy + (l1 * sign(x) + 2 * l2 * x) / B``) come from the activity regularizer's
+    mechanism in ``base.py``, shared by every layer; ``layer.losses`` holds the last call's.
+    Keras's config holds ``l1`` and ``l2``, not the regularizer.
     """
 
     supports_masking = True
-    adds_activity_loss = True                # the trainer collects ``losses`` (training.py)
+    keras_config_omits = ("activity_regularizer",)   # Keras's class sets it from l1, l2
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self._rule = regularizers_mod.L1L2(l1=l1, l2=l2)    # checks: non-negative numbers
+        super().__init__(activity_regularizer=regularizers_mod.L1L2(l1=l1, l2=l2), **kwargs)
         self.l1, self.l2 = l1, l2
-        self._penalties = []
-        self._collecting = False             # True while a model's step collects them all
-
-    @property
-    def losses(self):
-        """The penalties of the last pass (floats), as Keras's ``layer.losses``."""
-        return list(self._penalties)
-
-    def _clear_losses(self):
-        self._penalties = []
 
     def forward(self, x, *, training=False, mask=None):
-        b = x.shape[0]
-        penalty = float(self._rule(x)) / b if b else 0.0
-        if not self._collecting:
-            self._penalties.clear()                         # outside training: the last call's
-        self._penalties.append(penalty)
-        return x, x
+        return x, None
 
-    def backward(self, x, dy):
-        b = x.shape[0]
-        if not b:
-            return [dy], []
-        # L = sum(y * dy) + R(x) / B with y = x  =>  dx = dy + R'(x) / B
-        return [dy + self._rule.gradient(x) / x.dtype.type(b)], []
+    def backward(self, cache, dy):
+        return [dy], []                                     # y = x  =>  dx = dy
 
     def get_config(self):
-        return {**super().get_config(), "l1": self.l1, "l2": self.l2}
+        config = {**super().get_config(), "l1": self.l1, "l2": self.l2}
+        config.pop("activity_regularizer", None)
+        return config
 
 
 # class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py

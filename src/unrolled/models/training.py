@@ -99,28 +99,41 @@ class Trainer:
         loss = float(self.loss(ys, y_pred, sample_weight=sample_weight, mask=mask))
         dy = self.loss.gradient(ys, y_pred, sample_weight=sample_weight, mask=mask)
         _, grads = self.backward(tape, dy, input_gradients=False, sparse=sparse)  # BPTT
-        # (an ActivityRegularization's backward already added its penalty's gradient)
+        # (the backward of a layer with an activity regularizer added its penalty's gradient)
         return loss + self._regularize(grads) + self._activity_loss(active), grads, y_pred
 
-    @contextlib.contextmanager
-    def _activity_penalties(self):
-        """Inside: the layers adding an activity penalty to the loss
-        (``ActivityRegularization``), here and in nested models, record every penalty of
-        the pass, their earlier ones cleared (as Keras clears ``losses`` before each call).
-        One inside a wrapper is refused: Keras's TimeDistributed calls the inner layer's
-        ``call``, which adds no penalty."""
+    def _activity_layers(self, refuse=True):
+        """The layers with an ``activity_regularizer`` here and in nested models and
+        Bidirectional wrappers, in Keras's ``_flatten_layers`` order (the model's layers in
+        order, each followed by its sublayers, last first), so ``losses`` lists them as
+        Keras does. One inside another wrapper (TimeDistributed) is refused (``refuse``;
+        else left out, as Keras's ``losses`` has nothing from it): Keras's TimeDistributed
+        runs the inner layer's ``call``, which adds no penalty (tf.keras 2 added it divided
+        by batch * timesteps), and unrolled implements neither."""
+        from ..layers.wrappers import Bidirectional
         found, stack = [], [(layer, None) for layer in reversed(self.layers)]
         while stack:
             layer, wrapper = stack.pop()
-            if getattr(layer, "adds_activity_loss", False):
-                if wrapper is not None:
+            if getattr(layer, "activity_regularizer", None) is not None:
+                if wrapper is None:
+                    found.append(layer)
+                elif refuse:
                     raise NotImplementedError(
-                        f"Layer '{layer.name}' ({type(layer).__name__}) inside '{wrapper.name}' "
-                        f"({type(wrapper).__name__}): Keras adds no activity penalty there, and "
-                        "unrolled does not implement that case; put it outside the wrapper.")
-                found.append(layer)
-            inner = wrapper if isinstance(layer, Trainer) else (wrapper or layer)
-            stack.extend((sub, inner) for sub in reversed(layer._sublayers()))
+                        f"Layer '{layer.name}' ({type(layer).__name__}) inside "
+                        f"'{wrapper.name}' ({type(wrapper).__name__}) has an activity "
+                        "regularizer: Keras 3 adds no activity penalty there, and unrolled "
+                        "does not implement that case; put the regularizer on the wrapper.")
+            passes = isinstance(layer, (Trainer, Bidirectional))   # their layers are called
+            inner = wrapper if passes else (wrapper or layer)
+            stack.extend((sub, inner) for sub in layer._sublayers())
+        return found
+
+    @contextlib.contextmanager
+    def _activity_penalties(self):
+        """Inside: the layers with an activity regularizer record every penalty of the pass
+        (one per output per call), their earlier ones cleared (as Keras clears ``losses``
+        before each call of the model)."""
+        found = self._activity_layers()
         for layer in found:
             layer._clear_losses()
             layer._collecting = True                 # (else a layer keeps its last call's)
@@ -132,7 +145,7 @@ class Trainer:
 
     @staticmethod
     def _activity_loss(layers):
-        return float(sum(p for layer in layers for p in layer.losses))
+        return float(sum(p for layer in layers for p in layer._penalties))
 
     def _regularize(self, grads=None):
         """The weight regularizers' penalties, summed (added to the loss, as Keras's
@@ -159,15 +172,11 @@ class Trainer:
     @property
     def losses(self):
         """The penalties added to the loss, one float each, as Keras's ``model.losses``
-        lists them: the activity penalties of the last pass (``ActivityRegularization``),
-        then the weight regularizers' of the trainable weights."""
+        lists them: the activity penalties of the last pass (``activity_regularizer``s and
+        ``ActivityRegularization``), then the weight regularizers' of the trainable weights."""
         trainable = {id(v) for v in self.trainable_weights}
-        found, stack = [], list(reversed(self.layers))       # activity penalties first
-        while stack:
-            layer = stack.pop()
-            if getattr(layer, "adds_activity_loss", False):
-                found.extend(layer.losses)
-            stack.extend(reversed(layer._sublayers()))
+        found = [p for layer in self._activity_layers(refuse=False)         # activity first
+                 for p in layer._penalties]
         return found + [float(w.regularizer(w.value)) for w in self.weights
                         if getattr(w, "regularizer", None) is not None and id(w) in trainable]
 
@@ -331,6 +340,9 @@ class Trainer:
                                    "steps": train_source.num_batches})
         self.stop_training = False
         cbs.on_train_begin()
+        # a callback (BackupAndRestore) may restore a later start in on_train_begin, as Keras
+        restored, self._initial_epoch = getattr(self, "_initial_epoch", None), None
+        initial_epoch = restored or initial_epoch
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             if verbose and epochs > 1:
