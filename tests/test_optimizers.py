@@ -273,7 +273,7 @@ def test_get():
     assert isinstance(optimizers.get("Adamax"), optimizers.Adamax)
     assert isinstance(optimizers.get("nadam"), optimizers.Nadam)
     with pytest.raises(ValueError, match="sgd, adam, adamw, rmsprop, adagrad, adamax, nadam"):
-        optimizers.get("adadelta")
+        optimizers.get("adafactor")
     with pytest.raises(TypeError, match="int"):
         optimizers.get(3)
 

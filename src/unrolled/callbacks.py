@@ -1,6 +1,6 @@
 """Callbacks with Keras's names and hooks: History, EarlyStopping, ModelCheckpoint,
-TerminateOnNaN, CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau, and the
-Callback base class."""
+TerminateOnNaN, CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau,
+BackupAndRestore (in ``callbacks_backup``), and the Callback base class."""
 import csv
 import math
 import os
@@ -333,3 +333,6 @@ class ReduceLROnPlateau(Callback):
                         print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
                               f"rate to {new}.")
                     self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+from .callbacks_backup import BackupAndRestore  # noqa: E402,F401  (it uses Callback)

@@ -30,6 +30,7 @@ from unrolled import losses as _losses
 from unrolled.config import floatx
 from unrolled.losses import binary_or_sparse
 from unrolled.losses.base import same_rank
+from unrolled.metrics.auc import AUC  # noqa: F401
 from unrolled.metrics.base import Mean, MeanMetricWrapper, Metric, _float_pred  # noqa: F401
 from unrolled.metrics.confusion import (  # noqa: F401
     Precision, Recall, SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy,
@@ -222,6 +223,7 @@ _BY_NAME = {
     "Hinge": Hinge, "squared_hinge": SquaredHinge, "SquaredHinge": SquaredHinge,
     "root_mean_squared_error": RootMeanSquaredError,
     "RootMeanSquaredError": RootMeanSquaredError,
+    "auc": AUC, "AUC": AUC,
     "precision": Precision, "Precision": Precision, "recall": Recall, "Recall": Recall,
     "cosine_similarity": CosineSimilarity, "CosineSimilarity": CosineSimilarity,
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
