@@ -11,10 +11,13 @@ import unrolled
 def _model(m):
     L = m.layers
     i = m.Input((5, 4))
-    h = L.Bidirectional(L.LSTM(3, return_sequences=True), name="bi")(i)
-    h = L.RNN(L.StackedRNNCells([L.LSTMCell(4), L.GRUCell(3)]), return_sequences=True)(h)
-    h = L.TimeDistributed(L.Dense(4))(h)
-    h = L.BatchNormalization()(h)
+    # every layer named: automatic names count per process, and the suite builds many
+    h = L.Bidirectional(L.LSTM(3, return_sequences=True, name="lstm"), name="bi")(i)
+    cells = L.StackedRNNCells([L.LSTMCell(4, name="lstm_cell"), L.GRUCell(3, name="gru_cell")],
+                              name="stacked_rnn_cells")
+    h = L.RNN(cells, return_sequences=True, name="rnn")(h)
+    h = L.TimeDistributed(L.Dense(4, name="dense"), name="td")(h)
+    h = L.BatchNormalization(name="bn")(h)
     return m.Model(i, L.MultiHeadAttention(2, 3, name="mha")(h, h))
 
 

@@ -104,7 +104,7 @@ class Embedding(Layer):
         np.add.at(dembeddings, ids, dy)                      # repeated ids add up
         return [None], [dembeddings]
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
             return None
         return np.asarray(inputs) != 0
@@ -136,7 +136,7 @@ class Masking(Layer):
     def backward(self, keep, dy):
         return [np.where(keep, dy, 0).astype(dy.dtype, copy=False)], []   # y = where(keep, x, 0)
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         return np.any(np.asarray(inputs) != self.mask_value, axis=-1)
 
     def get_config(self):

@@ -65,7 +65,7 @@ class Concatenate(Layer):
         cuts = np.cumsum(sizes)[:-1]                         # each input gets back its own slice
         return list(np.split(dy, cuts, axis=self.axis)), []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         if mask is None or all(m is None for m in mask):
             return None
         masks = []
@@ -140,7 +140,7 @@ class Add(Layer):
             dxs.append(_unbroadcast(dy, padded).reshape(shape))   # y = sum x_i  =>  dx_i = dy
         return dxs, []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         if mask is None or any(m is None for m in mask):
             return None
         out = np.asarray(mask[0], bool)
@@ -372,7 +372,7 @@ class Dot(Layer):
         out = s0 + s1
         return tuple(out + [1] if len(out) == 1 else out)
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         return None
 
     def forward(self, xs, *, training=False, mask=None):

@@ -150,7 +150,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
             share = dy / count                         # y = sum_t m x / n  =>  dx = m dy / n
         return [np.where(m, share, 0).astype(dy.dtype)], []
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         return None
 
 

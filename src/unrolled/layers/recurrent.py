@@ -183,7 +183,7 @@ class RNN(Layer):
             return [out] + [(b, s) for s in self.cell.state_size]
         return out
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         out_mask = mask if self.return_sequences else None
         if self.return_state:
             return [out_mask] + [None] * len(self.cell.state_size)

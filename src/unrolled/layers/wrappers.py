@@ -155,7 +155,7 @@ class Bidirectional(Layer):
             return outputs + [tuple(s) for s in f_states + b_states]
         return outputs[0]
 
-    def compute_mask(self, inputs, mask):
+    def compute_mask(self, inputs, mask=None):
         if isinstance(mask, list):
             mask = mask[0]
         out_mask = mask if self.return_sequences else None
