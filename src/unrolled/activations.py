@@ -40,6 +40,7 @@ class Activation:
         self._fn = fn
         self._backward = backward
         self.params = dict(params or {})
+        self._required = _REQUIRED in self.params.values()
 
     def _bind(self, args, kwargs):
         if not args and not kwargs and _REQUIRED not in self.params.values():
@@ -64,10 +65,18 @@ class Activation:
         return bound
 
     def __call__(self, x, *args, **kwargs):
+        if not (args or kwargs or self._required):      # a layer's activation: the defaults
+            if not (type(x) is np.ndarray and x.dtype.kind == "f"):
+                x = _as_float(x)
+            return self._fn(x, **self.params) if self.params else self._fn(x)
         return self._fn(_as_float(x), **self._bind(args, kwargs))
 
     def backward(self, x, y, dy, *args, **kwargs):
         """dL/dx given dL/dy, the input x and the output y = f(x) (same arguments as the call)."""
+        if not (args or kwargs or self._required) and (
+                x is None or (type(x) is np.ndarray and x.dtype.kind == "f")):
+            return (self._backward(x, y, dy, **self.params) if self.params
+                    else self._backward(x, y, dy))
         return self._backward(x if x is None else _as_float(x), y, dy, **self._bind(args, kwargs))
 
     def __repr__(self):

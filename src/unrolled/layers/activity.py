@@ -19,6 +19,11 @@ from .. import regularizers as regularizers_mod
 from ..utils import to_list
 
 
+# Whether any layer of this process was given an activity regularizer: until one is, a
+# training step need not look for them (it saves a walk over the layers per step).
+IN_USE = False
+
+
 class ActivityCache(tuple):
     """The forward cache of a layer with an activity regularizer. It reads as the layer's
     own cache (``inner``: its items when it is a tuple, its attributes), so code that
@@ -61,6 +66,9 @@ class ActivityRegularized:
                 f"{type(self).__name__}(activity_regularizer=...): an activity regularizer on "
                 "a model is not implemented in unrolled; give it to the model's output layer.")
         self._activity_regularizer = rule
+        if rule is not None:
+            global IN_USE
+            IN_USE = True
         # The layer's own forward/call/backward are wrapped on this instance only (the class
         # and layers without a regularizer are untouched): forward records the penalties and
         # keeps the outputs in the cache, backward adds the penalties' gradient.

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from .. import memory
+from ..layers import activity
 from ..fast.threads import limit as blas_threads
 from ..progbar import Progbar
 from ..utils import to_list
@@ -110,6 +111,8 @@ class Trainer:
         else left out, as Keras's ``losses`` has nothing from it): Keras's TimeDistributed
         runs the inner layer's ``call``, which adds no penalty (tf.keras 2 added it divided
         by batch * timesteps), and unrolled implements neither."""
+        if not activity.IN_USE:
+            return []
         from ..layers.wrappers import Bidirectional
         found, stack = [], [(layer, None) for layer in reversed(self.layers)]
         while stack:
