@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 import tf_keras  # the Keras 2 reference
 from gradcheck import numeric_grad
-from keras_ref import keras
+from keras_ref import files_both_ways, keras
 
 import unrolled
 from unrolled.models import load_model
@@ -358,16 +358,7 @@ def test_files_both_ways(kind, ext, rng, tmp_path):
     theirs, ours = FILE_MODELS[kind](keras), FILE_MODELS[kind](unrolled)
     ours.set_weights([w * 1.5 for w in theirs.get_weights()])   # ours differ from theirs
     x, _ = _data("embedding" if kind == "spatial" else "lstm", rng)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        theirs.save(tmp_path / f"theirs.{ext}")
-        ours.save(tmp_path / f"ours.{ext}")
-        back_ours = keras.models.load_model(tmp_path / f"ours.{ext}")
-    back_theirs = load_model(tmp_path / f"theirs.{ext}")
-    np.testing.assert_allclose(back_theirs.predict(x, verbose=0), theirs.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(back_ours.predict(x, verbose=0), ours.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    back_theirs, back_ours = files_both_ways(theirs, ours, x, tmp_path, ext)
     for a, b in zip(back_theirs.layers, theirs.layers):
         assert type(a).__name__ == type(b).__name__
         for key in ("rate", "stddev", "seed", "l1", "l2"):
