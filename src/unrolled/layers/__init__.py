@@ -5,8 +5,9 @@ from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
-from .merge import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add,
-                    average, concatenate, dot, maximum, minimum, multiply, subtract)
+from .dot import Dot, dot
+from .merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                    average, concatenate, maximum, minimum, multiply, subtract)
 from .recurrent import RNN
 from .reshaping import Dropout, Permute, RepeatVector, Reshape
 from .stacked import StackedRNNCells
