@@ -80,10 +80,12 @@ def test_convert_every_output(files, tmp_path, out):
     if out.endswith(".onnx"):
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         got = sess.run(None, {sess.get_inputs()[0].name: X})[0]
-    elif out.endswith(".pt"):
-        state = torch.load(path, weights_only=True)
+    elif out.endswith(".pt"):                # a checkpoint dict: Keras config + torch state_dict
+        state = torch.load(path, weights_only=True)["state_dict"]
         assert any(k.endswith("weight_ih_l0_reverse") for k in state)
-        return
+        code, stdout, err = run("predict", out, root / "x.npy", "--out", "y.npy", cwd=tmp_path)
+        assert code == 0, err
+        got = np.load(tmp_path / "y.npy")
     elif ".weights." in out:
         code, stdout, err = run("convert", out, "again.keras", "--model", root / "m.h5", cwd=tmp_path)
         assert code == 0, err

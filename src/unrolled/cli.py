@@ -268,19 +268,39 @@ def _add_file_commands(sub):
     p.add_argument("--tol", type=float, default=1e-5)
     p.add_argument("--timesteps", type=int, default=10, help="for inputs of unknown length")
     p.add_argument("--seed", type=_seed, default=0)
-    p.add_argument("--kind", help="torch state: RNN, LSTM, GRU, Linear or Embedding")
-    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    _add_torch_options(p)
     p = sub.add_parser("convert", help="convert a model file to another format")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--model", help="architecture for a weights-only input (.keras/.h5/.unrolled.npz)")
-    p.add_argument("--kind", help="torch state: RNN, LSTM, GRU, Linear or Embedding")
-    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    _add_torch_options(p)
     p = sub.add_parser("predict", help="run a model file on DATA (.npy or .csv)")
     p.add_argument("file")
     p.add_argument("data")
     p.add_argument("--out", help="write predictions to .npy or .csv instead of printing")
     p.add_argument("--batch-size", type=int, default=32)
+    _add_torch_options(p)
+
+
+def _torch_kind(text):
+    """``--kind LSTM`` (one module), or ``--kind embed=Embedding,enc=LSTM,dec=Linear``."""
+    if "=" not in text:
+        return text
+    pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+    if any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected KIND or NAME=KIND,NAME=KIND; received {text!r}")
+    return {name.strip(): kind.strip() for name, kind in pairs}
+
+
+def _add_torch_options(p):
+    """The options of a PyTorch state file (.pt/.pth), which a state dict cannot tell."""
+    p.add_argument("--kind", type=_torch_kind,
+                   help="torch state: RNN, LSTM, GRU, Linear or Embedding; for a whole model "
+                        "NAME=KIND,... per submodule (e.g. enc=LSTM,dec=Linear)")
+    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    p.add_argument("--head-on", choices=("last", "final", "sequence"),
+                   help="torch state with a Linear head: what the head reads, out[:, -1] "
+                        "(last, the default), h_n (final) or every step (sequence)")
 
 
 def _run_file_command(args):
@@ -292,11 +312,12 @@ def _run_file_command(args):
         if args.command == "verify":
             from .interop.verify import verify
             return verify(args.file, tol=args.tol, timesteps=args.timesteps, seed=args.seed,
-                          kind=args.kind, nonlinearity=args.nonlinearity)
+                          kind=args.kind, nonlinearity=args.nonlinearity, head_on=args.head_on)
         if args.command == "convert":
             return commands.convert(args.input, args.output, args.model, args.kind,
-                                    args.nonlinearity)
-        return commands.predict(args.file, args.data, args.out, args.batch_size)
+                                    args.nonlinearity, args.head_on)
+        return commands.predict(args.file, args.data, args.out, args.batch_size, args.kind,
+                                args.nonlinearity, args.head_on)
     except FAILURES as e:                                    # ModelFileError is a ValueError
         return _failed(args.command, e)
 

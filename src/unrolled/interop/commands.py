@@ -10,10 +10,13 @@ file                          IN     OUT     notes
 ``.unrolled.npz``             yes    yes     native, NumPy only
 ``.weights.h5``               yes    yes     weights only: IN needs ``--model`` for the architecture
 ``.weights.npz``              yes    yes     native weights only: IN needs ``--model``
-``.pt`` / ``.pth``            yes    yes     PyTorch ``state_dict`` of ONE module (RNN, LSTM, GRU,
-                                             Linear, Embedding); needs torch. IN: ``--kind`` and
-                                             ``--nonlinearity`` where the keys can't tell; OUT:
-                                             the state of ``to_torch(model)``
+``.pt`` / ``.pth``            yes    yes     needs torch. IN: a ``state_dict`` of one module or of
+                                             a model (embedding, recurrent module, Linear head:
+                                             ``interop.torch_state``; ``--kind``,
+                                             ``--nonlinearity``, ``--head-on`` where the keys
+                                             can't tell), or a file this OUT wrote. OUT: the
+                                             model (Keras config + ``to_torch`` state_dict,
+                                             ``interop.torch_checkpoint``)
 ``.onnx``                     no     yes     needs onnx
 ============================  =====  ======  =================================================
 """
@@ -31,12 +34,16 @@ def _is(path, suffixes):
     return os.fspath(path).lower().endswith(suffixes)
 
 
-def load_any(path, model_path=None, kind=None, nonlinearity="tanh"):
+def load_any(path, model_path=None, kind=None, nonlinearity="tanh", head_on=None):
     """A model from any input format of the table above."""
-    from ..layers import Input
-    from ..models import Sequential, load_model
+    from ..models import load_model
     from ..models.saving import load_weights
 
+    torch_options = [f"--{k}" for k, v in (("kind", kind), ("head-on", head_on),
+                                             ("nonlinearity", nonlinearity)) if v not in (None, "tanh")]
+    if torch_options and not _is(path, TORCH_SUFFIXES):
+        raise SystemExit(f"{', '.join(torch_options)} apply to PyTorch state files (.pt/.pth); "
+                         f"{path} is not one.")
     if _is(path, WEIGHT_SUFFIXES):
         if model_path is None:
             raise SystemExit(f"{path} holds weights only: pass --model FILE (a .keras, .h5 or "
@@ -45,20 +52,8 @@ def load_any(path, model_path=None, kind=None, nonlinearity="tanh"):
         load_weights(model, path)
         return model
     if _is(path, TORCH_SUFFIXES):
-        from .torch import from_torch_state, load_torch_state, recurrent_spec, strip_prefix
-
-        state = strip_prefix(load_torch_state(path))
-        obj = from_torch_state(state, kind=kind, nonlinearity=nonlinearity)
-        if hasattr(obj, "_nodes"):
-            return obj
-        spec = recurrent_spec(state)
-        if spec is not None:
-            shape, dtype = (None, spec[1]), None
-        elif type(obj).__name__ == "Embedding":
-            shape, dtype = (None,), "int64"
-        else:
-            shape, dtype = (obj.kernel.value.shape[0],), None
-        return Sequential([Input(shape=shape, dtype=dtype), obj])
+        from .torch_checkpoint import load_torch_model
+        return load_torch_model(path, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
     if _is(path, MODEL_SUFFIXES):
         return load_model(path)
     raise SystemExit(f"Cannot read {path}: expected one of {MODEL_SUFFIXES + WEIGHT_SUFFIXES + TORCH_SUFFIXES}.")
@@ -66,7 +61,6 @@ def load_any(path, model_path=None, kind=None, nonlinearity="tanh"):
 
 def save_any(model, path):
     """Write ``model`` in the output format named by ``path``'s suffix."""
-    from ..io.atomic import atomic_write
     from ..models import save_model
     from ..models.saving import save_weights
 
@@ -78,20 +72,15 @@ def save_any(model, path):
         from .onnx_export import to_onnx
         to_onnx(model, path)
     elif _is(path, TORCH_SUFFIXES):
-        import torch
-
-        from .torch import to_torch
-        buf = io.BytesIO()
-        torch.save(to_torch(model).state_dict(), buf)
-        with atomic_write(path) as f:
-            f.write(buf.getvalue())
+        from .torch_checkpoint import save_torch_model
+        save_torch_model(model, path)
     else:
         raise SystemExit(f"Cannot write {path}: expected a name ending in .keras, .h5, "
                          ".unrolled.npz, .weights.h5, .weights.npz, .pt or .onnx.")
 
 
-def convert(src, dst, model_path=None, kind=None, nonlinearity="tanh"):
-    model = load_any(src, model_path, kind, nonlinearity)
+def convert(src, dst, model_path=None, kind=None, nonlinearity="tanh", head_on=None):
+    model = load_any(src, model_path, kind, nonlinearity, head_on)
     save_any(model, dst)
     print(f"{src} -> {dst}: {type(model).__name__} '{model.name}', "
           f"{model.count_params():,} parameters")
@@ -135,13 +124,23 @@ def _printable(text):
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
+def _torch_model_file(path):
+    """Whether ``path`` is a ``.pt`` holding a whole model (``torch_checkpoint``)."""
+    if not _is(path, TORCH_SUFFIXES):
+        return False
+    from .torch import torch_load
+    from .torch_checkpoint import is_checkpoint
+    return is_checkpoint(torch_load(path))
+
+
 def inspect(path):
     header = f"{'weight':<48} {'shape':<14} {'dtype':<8} {'min':>11} {'max':>11} {'mean':>11}"
-    if _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES):
+    model_file = _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES)
+    if model_file or _torch_model_file(path):
         from ..io.graph import weight_groups
         from ..models import load_model
 
-        model = load_model(path)
+        model = load_model(path) if model_file else load_any(path)
         print(_printable(f"{path}: {type(model).__name__} '{model.name}'"))
         model.summary(print_fn=lambda line: print(_printable(line)))
         print(header)
@@ -154,7 +153,32 @@ def inspect(path):
     print(header)
     for name, a in arrays:
         print(_printable(_stats_row(name, a)))
+    if _is(path, TORCH_SUFFIXES):
+        print(_printable(_state_reading(dict(arrays))))
     return 0
+
+
+def _state_reading(state):
+    """How ``from_torch_state`` reads a state, or why it cannot without options."""
+    from .torch_state import RECURRENT, plan
+
+    try:
+        entries = plan(state)
+    except ValueError as e:
+        return f"as a model: not without options: {' '.join(str(e).split())}"
+    parts = []
+    for name, kind, sub in entries:
+        label = f"{name}: " if name else ""
+        if kind in RECURRENT:
+            n = len([k for k in sub if k.startswith("weight_ih_l") and "reverse" not in k])
+            bidi = ", bidirectional" if "weight_ih_l0_reverse" in sub else ""
+            parts.append(f"{label}{kind} {sub['weight_ih_l0'].shape[1]} -> "
+                         f"{sub['weight_hh_l0'].shape[1]} ({n} layer(s){bidi})")
+        else:
+            parts.append(f"{label}{kind} {tuple(sub['weight'].shape)}")
+    head = " (head on the last step; --head-on final or sequence otherwise)" \
+        if len(entries) > 1 and entries[-1][1] == "Linear" else ""
+    return "as a model: " + " -> ".join(parts) + head
 
 
 def read_data(path):
@@ -169,8 +193,9 @@ def read_data(path):
     raise SystemExit(f"DATA must be a .npy or .csv file; received {path}.")
 
 
-def predict(model_path, data_path, out=None, batch_size=32):
-    model = load_any(model_path)
+def predict(model_path, data_path, out=None, batch_size=32, kind=None, nonlinearity="tanh",
+            head_on=None):
+    model = load_any(model_path, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
     x = read_data(data_path)
     shape = model.inputs[0].shape
     if x.ndim == 2 and len(shape) == 3 and None not in shape[1:]:

@@ -30,7 +30,10 @@ unrolled layer returns (last step or sequence, ``go_backwards`` order, merge mod
 
 Conv1d, pooling, padding, BatchNorm1d, LayerNorm, the activation modules and
 MultiheadAttention: ``torch_layers.py`` (PyTorch → unrolled, with the channels-first /
-channels-last rules) and ``torch_layer_modules.py`` (unrolled → PyTorch).
+channels-last rules) and ``torch_layer_modules.py`` (unrolled → PyTorch). State dicts of one
+module or of a whole model (embedding, recurrent module, Linear head): ``torch_state.py``;
+the ``.pt`` files ``unrolled convert`` writes (Keras config + state_dict):
+``torch_checkpoint.py``.
 """
 import warnings
 
@@ -262,13 +265,9 @@ def from_torch(module, input_shape=None):
     return Model(inp, x)
 
 
-def load_torch_state(path):
-    """A PyTorch ``state_dict`` file as ``{name: np.ndarray}``, via ``torch.load(weights_only=True)``.
-
-    A ``.pt`` file is a pickle; unrolled never unpickles by itself. Only torch's restricted
-    ``weights_only`` loader (tensors and plain containers, no code) reads it, so torch must be
-    installed; without it this raises ImportError.
-    """
+def torch_load(path):
+    """The object in a ``.pt`` file, via ``torch.load(weights_only=True)`` only: tensors and
+    plain containers, no code. ``ModelFileError`` when torch cannot read it so."""
     from ..io.safety import ModelFileError, read_file
 
     try:
@@ -279,25 +278,53 @@ def load_torch_state(path):
                           "torch, or convert the file where torch is installed.") from None
     read_file(path)                                         # exists, not empty, not huge
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:                                  # torch raises many kinds here
         raise ModelFileError(f"{path!r} is not a PyTorch state file torch can read with "
                              f"weights_only=True ({type(e).__name__}: {str(e)[:300]}).") from None
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
+
+
+STATE_KEYS = ("state_dict", "model_state_dict", "model")     # checkpoint dicts people save
+
+
+def state_of(obj, path):
+    """The ``{name: np.ndarray}`` state in what ``torch_load`` returned: a state dict, or a
+    checkpoint dict holding one under ``state_dict``, ``model_state_dict`` or ``model`` (its
+    other entries — epoch, optimizer state — do not change the model and are not read)."""
+    import torch
+
+    from ..io.safety import ModelFileError
+    if isinstance(obj, dict) and not all(torch.is_tensor(v) for v in obj.values()):
+        found = [k for k in STATE_KEYS if isinstance(obj.get(k), dict)]
+        if len(found) > 1:
+            raise ModelFileError(f"{path!r} is a checkpoint with several state dicts "
+                                 f"({found}); unrolled does not guess which is the model.")
+        obj = obj[found[0]] if found else obj
     if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
         raise ModelFileError(f"{path!r} holds a {type(obj).__name__}, not a state_dict (a dict "
-                             "of tensors).")
+                             f"of tensors, or a checkpoint dict with one under "
+                             f"{' or '.join(map(repr, STATE_KEYS))}).")
     return {k: tensor_array(k, v, repr(path)) for k, v in obj.items()}
 
 
-def strip_prefix(state):
-    """The state dict without a key prefix common to all keys (``"rnn.weight_ih_l0"``)."""
-    keys = list(state)
-    prefix = keys[0].rsplit(".", 1)[0] + "." if keys and "." in keys[0] else ""
-    if prefix and all(k.startswith(prefix) for k in keys):
-        return {k[len(prefix):]: v for k, v in state.items()}
-    return dict(state)
+def load_torch_state(path):
+    """A PyTorch ``state_dict`` file as ``{name: np.ndarray}``, via ``torch.load(weights_only=True)``.
+
+    A ``.pt`` file is a pickle; unrolled never unpickles by itself. Only torch's restricted
+    ``weights_only`` loader (tensors and plain containers, no code) reads it, so torch must be
+    installed; without it this raises ImportError. Tensors saved on a GPU load on the CPU.
+    A model written by ``unrolled convert`` (``torch_checkpoint``) is read with
+    ``load_torch_model``.
+    """
+    from ..io.safety import ModelFileError
+    from .torch_checkpoint import is_checkpoint
+
+    obj = torch_load(path)
+    if is_checkpoint(obj):
+        raise ModelFileError(f"{path!r} holds a whole model written by unrolled (its Keras "
+                             "config beside the state_dict); read it with "
+                             "unrolled.interop.load_torch_model.")
+    return state_of(obj, path)
 
 
 def recurrent_spec(state, kind=None):
@@ -332,46 +359,13 @@ def recurrent_spec(state, kind=None):
     return inferred, ih[1], hh[1], num_layers, bidirectional, bias
 
 
-def from_torch_state(state, kind=None, nonlinearity="tanh"):
-    """unrolled layer(s) for ONE module from its state dict (e.g. from ``load_torch_state``).
-
-    ``kind``: ``"RNN"``, ``"LSTM"``, ``"GRU"``, ``"Linear"`` or ``"Embedding"``; by default
-    the recurrent kind is read from the shapes (``weight_ih_l0`` has G*H rows, G = 1, 4, 3)
-    and ``{weight, bias}`` is a Linear. A common key prefix (``"rnn."``) is stripped.
-    ``nonlinearity`` (``"tanh"``/``"relu"``) is not stored in a state dict; pass it for nn.RNN.
-    """
-    state = strip_prefix(state)
-    spec = recurrent_spec(state, kind)
-    if spec is not None:
-        kind, f_in, _, num_layers, bidirectional, use_bias = spec
-        layers = recurrent_from_arrays(kind, state, num_layers, bidirectional, use_bias,
-                                       nonlinearity)
-        if len(layers) == 1:
-            return layers[0]
-        return Sequential([Input(shape=(None, f_in))] + layers)
-    kind = kind or ("Linear" if set(state) == {"weight", "bias"} else None)
-    if kind == "Linear":
-        w = state["weight"]
-        layer = Dense(w.shape[0], use_bias="bias" in state)
-        layer.build((None, w.shape[1]))
-        layer.set_weights([_copy(a, b, "Linear") for a, b in
-                           zip(layer.get_weights(), [w.T] + ([state["bias"]] if "bias" in state else []))])
-        return layer
-    if kind == "Embedding":
-        w = state["weight"]
-        layer = Embedding(*w.shape)
-        layer.build(None)
-        layer.set_weights([_copy(layer.embeddings.value, w, "Embedding")])
-        return layer
-    raise ValueError(f"Cannot tell which module this state belongs to (keys {sorted(state)[:8]}); "
-                     "pass kind='RNN', 'LSTM', 'GRU', 'Linear' or 'Embedding'.")
-
-
 def to_torch(layer_or_model):
     """A torch module computing what the unrolled layer or Sequential/chain model computes."""
     from .torch_modules import to_torch as _to_torch
 
     return _to_torch(layer_or_model)
 
+
+from .torch_state import from_torch_state  # noqa: E402  (public here too)
 
 __all__ = ["from_torch", "to_torch", "load_torch_state", "from_torch_state", "GATE_ORDER"]

@@ -97,31 +97,24 @@ def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
     return 0 if ok else 1
 
 
-def verify_torch(path, tol=1e-5, timesteps=10, batch=4, seed=0, kind=None, nonlinearity="tanh"):
+def verify_torch(path, tol=1e-5, timesteps=10, batch=4, seed=0, kind=None, nonlinearity="tanh",
+                 head_on=None):
+    """A ``.pt`` file in torch and in unrolled: a state dict runs in the torch modules its
+    keys and shapes describe (``torch_state.torch_reference``, the head read as
+    ``head_on`` says), a model ``unrolled convert`` wrote in its ``to_torch`` modules."""
     import torch
 
     from .commands import load_any
-    from .torch import load_torch_state, recurrent_spec, strip_prefix
+    from .torch_checkpoint import torch_reference
 
-    state = strip_prefix(load_torch_state(path))
-    ours = load_any(path, kind=kind, nonlinearity=nonlinearity)
-    spec = recurrent_spec(state, kind)
-    if spec is not None:
-        rkind, f_in, hidden, layers, bidi, bias = spec
-        extra = {"nonlinearity": nonlinearity} if rkind == "RNN" else {}
-        module = getattr(torch.nn, rkind)(f_in, hidden, num_layers=layers, bidirectional=bidi,
-                                          bias=bias, batch_first=True, **extra)
-    elif kind == "Embedding":
-        module = torch.nn.Embedding(*state["weight"].shape)
-    else:
-        w = state["weight"]
-        module = torch.nn.Linear(w.shape[1], w.shape[0], bias="bias" in state)
-    module.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    ours = load_any(path, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
+    module, what = torch_reference(path, kind, nonlinearity, head_on)
     xs = random_inputs(ours, batch, timesteps, seed)
     with torch.no_grad():
         ref = module.eval()(torch.from_numpy(xs[0]))
     ref = (ref[0] if isinstance(ref, tuple) else ref).numpy()
-    print(f"{path}: torch {type(module).__name__}, random input {xs[0].shape}, seed {seed}")
+    print(f"{path}: compared with torch {torch.__version__} ({what}), random input "
+          f"{xs[0].shape}, seed {seed}")
     ok = _report("output", ours.predict(xs[0], verbose=0), ref, tol, per_step=True)
     print("verified: outputs agree" if ok else f"FAILED: differences above {tol}")
     return 0 if ok else 1
@@ -131,8 +124,11 @@ def verify(path, **kwargs):
     name = os.fspath(path).lower()
     if name.endswith((".pt", ".pth")):
         return verify_torch(path, **kwargs)
-    kwargs.pop("kind", None)
-    kwargs.pop("nonlinearity", None)
+    torch_only = {k: kwargs.pop(k) for k in ("kind", "nonlinearity", "head_on") if k in kwargs}
+    given = [f"--{k.replace('_', '-')}" for k, v in torch_only.items() if v not in (None, "tanh")]
+    if given:
+        raise SystemExit(f"{', '.join(given)} apply to PyTorch state files (.pt/.pth); {path} "
+                         "is not one.")
     if name.endswith((".keras", ".h5", ".hdf5")) and not name.endswith(".weights.h5"):
         return verify_keras(path, **kwargs)
     raise SystemExit(f"verify compares a .keras/.h5 file with Keras or a .pt/.pth state with "
