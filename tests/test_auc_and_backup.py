@@ -80,7 +80,11 @@ def test_auc_config_and_refusals_like_keras():
         theirs = keras.metrics.AUC(name="auc", **kwargs)
         assert ours.get_config() == theirs.get_config()
         assert metrics.AUC(**theirs.get_config()).get_config() == theirs.get_config()
-    assert metrics.AUC().name == "auc" and isinstance(metrics.get("auc"), metrics.AUC)
+    unrolled.backend.clear_session()                 # automatic names count per process
+    keras.backend.clear_session()
+    assert metrics.AUC().name == keras.metrics.AUC().name == "auc"
+    assert metrics.AUC().name == keras.metrics.AUC().name == "auc_1"
+    assert isinstance(metrics.get("auc"), metrics.AUC)
     assert unrolled.metrics.AUC is metrics.AUC
     for bad in ({"multi_label": True}, {"label_weights": [1.0, 2.0]},
                 {"curve": "PRGAIN"}):

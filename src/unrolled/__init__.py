@@ -6,8 +6,11 @@ imported only by the functions that use them.
 The common Keras names are here too, so that ``import unrolled as keras`` runs scripts
 written for Keras: ``Input``, ``Model``, ``Sequential`` and the modules ``layers``,
 ``models``, ``optimizers``, ``losses``, ``metrics``, ``callbacks``, ``initializers``,
-``regularizers``, ``constraints``, ``activations``, ``utils``. A Keras name unrolled does not have raises an AttributeError
-that says so.
+``regularizers``, ``constraints``, ``activations``, ``utils``, ``backend``
+(``clear_session``, ``floatx``, ``epsilon``...), ``random`` (NumPy generators with Keras's
+signatures), ``saving`` (files, the registry of user classes, object configs) and
+``datasets`` (present, but loading none: unrolled downloads nothing). A Keras name
+unrolled does not have raises an AttributeError that says so.
 """
 __version__ = "0.1.0"
 
@@ -15,11 +18,13 @@ import importlib.util as _util
 
 from . import (activations, callbacks, config, constraints, initializers, layers,  # noqa: F401
                losses, metrics, models, optimizers, regularizers, utils)
+from . import backend, datasets, random, saving  # noqa: F401  (unrolled.random, not the stdlib's)
 from .layers import Input  # noqa: F401
 from .models import Model, Sequential  # noqa: F401
 
 _KERAS_NAMES = "Input, Model, Sequential, layers, models, optimizers, losses, metrics, " \
-               "callbacks, initializers, regularizers, constraints, activations, utils"
+               "callbacks, initializers, regularizers, constraints, activations, utils, " \
+               "backend, random, saving, datasets (which loads nothing: no network)"
 
 
 def __getattr__(name):

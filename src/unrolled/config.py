@@ -30,6 +30,14 @@ def epsilon():
     return _EPSILON
 
 
+def set_epsilon(value):
+    """Set the fuzz factor: read, as Keras reads ``backend.epsilon()``, by the losses,
+    the weight constraints, ``AUC`` (when built), BatchNormalization's masked moments and
+    ``Dot(normalize=True)``."""
+    global _EPSILON
+    _EPSILON = float(value)
+
+
 def standardize_dtype(dtype):
     """A dtype argument (None, a string or a NumPy dtype) as a NumPy float dtype."""
     if dtype is None:

@@ -14,7 +14,7 @@ kernel), with Keras's ``epsilon`` of 1e-7::
 """
 import numpy as np
 
-EPSILON = 1e-7                       # keras.config.epsilon()
+from .config import epsilon          # keras.config.epsilon(), 1e-7 unless set, read per call
 
 
 class Constraint:
@@ -40,7 +40,7 @@ class MaxNorm(Constraint):
         t = w.dtype.type
         norms = _norms(w, self.axis)
         desired = np.clip(norms, 0, t(self.max_value))
-        return w * (desired / (t(EPSILON) + norms))
+        return w * (desired / (t(epsilon()) + norms))
 
     def get_config(self):
         return {"max_value": self.max_value, "axis": self.axis}
@@ -57,7 +57,7 @@ class UnitNorm(Constraint):
 
     def __call__(self, w):
         w = np.asarray(w)
-        return w / (w.dtype.type(EPSILON) + _norms(w, self.axis))
+        return w / (w.dtype.type(epsilon()) + _norms(w, self.axis))
 
     def get_config(self):
         return {"axis": self.axis}
@@ -73,7 +73,7 @@ class MinMaxNorm(Constraint):
         norms = _norms(w, self.axis)
         desired = (t(self.rate) * np.clip(norms, t(self.min_value), t(self.max_value))
                    + (t(1) - t(self.rate)) * norms)
-        return w * (desired / (t(EPSILON) + norms))
+        return w * (desired / (t(epsilon()) + norms))
 
     def get_config(self):
         return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,

@@ -30,3 +30,17 @@ def to_list(x):
     if isinstance(x, (list, tuple)):
         return list(x)
     return [x]
+
+
+# keras.utils holds these too; they live in unrolled.backend and unrolled.saving
+_ELSEWHERE = {"clear_session": "backend", **dict.fromkeys((
+    "register_keras_serializable", "get_custom_objects", "get_registered_name",
+    "get_registered_object", "custom_object_scope", "CustomObjectScope",
+    "serialize_keras_object", "deserialize_keras_object"), "saving")}
+
+
+def __getattr__(name):
+    if name in _ELSEWHERE:
+        import importlib
+        return getattr(importlib.import_module(f"unrolled.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module 'unrolled.utils' has no attribute '{name}'")

@@ -3,10 +3,9 @@ statistics at inference; the shared math is in ``normalization.py``."""
 import numpy as np
 
 from .. import initializers
+from ..config import epsilon
 from .normalization import (_Affine, affine_backward, affine_forward, moments,
                             moments_backward)
-
-MASK_EPSILON = 1e-7                # Keras's backend.epsilon(), added to a masked count
 
 
 class BatchNormalization(_Affine):
@@ -98,7 +97,7 @@ class BatchNormalization(_Affine):
         if batch_stats:
             if mask is not None:
                 weights = np.broadcast_to(mask[..., None], x.shape).astype(x.dtype)
-            mean, var = moments(x, axes, weights, np.asarray(MASK_EPSILON, x.dtype))
+            mean, var = moments(x, axes, weights, np.asarray(epsilon(), x.dtype))
             m = self.momentum                         # moving = moving m + batch (1 - m)
             self.moving_mean.assign(self.moving_mean.value * m + mean.reshape(-1) * (1.0 - m))
             self.moving_variance.assign(self.moving_variance.value * m
@@ -118,7 +117,7 @@ class BatchNormalization(_Affine):
         grads = self._weight_grads(dgamma, dbeta)
         if batch_stats:                  # the moments come from x; the moving ones are unused
             count = (x.size // mean.size if weights is None else
-                     weights.sum(axis=axes, keepdims=True) + np.asarray(MASK_EPSILON, x.dtype))
+                     weights.sum(axis=axes, keepdims=True) + np.asarray(epsilon(), x.dtype))
             dx = moments_backward(dx, xc, dmean, dvar, count, weights, axes)
             grads += [np.zeros_like(self.moving_mean.value),
                       np.zeros_like(self.moving_variance.value)]

@@ -5,12 +5,15 @@ the l2 normalization too.
 """
 import numpy as np
 
+from ..config import epsilon
 from .base import Layer
 
 
-def _l2_normalize(x, axis, eps=1e-7):
-    """Keras's ``normalize``: ``y = x * r``, ``r = min(1 / ||x||, 1 / eps)`` along ``axis``;
-    returns ``y``, ``r`` and where ``r`` was not clipped (``r`` depends on ``x`` there)."""
+def _l2_normalize(x, axis):
+    """Keras's ``normalize``: ``y = x * r``, ``r = min(1 / ||x||, 1 / eps)`` along ``axis``
+    (``eps = config.epsilon()``, 1e-7); returns ``y``, ``r`` and where ``r`` was not
+    clipped (``r`` depends on ``x`` there)."""
+    eps = epsilon()
     with np.errstate(divide="ignore"):
         r = 1.0 / np.sqrt(np.sum(np.square(x), axis=axis, keepdims=True))
     live = r < 1.0 / eps

@@ -31,7 +31,8 @@ from unrolled.config import floatx
 from unrolled.losses import binary_or_sparse
 from unrolled.losses.base import same_rank
 from unrolled.metrics.auc import AUC  # noqa: F401
-from unrolled.metrics.base import Mean, MeanMetricWrapper, Metric, _float_pred  # noqa: F401
+from unrolled.metrics.base import (  # noqa: F401
+    Mean, MeanMetricWrapper, Metric, _float_pred, to_snake_case)
 from unrolled.metrics.confusion import (  # noqa: F401
     Precision, Recall, SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy,
     sparse_top_k_categorical_accuracy, top_k_categorical_accuracy)
@@ -261,7 +262,8 @@ def for_compile(identifier, y_true_shape, y_pred_shape):
 
     "accuracy"/"acc" (any case) become Binary/Sparse/CategoricalAccuracy by the shapes
     of the first batch; a string identifier names the metric ("mse" logs "mse"); a Metric
-    keeps its own name.
+    keeps its own name; a function is wrapped in ``MeanMetricWrapper`` and logs under its
+    name in snake case, as in Keras.
     """
     if identifier is None:
         raise ValueError("Expected a metric, received None.")
@@ -272,6 +274,13 @@ def for_compile(identifier, y_true_shape, y_pred_shape):
         if is_sparse:
             return SparseCategoricalAccuracy(name=identifier)
         return CategoricalAccuracy(name=identifier)
+    # compile() has already built one through get() to check the identifier, which took a
+    # number of the automatic-name counter (as Keras's one build does): the metric built
+    # here is named at once, taking no second number.
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier](name=identifier)
+    if callable(identifier) and not isinstance(identifier, (Metric, type)):
+        return MeanMetricWrapper(identifier, name=to_snake_case(identifier.__name__))
     metric = get(identifier)
     if isinstance(identifier, str):
         metric.name = identifier

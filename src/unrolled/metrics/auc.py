@@ -2,10 +2,10 @@
 at a fixed set of thresholds, as Keras 3 computes it (a Riemann sum over the thresholds)."""
 import numpy as np
 
+from unrolled.config import epsilon
 from unrolled.losses.base import same_rank
 from unrolled.metrics.base import Metric
 
-_EPSILON = 1e-7          # Keras's backend.epsilon(): the outer thresholds sit just outside [0, 1]
 _CURVES = {"roc": "ROC", "ROC": "ROC", "pr": "PR", "PR": "PR"}
 _SUMMATIONS = ("interpolation", "minoring", "majoring")
 
@@ -63,10 +63,11 @@ class AUC(Metric):
             self.num_thresholds = num_thresholds
             inner = [(i + 1) * 1.0 / (num_thresholds - 1) for i in range(num_thresholds - 2)]
             self._evenly = True
-        self._thresholds = np.array([0.0 - _EPSILON] + inner + [1.0 + _EPSILON])
+        eps = epsilon()         # read when built, as Keras: just outside [0, 1]
+        self._thresholds = np.array([0.0 - eps] + inner + [1.0 + eps])
         self.curve, self.summation_method = _CURVES[curve], summation_method
         self.from_logits = from_logits
-        super().__init__(name or "auc", dtype)
+        super().__init__(name, dtype)             # None: "auc", "auc_1", ... as in Keras
         self.reset_state()
 
     @property
@@ -170,9 +171,10 @@ def _divide_no_nan(a, b):
 
 
 def _evenly_distributed(thresholds):
-    """Keras's test for its fast path: at least 3 values, each within 1e-7 of ``i / (n-1)``."""
+    """Keras's test for its fast path: at least 3 values, each within ``epsilon()`` (1e-7)
+    of ``i / (n-1)``."""
     n = len(thresholds)
     if n < 3:
         return False
     even = np.arange(n, dtype=np.float32) / (n - 1)
-    return bool(np.allclose(thresholds, even, atol=_EPSILON))
+    return bool(np.allclose(thresholds, even, atol=epsilon()))

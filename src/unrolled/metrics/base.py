@@ -1,17 +1,40 @@
 """The metric base classes: ``Metric``, the weighted running ``Mean`` Keras 3 keeps, and
 ``MeanMetricWrapper`` (a per-sample function's running mean). The package docstring says
 how Keras logs them."""
+import re
+
 import numpy as np
 
 from unrolled.config import floatx
 from unrolled.losses.base import same_rank
 
 
-class Metric:
-    """Base class: ``update_state``, ``result`` (a Python float), ``reset_state``, ``name``."""
+def to_snake_case(name):
+    """Keras's ``to_snake_case``: drop non-word characters, then ``CamelCase`` ->
+    ``camel_case`` (``"AUC"`` -> ``"auc"``, ``"<lambda>"`` -> ``"lambda"``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
-    def __init__(self, name, dtype=None):
-        self.name = name
+
+def auto_name(class_name):
+    """Keras's automatic object name: the class name in snake case, numbered per process
+    (``precision``, ``precision_1``, ...) with the counter layers use, which
+    ``unrolled.backend.clear_session()`` resets, as Keras 3 does."""
+    from unrolled.layers.base import unique_name
+    return unique_name(to_snake_case(class_name))
+
+
+class Metric:
+    """Base class: ``update_state``, ``result`` (a Python float), ``reset_state``, ``name``.
+
+    ``name=None`` names the metric as Keras 3 does: its class name in snake case, numbered
+    per process (a second ``Precision()`` is ``"precision_1"``, and History logs it so).
+    Metrics with a fixed default name (``"accuracy"``, ``"mean_squared_error"``...) are
+    not numbered, as in Keras."""
+
+    def __init__(self, name=None, dtype=None):
+        self.name = name or auto_name(type(self).__name__)
         self.dtype = np.dtype(dtype or floatx())
 
     def update_state(self, *args, **kwargs):
@@ -78,11 +101,12 @@ class MeanMetricWrapper(Mean):
     """The running mean of ``fn(y_true, y_pred)``, a per-sample array.
 
     ``mask`` (Keras's ``y_pred._keras_mask``) multiplies the weights: masked entries count
-    for nothing, in the total or in the count.
+    for nothing, in the total or in the count. Without ``name`` it is named as Keras names
+    it, ``"mean_metric_wrapper"`` (numbered); ``compile`` then renames it after the function.
     """
 
     def __init__(self, fn, name=None, dtype=None, **fn_kwargs):
-        super().__init__(name or fn.__name__, dtype)
+        super().__init__(name, dtype)
         self.fn, self.fn_kwargs = fn, fn_kwargs
 
     def update_state(self, y_true, y_pred, sample_weight=None, mask=None):

@@ -63,19 +63,18 @@ class _ConfusionMetric(Metric):
     read ``y_pred``'s mask): masked steps count. ``thresholds`` may be one value (0.5 when
     None); a list of several, ``top_k`` and ``class_id`` are not implemented."""
 
-    default_name = None
-
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         if top_k is not None or class_id is not None:
             raise NotImplementedError(f"{type(self).__name__}(top_k=..., class_id=...) is not "
                                       "implemented in unrolled; it would be ignored.")
+        self.init_thresholds = thresholds         # as given: what the config holds, as Keras's
         if isinstance(thresholds, (list, tuple)):
             if len(thresholds) != 1:
                 raise NotImplementedError(f"{type(self).__name__} with several thresholds is "
                                           "not implemented in unrolled: give one.")
             thresholds = thresholds[0]
         self.thresholds = 0.5 if thresholds is None else float(thresholds)
-        super().__init__(name or self.default_name, dtype)
+        super().__init__(name, dtype)             # None: numbered, as Keras names it
         self.reset_state()
 
     def reset_state(self):
@@ -83,7 +82,7 @@ class _ConfusionMetric(Metric):
         self.true_positives = self.false_positives = self.false_negatives = zero
 
     def get_config(self):
-        return {**super().get_config(), "thresholds": self.thresholds, "top_k": None,
+        return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": None,
                 "class_id": None}
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -116,16 +115,12 @@ class _ConfusionMetric(Metric):
 class Precision(_ConfusionMetric):
     """``true positives / (true positives + false positives)``."""
 
-    default_name = "precision"
-
     def result(self):
         return self._ratio(self.false_positives)
 
 
 class Recall(_ConfusionMetric):
     """``true positives / (true positives + false negatives)``."""
-
-    default_name = "recall"
 
     def result(self):
         return self._ratio(self.false_negatives)
