@@ -48,3 +48,23 @@ class Variable:
 
     def __repr__(self):
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}>"
+
+    # Arithmetic on the value, as on a Keras variable (``self.w * 2`` in a custom layer's
+    # call; an array meeting a Variable already converts it through ``__array__``).
+    def __neg__(self):
+        return -self.value
+
+    def __getitem__(self, index):
+        return self.value[index]
+
+
+def _operator(name):
+    def op(self, other):
+        return getattr(self.value, name)(other.value if isinstance(other, Variable) else other)
+    op.__name__ = name
+    return op
+
+
+for _name in ("add", "sub", "mul", "truediv", "matmul", "pow"):
+    for _form in (f"__{_name}__", f"__r{_name}__"):
+        setattr(Variable, _form, _operator(_form))

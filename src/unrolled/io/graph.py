@@ -14,6 +14,7 @@ from ..layers import InputLayer
 from ..layers.base import WeightsFromFile
 from ..models import Model, Sequential
 from ..utils import to_list
+from . import custom_objects
 from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
                         layer_config, layer_from_config, snake_name)
 from .safety import ModelFileError, UnsupportedModelError
@@ -57,10 +58,14 @@ def weight_groups(model, layers=None):
     used, out = {}, []
     for layer in layers if layers is not None else model.layers:
         class_name = type(layer).__name__
-        if class_name not in LAYERS:
+        if custom_objects.is_custom(layer):                  # a layer written the Keras way
+            snake = custom_objects.snake(class_name)
+        elif class_name not in LAYERS:
             raise UnsupportedModelError(f"Layer {layer.name} ({class_name}) has no Keras weight "
                                         "layout.")
-        out += _groups(layer, f"layers/{_unique(snake_name(class_name), used)}")
+        else:
+            snake = snake_name(class_name)
+        out += _groups(layer, f"layers/{_unique(snake, used)}")
     return out
 
 
@@ -199,7 +204,7 @@ def _model_from_config(config, where, hard_sigmoid):
         if entry["class_name"] == "InputLayer":
             layer = input_layer_from_config(entry, f"{where} layer {name!r}")
             tensors[(name, 0, 0)] = layer.output
-        elif entry["class_name"] in LAYERS:
+        elif entry["class_name"] in LAYERS or custom_objects.lookup(entry) is not None:
             layer = layer_from_config(entry, f"{where} layer", hard_sigmoid)
             pending.append((layer, list(entry.get("inbound_nodes", []))))
         else:

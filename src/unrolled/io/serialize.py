@@ -30,6 +30,7 @@ from ..layers import COMPANION_MODULES
 from ..layers.recurrent import CELL_RULES
 from ..layers import registry
 from ..layers.registry import CELL_TYPES
+from . import custom_objects
 from .safety import UnsafeModelError, UnsupportedModelError
 
 RNN_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
@@ -214,6 +215,8 @@ def _option(obj, key):
 
 def layer_config(layer):
     """``{"module", "class_name", "config", "registered_name"}`` for an unrolled layer or cell."""
+    if custom_objects.is_custom(layer):                      # written the Keras way
+        return custom_objects.entry(layer, dtype_policy)
     class_name = type(layer).__name__
     if class_name not in LAYERS or not isinstance(layer, LAYERS[class_name][0]):
         raise UnsupportedModelError(
@@ -268,11 +271,11 @@ def check_not_code(entry, where):
         )
     custom = (module is not None and not (module == "keras" or module.startswith("keras.")))
     custom = custom or (registered is not None and registered != class_name)
-    if custom:
+    if custom and custom_objects.lookup(entry) is None:      # (a class passed in code)
         raise UnsafeModelError(
             f"{where}: {class_name} is a custom object (module={module!r}, "
             f"registered_name={registered!r}); custom objects are refused. Supported classes: "
-            f"{', '.join(supported_classes())}."
+            f"{', '.join(supported_classes())}.{custom_objects.refusal_hint()}"
         )
 
 
@@ -376,6 +379,10 @@ def _check_neutral(key, value, where, class_name):
 def layer_from_config(entry, where="layer", hard_sigmoid="hard_sigmoid"):
     """An unbuilt unrolled layer or cell from a Keras ``{"class_name", "config"}`` entry;
     ``hard_sigmoid``: the activation the entry's ``"hard_sigmoid"`` means (``hard_sigmoid_for``)."""
+    cls = custom_objects.lookup(entry)                       # a class the caller passed
+    if cls is not None:
+        name = (entry.get("config") or {}).get("name", "")
+        return custom_objects.build(cls, entry, f"{where} {name!r}", read_dtype)
     check_not_code(entry, where)
     class_name = entry["class_name"]
     if class_name not in LAYERS or class_name == "InputLayer":

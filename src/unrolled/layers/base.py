@@ -28,6 +28,7 @@ from ..config import standardize_dtype
 from ..utils import to_list
 from ..variables import Variable
 from .activity import ActivityRegularized
+from .custom import MaskedOutput
 
 _NAME_COUNTS = {}
 _from_file = None          # a WeightsFromFile while a model is rebuilt from a file
@@ -63,6 +64,15 @@ class WeightsFromFile:
                 f"{self.where}: layer {layer!r} declares a weight {name!r} of shape "
                 f"{tuple(shape)}, and the model's weights would then take {self.used:,} bytes, "
                 f"more than the file can hold ({self.budget:,} bytes at the most).")
+
+
+def _warn_mask_dropped(layer):
+    import warnings
+    warnings.warn(
+        f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a "
+        "mask attached to it. However, this layer does not support masking and will "
+        "therefore destroy the mask information. Downstream layers will not see the mask.",
+        stacklevel=4)
 
 
 def _snake_case(name):
@@ -186,22 +196,81 @@ class Layer(ActivityRegularized):
         self._in_call = False
         self.activity_regularizer = activity_regularizer
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass written the Keras way (``call`` without ``forward``) gets the library's
+        contract built from its ``call`` and ``backward`` (``layers/custom.py``). Classes
+        that define ``forward`` (every built-in layer) are left as they are."""
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ or any(c.__name__ == "Trainer" and
+                                            c.__module__ == "unrolled.models.training"
+                                            for c in cls.__mro__):
+            return
+        if "call" in cls.__dict__ or getattr(cls, "_keras_way", False):
+            from . import custom
+            custom.adapt(cls, Layer)
+
     # --- weights -------------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None,
-                   constraint=None):
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True,
+                   autocast=True, regularizer=None, constraint=None, aggregation="none",
+                   overwrite_with_gradient=False, name=None):
+        """A new weight of this layer, in Keras 3's form: ``add_weight(shape=None,
+        initializer=None, dtype=None, trainable=True, ..., name=None)`` (``shape``,
+        ``initializer`` and ``dtype`` may come positionally; the initializer defaults to
+        glorot_uniform for a float weight, zeros otherwise; the name to ``variable``,
+        ``variable_1``, ...). ``autocast`` and ``aggregation`` change nothing here (no
+        mixed precision, one device); ``overwrite_with_gradient=True`` is refused. The
+        library's own layers call ``add_weight(name, shape, initializer, ...)``: a string
+        first is that form."""
+        if args and isinstance(args[0], str):
+            kwargs = {"trainable": trainable, "regularizer": regularizer,
+                      "constraint": constraint}
+            if shape is not None:
+                kwargs["shape"] = shape
+            if initializer is not None:
+                kwargs["initializer"] = initializer
+            return self._add_weight(*args, **kwargs)
+        if len(args) > 3:
+            raise TypeError(f"add_weight() takes at most 3 positional arguments (shape, "
+                            f"initializer, dtype) but {len(args)} were given.")
+        for key, value in zip(("shape", "initializer", "dtype"), args):
+            if {"shape": shape, "initializer": initializer, "dtype": dtype}[key] is not None:
+                raise ValueError(f"`{key}` was passed both positionally and as a keyword "
+                                 "argument.")
+        shape, initializer, dtype = (list(args) + [shape, initializer, dtype][len(args):])[:3]
+        if overwrite_with_gradient:
+            raise NotImplementedError("add_weight(overwrite_with_gradient=True) is not "
+                                      "implemented in unrolled (it serves float8 training).")
+        if aggregation not in (None, "none", "mean", "sum", "only_first_replica"):
+            raise ValueError(f"Invalid value for argument `aggregation`: {aggregation!r}.")
+        dtype = np.dtype(getattr(dtype, "name", dtype)).name if dtype is not None else self.dtype
+        if initializer is None:
+            initializer = "glorot_uniform" if np.dtype(dtype).kind == "f" else "zeros"
+        if name is None:
+            taken = {w.name for w in self._weights}
+            name = next(n for n in ["variable"] + [f"variable_{i}" for i in range(1, 10 ** 6)]
+                        if n not in taken)
+        shape = () if shape is None else tuple(int(d) for d in to_list(shape))
+        return self._add_weight(name, shape, initializer, trainable, regularizer, constraint,
+                                dtype=dtype)
+
+    def _add_weight(self, name, shape, initializer="zeros", trainable=True, regularizer=None,
+                    constraint=None, dtype=None):
         """A new weight of this layer. Its regularizer and constraint are the given ones,
         else the layer's ``<prefix>_regularizer``/``_constraint`` for a weight named by one
         of ``weight_rules`` (``recurrent_kernel`` takes the ``recurrent_`` ones)."""
+        dtype = dtype or self.dtype
         prefix = "recurrent" if name == "recurrent_kernel" else name
         if prefix in self.weight_rules:
             regularizer = regularizer or getattr(self, f"{prefix}_regularizer")
             constraint = constraint or getattr(self, f"{prefix}_constraint")
         if _from_file is not None:                  # its value comes from the file next
-            _from_file.take(self.name, name, shape, self.dtype)
-            value = np.zeros(tuple(shape), self.dtype)
+            _from_file.take(self.name, name, shape, dtype)
+            value = np.zeros(tuple(shape), dtype)
         else:
             init = initializers_mod.get(initializer)
-            value = np.asarray(init(tuple(shape), self.dtype), dtype=self.dtype)
+            floating = np.dtype(dtype).kind == "f"           # an integer weight: zeros, a
+            value = np.asarray(init(tuple(shape), dtype if floating else self.dtype),  # count
+                               dtype=dtype)
         if value.shape != tuple(shape):
             raise ValueError(
                 f"Initializer for weight '{name}' of layer '{self.name}' returned shape "
@@ -421,6 +490,11 @@ class Layer(ActivityRegularized):
 
     def _eager_call(self, inputs, training=False, mask=None, initial_state=None, **options):
         self._check_call_options(options)
+        if mask is None and type(inputs) is MaskedOutput:    # a Keras-way layer's output
+            inputs, mask = inputs.view(np.ndarray), inputs._keras_mask
+            if not self.supports_masking:                    # Keras drops it, and warns
+                _warn_mask_dropped(self)
+                mask = None
         if mask is not None and not self.supports_masking:
             raise TypeError(
                 f"Layer '{self.name}' ({type(self).__name__}) does not use a mask, but mask= was "

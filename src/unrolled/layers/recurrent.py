@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import fast
 from ..utils import to_list
+from . import custom_cells
 from .base import Layer, _snake_case, check_array
 from .gates import (TimeMajorInputs, cell_input_gradient, draw_dropout_masks, project_in_chunks,
                     projection_chunk, unmask)
@@ -139,6 +140,7 @@ class RNN(Layer):
                    stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
         kwargs.pop("implementation", None)  # accepted for compatibility; one code path here
         super().__init__(**kwargs)
+        cell = custom_cells.wrap(cell)            # cells written the Keras way (`call`)
         if isinstance(cell, (list, tuple)):       # Keras: RNN([cell, cell]) stacks them
             cell = StackedRNNCells(list(cell))
         for attr in ("step", "step_backward", "project_inputs", "state_size"):
@@ -191,7 +193,14 @@ class RNN(Layer):
 
     # --- states ------------------------------------------------------------------------------
     def _create_states(self, batch_size):
-        self.states = [np.zeros((batch_size, s), self.dtype) for s in self.cell.state_size]
+        self.states = self._zero_states(batch_size)
+
+    def _zero_states(self, batch):
+        """The states a sequence starts from: zeros, or a Keras cell's get_initial_state."""
+        own = getattr(self.cell, "initial_states", None)
+        if own is not None:
+            return own(batch, self.dtype)
+        return [np.zeros((batch, s), self.dtype) for s in self.cell.state_size]
 
     def reset_state(self):
         """Zero the states of a stateful layer (Keras's ``reset_state``)."""
@@ -235,7 +244,7 @@ class RNN(Layer):
                     f"{self.states[0].shape[0]}\n- Received batch size: {batch}"
                 )
             return [s.copy() for s in self.states]
-        return [np.zeros((batch, s), self.dtype) for s in self.cell.state_size]
+        return self._zero_states(batch)
 
     def _check_mask(self, mask, x):
         mask = np.asarray(mask)
@@ -261,6 +270,8 @@ class RNN(Layer):
             raise ValueError(f"Input 0 of layer '{self.name}' has 0 timesteps (shape "
                              f"{x.shape}); a recurrent layer needs at least one step.")
         cell = self.cell
+        if hasattr(cell, "begin_call"):                      # a Keras cell's `training`
+            cell.begin_call(training)
         states = self._initial_states(x, initial_state)
         B, T = x.shape[:2]
         m = None

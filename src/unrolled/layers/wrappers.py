@@ -28,6 +28,8 @@ def recreate(obj, **changes):
     activations and flags but not the initializers and seed, which live on the cell;
     they are read from the cell here, so that the copy is initialized the same way.
     """
+    if hasattr(obj, "recreate"):                             # Keras-way cells (custom_cells)
+        return obj.recreate(**changes)
     if isinstance(obj, StackedRNNCells):
         config = {k: v for k, v in obj.get_config().items() if k != "cells"}
         return StackedRNNCells([recreate(c) for c in obj.cells], **{**config, **changes})

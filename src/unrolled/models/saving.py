@@ -76,15 +76,16 @@ def _reader_boundary(read):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file. ``compile``
     (Keras's default, True): a ``.keras`` file's compile_config compiles the model and its
-    optimizer state is restored. Configs are data, so ``custom_objects`` (code) is refused
-    and ``safe_mode=False`` (allowing code) too."""
-    if custom_objects:
-        raise NotImplementedError("load_model(custom_objects=...) is not supported: unrolled "
-                                  "builds only its own layers and runs no code from a file.")
+    optimizer state is restored. Configs are data: a file never makes unrolled import code.
+    ``custom_objects={"Name": Class}`` gives, in code, the classes of custom layers and cells
+    written the Keras way (``io.custom_objects``); ``safe_mode=False`` (allowing code from
+    the file) is refused."""
+    from ..io import custom_objects as custom
     if safe_mode is not True:
         raise NotImplementedError("load_model(safe_mode=False) is not supported: unrolled "
                                   "never runs code from a file.")
-    return _load_model(bool(compile), filepath)
+    with custom.scope(custom_objects, "load_model"):
+        return _load_model(bool(compile), filepath)
 
 
 @_reader_boundary
@@ -118,24 +119,22 @@ def model_from_json(json_string, custom_objects=None):
     """A model (not its weights) from ``model.to_json()`` text of Keras 3, tf.keras or
     Keras 2, as ``keras.models.model_from_json``. ``"hard_sigmoid"`` means what the Keras
     version that wrote the text computed (its ``keras_version``; Keras 2's when the text has
-    Keras 2's layout and no version). Configs are data: no code in them is run, so
-    ``custom_objects`` cannot be honoured and is refused."""
+    Keras 2's layout and no version). Configs are data: no code in them is run;
+    ``custom_objects`` gives custom layer classes in code, as for ``load_model``."""
     from ..io.graph import model_from_config
     from ..io.keras_format import parse_json
     from ..io.safety import ModelFileError
     from ..io.serialize import hard_sigmoid_for
 
-    if custom_objects:
-        raise NotImplementedError("model_from_json(custom_objects=...) is not supported: "
-                                  "unrolled builds only its own layers and runs no code from "
-                                  "a config.")
+    from ..io import custom_objects as custom
     config = parse_json(json_string, "the JSON text", "model_from_json")
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError("model_from_json: the JSON text is not a Keras model config "
                              "(no \"class_name\").")
     version = config.get("keras_version")
-    return model_from_config(config, "model_from_json",
-                             hard_sigmoid_for(version, legacy="module" not in config))
+    with custom.scope(custom_objects, "model_from_json"):
+        return model_from_config(config, "model_from_json",
+                                 hard_sigmoid_for(version, legacy="module" not in config))
 
 
 def save(model, filepath):

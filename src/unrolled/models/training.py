@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import memory
 from ..layers import activity
+from ..layers.custom import refuse_missing_backward
 from ..fast.threads import limit as blas_threads
 from ..progbar import Progbar
 from ..utils import to_list
@@ -218,6 +219,7 @@ class Trainer:
         """One optimizer step on one batch; returns the loss (and metrics)."""
         self._require_compiled("train_on_batch")
         refuse_training_only(self, "train_on_batch")
+        refuse_missing_backward(self, "train_on_batch")
         xs, ys = check_xy(self, x, y)
         sample_weight = check_sample_weight(sample_weight, len(ys))
         if class_weight is not None:
@@ -292,6 +294,7 @@ class Trainer:
 
         self._require_compiled("fit")
         refuse_training_only(self, "fit")
+        refuse_missing_backward(self, "fit")
         validation_freq = data.check_validation_freq(validation_freq)
         if sources.is_batch_source(x):
             sources.refuse_with_batches("x", y=y, sample_weight=sample_weight,
