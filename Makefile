@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-matrix bench fuzz clean
+.PHONY: demo test test-all test-matrix bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,9 +32,18 @@ demo: $(VENV)/.installed
 # suite takes about half the time of one process.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
+# Keras computes the references eagerly in `make test` (tests/conftest.py: the same Keras
+# train step op by op, about twice as fast as tracing a tf.function per tiny model);
+# `make test-all` runs them in Keras's default graph mode and runs every case of the
+# sampled tests (UNROLLED_TEST_ALL).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n $(JOBS)
 	UNROLLED_COMPILED=0 $(BIN)/python -m pytest -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS)
+
+test-all: $(VENV)/.installed-test
+	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 $(BIN)/python -m pytest -q -n $(JOBS)
+	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 UNROLLED_COMPILED=0 $(BIN)/python -m pytest \
+	  -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS)
 
 # Portability without a CI matrix: the suite under OpenBLAS's Haswell (AVX2), SkylakeX
 # (AVX-512) and Prescott (generic SSE) kernels, on 1 and 2 BLAS threads. NumPy's wheels pick

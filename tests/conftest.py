@@ -5,8 +5,41 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
+import importlib.abc
+import importlib.util
+import sys
+
 import numpy as np
 import pytest
+
+
+class _KerasRunsEagerly(importlib.abc.MetaPathFinder):
+    """Run Keras's reference computations eagerly (``make test``; ``make test-all`` keeps
+    Keras's default graph mode: ``UNROLLED_TEST_KERAS_GRAPH=1``).
+
+    Keras's ``fit``/``predict`` trace a ``tf.function`` per model, 1-3 s each, for a few
+    steps of tiny models; eagerly, TensorFlow runs the same Keras train step op by op and
+    the suite's Keras tests take about half the time. The numbers are Keras's either way
+    (tests hold them to float32 tolerances, not bits). The switch is made the moment
+    TensorFlow is imported, so tests that never use Keras never import it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            module.config.run_functions_eagerly(True)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+if os.environ.get("UNROLLED_TEST_KERAS_GRAPH") != "1" and "tensorflow" not in sys.modules:
+    sys.meta_path.insert(0, _KerasRunsEagerly())
 
 
 @pytest.fixture

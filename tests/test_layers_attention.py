@@ -329,6 +329,7 @@ def test_fit_equals_keras(kind, rng):
     theirs, ours = MODELS[kind](keras), MODELS[kind](unrolled)
     theirs.set_weights(_varied_weights(theirs, rng))
     ours.set_weights(theirs.get_weights())
+    initial = theirs.get_weights()
     x, y = _xy(kind, rng)
     loss = "sparse_categorical_crossentropy" if kind == "seq2seq" else "mse"
     for mod, model in ((keras, theirs), (unrolled, ours)):
@@ -339,7 +340,16 @@ def test_fit_equals_keras(kind, rng):
     want = theirs.fit(x, y, **kw).history["loss"]
     got = ours.fit(x, y, **kw).history["loss"]
     np.testing.assert_allclose(got, want, rtol=1e-5)
-    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+    for var, a, b, start in zip(theirs.weights, ours.get_weights(), theirs.get_weights(),
+                                initial):
+        if var.path.endswith("key/bias"):
+            # Adding the key bias adds q . b_k to every score of a query: softmax does not
+            # change, so its gradient is 0 in exact arithmetic and Adam moves it by rounding
+            # noise alone (Keras's own eager and graph runs differ by 1e-5 here). Both stay
+            # put, within Adam's noise-normalized steps (6 steps of at most lr * 0.1 here).
+            np.testing.assert_allclose(a, start, atol=6 * 0.02 * 0.1)
+            np.testing.assert_allclose(b, start, atol=6 * 0.02 * 0.1)
+            continue
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
