@@ -236,7 +236,8 @@ def main(argv=None):
         lines += ["", "Cold starts: a fresh process imports, builds the model and predicts once "
                   f"(wall time of the process, best of {1 if args.smoke else cold.ROUNDS}; "
                   "`benchmarks/cold.py`; target at most 0.5x PyTorch):", ""]
-        lines += cold.table(cold.run(frameworks, 1 if args.smoke else cold.ROUNDS))
+        models = list(cold.MODELS)[:1] if args.smoke else list(cold.MODELS)   # smoke: the path
+        lines += cold.table(cold.run(frameworks, 1 if args.smoke else cold.ROUNDS, models))
     print("\n".join(lines))
     if args.write:
         memory = subprocess.run([sys.executable, "-m", "benchmarks.memory"], check=True,

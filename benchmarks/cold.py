@@ -73,11 +73,12 @@ def time_process(code):
     return time.perf_counter() - start
 
 
-def run(frameworks=("unrolled", "torch", "keras"), rounds=ROUNDS):
+def run(frameworks=("unrolled", "torch", "keras"), rounds=ROUNDS, models=tuple(MODELS)):
     """``{model: {framework: [seconds per round]}}``, the frameworks taking turns."""
-    times = {model: {fw: [] for fw in frameworks} for model in MODELS}
+    times = {model: {fw: [] for fw in frameworks} for model in models}
     for r in range(rounds):
-        for model, codes in MODELS.items():
+        for model in models:
+            codes = MODELS[model]
             for fw in frameworks:
                 print(f"cold start, round {r + 1}/{rounds}: {model}, {fw}", file=sys.stderr,
                       flush=True)

@@ -8,9 +8,13 @@ CELLS = ["SimpleRNN", "LSTM", "GRU"]
 
 
 def all_workloads(smoke=False):
+    """Every workload; ``smoke``: one of each kind (notebook, infer, train) at the smallest
+    sizes, enough to run every path of the harness in each framework's process."""
+    if smoke:
+        return [NOTEBOOK, ("infer", "LSTM", *INFERENCE_SIZES[0], 2),
+                ("train", "GRU", *TRAIN_SIZES[0], 2)]
     out = [NOTEBOOK]
-    inf = INFERENCE_SIZES[:1] if smoke else INFERENCE_SIZES
-    tr = TRAIN_SIZES[:2] if smoke else TRAIN_SIZES
+    inf, tr = INFERENCE_SIZES, TRAIN_SIZES
     for cell in CELLS:
         for n, t, d, m in inf:
             out.append(("infer", cell, n, t, d, m, 2))

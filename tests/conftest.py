@@ -8,6 +8,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 import importlib.abc
 import importlib.util
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -50,3 +51,27 @@ def rng():
 def varied(rng, *shape, scale=0.5):
     """Weights that differ from entry to entry, so that layout and gate-order mistakes show."""
     return (rng.standard_normal(shape) * scale).astype("float32")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sampled(keep): a property test with many cases; make test runs the fixed "
+        "share `keep` of them (chosen by a hash of the test id: the same cases on every run "
+        "and machine), make test-all (UNROLLED_TEST_ALL=1) runs them all")
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("UNROLLED_TEST_ALL") == "1":
+        return
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("sampled")
+        if marker is None:
+            kept.append(item)
+            continue
+        keep = marker.args[0]
+        share = zlib.crc32(item.nodeid.encode()) / 2 ** 32
+        (kept if share < keep else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -35,7 +35,7 @@ def test_bench_smoke_prints_a_complete_table():
     # Cold starts: a time for each framework and the ratios, for both models.
     from benchmarks.cold import MODELS
     assert "cold start" in cold[0]
-    assert [r.split(" | ")[0][2:] for r in cold[1:]] == list(MODELS)
+    assert [r.split(" | ")[0][2:] for r in cold[1:]] == list(MODELS)[:1]     # smoke: one
     for row in cold[1:]:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert all(re.fullmatch(r"[\d.]+ s", c) for c in cells[1:4]), row

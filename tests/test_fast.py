@@ -113,6 +113,7 @@ def _mask(r, b, t):
     return mask
 
 
+@pytest.mark.sampled(0.4)
 @pytest.mark.parametrize("chunk_steps", [2, None])       # projection chunks of 2 steps, or one
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("b,t,f,m", SIZES)
@@ -156,6 +157,7 @@ TRAINING_OPTIONS = {
 }
 
 
+@pytest.mark.sampled(0.4)
 @pytest.mark.parametrize("rows", [2048, 3])           # one BPTT chunk; chunks of few steps
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("options", sorted(TRAINING_OPTIONS))
