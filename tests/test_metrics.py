@@ -283,3 +283,59 @@ def test_top_k_accuracies_match_keras_with_ties(k, shape):
     assert metrics.get("top_k_categorical_accuracy").k == 5
     with pytest.raises(NotImplementedError, match="from_sorted_ids"):
         metrics.SparseTopKCategoricalAccuracy(from_sorted_ids=True)
+
+
+def test_a_metric_given_twice_logs_twice_as_keras_numbers_it():
+    """metrics=["mae", "mae", "mse"]: Keras logs mae, mae_1 and mse (CompileMetrics.result);
+    the second "mae" was dropped from the logs before."""
+    import unrolled
+    x = np.random.default_rng(3).standard_normal((8, 5, 2)).astype("float32")
+    y = np.random.default_rng(4).standard_normal((8, 1)).astype("float32")
+    histories = []
+    for mod in (keras, unrolled):
+        model = mod.Sequential([mod.Input((5, 2)), mod.layers.GRU(3, name="gru"),
+                                mod.layers.Dense(1, name="out")])
+        if histories:
+            model.set_weights(weights)
+        weights = model.get_weights()
+        model.compile(optimizer=mod.optimizers.SGD(0.1), loss="mse",
+                      metrics=["mae", "mae", "mse", "mae"])
+        histories.append(model.fit(x, y, epochs=2, batch_size=4, shuffle=False,
+                                   validation_data=(x, y), verbose=0).history)
+        histories.append(model.evaluate(x, y, verbose=0, return_dict=True))
+    want_fit, want_eval, got_fit, got_eval = histories
+    assert list(got_fit) == list(want_fit)            # sorted, as Keras's logs are
+    assert "mae_2" in got_fit and "val_mae_1" in got_fit
+    for key in want_fit:
+        np.testing.assert_allclose(got_fit[key], want_fit[key], rtol=1e-5, err_msg=key)
+    assert list(got_eval) == list(want_eval)
+    np.testing.assert_allclose(list(got_eval.values()), list(want_eval.values()), rtol=1e-5)
+
+
+def test_logs_are_sorted_as_keras_sorts_them_and_lists_keep_compile_order():
+    """Keras 3's History, return_dict and callback logs have sorted keys (accuracy before
+    loss); evaluate's list is the loss, then the metrics in compile order."""
+    import unrolled
+    x = np.random.default_rng(3).standard_normal((8, 5, 2)).astype("float32")
+    y = (np.random.default_rng(4).standard_normal((8, 1)) > 0).astype("float32")
+    seen = []
+    results = []
+    for mod in (keras, unrolled):
+        model = mod.Sequential([mod.Input((5, 2)), mod.layers.GRU(3, name="gru"),
+                                mod.layers.Dense(1, activation="sigmoid", name="out")])
+        if results:
+            model.set_weights(weights)
+        weights = model.get_weights()
+        model.compile(optimizer=mod.optimizers.SGD(0.1), loss="binary_crossentropy",
+                      metrics=["mse", "accuracy", "mae"])
+        logged = mod.callbacks.LambdaCallback(
+            on_train_batch_end=lambda batch, logs: seen.append(list(logs)))
+        history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                            validation_data=(x, y), callbacks=[logged]).history
+        results.append((list(history), list(model.evaluate(x, y, verbose=0, return_dict=True)),
+                        model.evaluate(x, y, verbose=0), seen[-1]))
+    (want_keys, want_dict, want_list, want_batch), (got_keys, got_dict, got_list, got_batch) = results
+    assert got_keys == want_keys == ["accuracy", "loss", "mae", "mse", "val_accuracy",
+                                     "val_loss", "val_mae", "val_mse"]
+    assert got_dict == want_dict and got_batch == want_batch
+    np.testing.assert_allclose(got_list, want_list, rtol=1e-5)       # loss, mse, accuracy, mae

@@ -71,6 +71,27 @@ class Trainer:
             self._metrics = [metrics_mod.for_compile(m, np.shape(y_true), np.shape(y_pred))
                              for m in self._metric_ids]
 
+    def _log_names(self):
+        """The metrics' log names in compile order. Two metrics of one name (``metrics=
+        ["mae", "mae"]``) both log, the second as ``mae_1``, the third ``mae_2``, as Keras's
+        ``CompileMetrics.result`` names them."""
+        names, seen = [], {}
+        for m in self._metrics:
+            if m.name in seen:
+                seen[m.name] += 1
+                names.append(f"{m.name}_{seen[m.name] - 1}")
+            else:
+                seen[m.name] = 1
+                names.append(m.name)
+        return names
+
+    def _logs(self, loss, value):
+        """``{"loss": loss, name: value(metric)...}`` with its keys sorted, as Keras 3 hands
+        logs to callbacks, the progress bar, History and ``return_dict`` (its logs pass
+        through ``tree``, which sorts dict keys): ``accuracy`` comes before ``loss``."""
+        logs = {"loss": loss, **dict(zip(self._log_names(), map(value, self._metrics)))}
+        return dict(sorted(logs.items()))
+
     @property
     def metrics_names(self):
         return ["loss"] + [m.name if hasattr(m, "name") else str(m) for m in self._metric_ids]
@@ -247,10 +268,8 @@ class Trainer:
         return self._result(loss, return_dict)
 
     def _result(self, loss, return_dict):
-        logs = {"loss": loss, **{m.name: float(m.result()) for m in self._metrics}}
-        if return_dict:
-            return logs
-        return loss if not self._metrics else list(logs.values())
+        return self._result_from_logs(self._logs(loss, lambda m: float(m.result())),
+                                      return_dict)
 
     # --- loops -----------------------------------------------------------------------------
     def _run_epoch(self, batches, train, callbacks=None, bar=None):
@@ -273,7 +292,7 @@ class Trainer:
             total += loss * len(by)                    # Keras's loss tracker: weighted by batch size
             count += len(by)
             self._update_metrics(by, y_pred, bsw)
-            logs = {"loss": total / count, **{m.name: float(m.result()) for m in self._metrics}}
+            logs = self._logs(total / count, lambda m: float(m.result()))
             if callbacks is not None:
                 getattr(callbacks, f"on_{kind}_batch_end")(step, logs)
             if bar is not None:
@@ -423,8 +442,7 @@ class Trainer:
                               stacklevel=2)
                 self._build_metrics(ys, self.call(self._pack(xs), training=False))
                 nan = float("nan")
-                return self._result_from_logs(
-                    {"loss": nan, **{m.name: nan for m in self._metrics}}, return_dict)
+                return self._result_from_logs(self._logs(nan, lambda m: nan), return_dict)
             source = sources.ArraySource(xs, ys, sw, data.Batches(
                 xs[0].shape[0], batch_size, steps, what="steps"))
         verbose = 1 if verbose == "auto" else verbose
@@ -439,6 +457,10 @@ class Trainer:
         return self._result_from_logs(logs, return_dict)
 
     def _result_from_logs(self, logs, return_dict):
+        """The logs as a dict (sorted keys), or Keras's list: the loss, then the metrics in
+        compile order (or the loss alone)."""
         if return_dict:
             return logs
-        return logs["loss"] if not self._metrics else list(logs.values())
+        if not self._metrics:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[name] for name in self._log_names()]
