@@ -43,7 +43,7 @@ test: $(VENV)/.installed-test
 test-all: $(VENV)/.installed-test
 	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 $(BIN)/python -m pytest -q -n $(JOBS)
 	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 UNROLLED_COMPILED=0 $(BIN)/python -m pytest \
-	  -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS)
+	  -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS_ALL)
 
 # Portability without a CI matrix: the suite under OpenBLAS's Haswell (AVX2), SkylakeX
 # (AVX-512) and Prescott (generic SSE) kernels, on 1 and 2 BLAS threads. NumPy's wheels pick
@@ -59,8 +59,12 @@ test-matrix: $(VENV)/.installed-test
 	    -n $(JOBS) -p no:cacheprovider $(MATRIX_TESTS); \
 	done; done
 
-NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py \
-	tests/test_wrappers.py tests/test_training.py
+# The NumPy path's second pass: the cells' Keras parity modules in `make test`; the wrappers
+# and training modules too in `make test-all`. Those two exercise the time loop and the
+# models, which both paths share; what differs between the paths, the cell steps, is
+# checked here against Keras and in tests/test_fast.py against the compiled kernels.
+NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py
+NUMPY_PATH_TESTS_ALL := $(NUMPY_PATH_TESTS) tests/test_wrappers.py tests/test_training.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
