@@ -78,3 +78,15 @@ def test_configs_naming_them_load_and_save_under_keras3_names(spelling, expected
     rebuilt = keras.layers.LSTM.from_config(
         model_config(model)["config"]["layers"][-1]["config"])
     assert type(rebuilt.cell.recurrent_initializer).__name__ == expected
+
+
+@pytest.mark.parametrize("alias", ["uniform", "normal", "one", "zero"])
+def test_keras_short_spellings_give_keras_initializers(alias):
+    """keras.initializers.get("uniform") is a RandomUniform (Keras's MinimalRNNCell example
+    writes it): the same class and arguments here."""
+    theirs, ours = keras.initializers.get(alias), initializers.get(alias)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert ours.get_config().items() <= theirs.get_config().items()
+    assert set(ours.get_config()) == set(theirs.get_config())
+    np.testing.assert_array_equal(
+        initializers.get(alias)((3, 4), "float32").shape, (3, 4))

@@ -275,6 +275,9 @@ _NAMES = {
     "truncated_normal": TruncatedNormal,
     "variance_scaling": VarianceScaling,
 }
+# Keras's other spellings (``keras.initializers.get("uniform")`` is a RandomUniform; Keras's
+# MinimalRNNCell example writes it); an initializer built from one says its class's name.
+_ALIASES = {"uniform": RandomUniform, "normal": RandomNormal, "one": Ones, "zero": Zeros}
 _CLASSES = {cls.__name__: cls for cls in _NAMES.values()}
 _CLASSES.update(OrthogonalInitializer=Orthogonal, IdentityInitializer=Identity)  # Keras 3.2-3.4
 
@@ -284,10 +287,11 @@ def get(identifier):
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, str):
-        cls = _NAMES.get(identifier) or _CLASSES.get(identifier)
+        cls = _NAMES.get(identifier) or _ALIASES.get(identifier) or _CLASSES.get(identifier)
         if cls is None:
             raise ValueError(
-                f"Unknown initializer {identifier!r}. Expected one of {sorted(_NAMES)}."
+                f"Unknown initializer {identifier!r}. Expected one of "
+                f"{sorted({**_NAMES, **_ALIASES})}."
             )
         return cls()
     if isinstance(identifier, dict) and "class_name" in identifier:
