@@ -7,7 +7,10 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import importlib.abc
 import importlib.util
+import subprocess
 import sys
+import tempfile
+import time
 import zlib
 
 import numpy as np
@@ -53,7 +56,63 @@ def varied(rng, *shape, scale=0.5):
     return (rng.standard_normal(shape) * scale).astype("float32")
 
 
+_WARMING = "UNROLLED_TEST_WARMING"     # the folder where the warm-up processes say they ended
+
+
+def _start_warming(config):
+    """Compile the fast kernels once per run, before the workers need them.
+
+    With pytest-xdist each worker would compile the same kernels at its first call (a fresh
+    clone has an empty numba cache): the controller starts ``unrolled.fast.warm`` in one
+    process per core, each compiling a share, while the workers import and collect; each
+    worker waits for them before its first test (``pytest_runtestloop``). With a warm cache
+    they end in about a second. Warming is best effort: a share that fails still says it
+    ended, and its kernels compile at their first call, as without warming."""
+    try:
+        workers = int(getattr(config.option, "numprocesses", None) or 0)
+    except (TypeError, ValueError):
+        workers = 2
+    if (not workers or hasattr(config, "workerinput") or _WARMING in os.environ
+            or os.environ.get("UNROLLED_COMPILED") == "0"
+            or importlib.util.find_spec("numba") is None):
+        return
+    shares = max(1, min(workers, os.cpu_count() or 1))
+    folder = tempfile.mkdtemp(prefix="unrolled-warm-")
+    os.environ[_WARMING] = f"{shares}:{folder}"            # the workers inherit it
+    code = ("import sys\ntry:\n    from unrolled.fast import warm\n"
+            "    warm.main(['--part', sys.argv[1]])\n"
+            "finally:\n    open(sys.argv[2], 'w').close()\n")
+    config._unrolled_warming = [
+        subprocess.Popen([sys.executable, "-c", code, f"{i}/{shares}",
+                          os.path.join(folder, f"done-{i}")])
+        for i in range(shares)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    """A worker waits (at most 5 minutes) for the warm-up to end before its first test."""
+    if not hasattr(session.config, "workerinput") or _WARMING not in os.environ:
+        return
+    shares, folder = os.environ[_WARMING].split(":", 1)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if len([f for f in os.listdir(folder) if f.startswith("done-")]) >= int(shares):
+            return
+        time.sleep(0.2)
+
+
+def pytest_unconfigure(config):
+    for proc in getattr(config, "_unrolled_warming", ()):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    if getattr(config, "_unrolled_warming", None):
+        import shutil
+        shutil.rmtree(os.environ.pop(_WARMING).split(":", 1)[1], ignore_errors=True)
+
+
 def pytest_configure(config):
+    _start_warming(config)
     config.addinivalue_line(
         "markers", "sampled(keep): a property test with many cases; make test runs the fixed "
         "share `keep` of them (chosen by a hash of the test id: the same cases on every run "

@@ -39,21 +39,38 @@ def _run(cache_dir, what="fit"):
     return json.loads(run.stdout.strip().splitlines()[-1]), run.stderr
 
 
-def test_a_second_process_compiles_nothing_and_a_changed_digest_compiles_again(tmp_path):
-    """One test, not two, so that the first compile is paid once per suite run. numba keys
-    its cache by each file's time stamp, not by the files a kernel calls into: the digest
-    of the fast package decides, and a stale one (here: written by hand) drops the cache,
-    so an edited steps.py cannot leave old code inside cached sequence loops."""
-    first, err1 = _run(tmp_path)
-    assert first["misses"] > 0 and "compiling the fast kernels" in err1
+def _warm(cache_dir, part):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir), UNROLLED_COMPILED="1")
+    run = subprocess.run([sys.executable, "-m", "unrolled.fast.warm", "--part", part], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return run.stderr
+
+
+def test_warming_compiles_once_the_next_process_compiles_nothing_and_a_changed_digest_again(
+        tmp_path):
+    """One test, not several, so that the first compile is paid once per suite run.
+    ``python -m unrolled.fast.warm`` (here its LSTM share) compiles and says so; a process
+    that then predicts and fits an LSTM loads every kernel from the cache. numba keys its
+    cache by each file's time stamp, not by the files a kernel calls into: the digest of the
+    fast package decides, and a stale one (here: written by hand) drops the cache, so an
+    edited steps.py cannot leave old code inside cached sequence loops."""
+    from unrolled.fast import warm
+    assert warm.CELLS[1::4] == ("LSTM",)
+    assert "compiling the fast kernels" in _warm(tmp_path, "1/4")
     second, err2 = _run(tmp_path)
-    assert second["misses"] == 0, "the second process compiled again"
+    assert second["misses"] == 0, "the process after warming compiled again"
     assert second["hits"] > 0
     assert "compiling" not in err2
-    assert second["y"] == first["y"]            # the same machine code: the same bits
     stamps = list(tmp_path.rglob("unrolled-fast.stamp"))
     assert len(stamps) == 1
     stamps[0].write_text("0" * 64 + "\n")
     again, err = _run(tmp_path, "predict")       # (inference alone: fewer kernels to compile)
     assert again["misses"] > 0 and "compiling the fast kernels" in err
-    assert again["y"] == first["y"]
+    assert again["y"] == second["y"]            # compiled here or loaded: the same bits
+
+
+def test_warm_refuses_a_part_outside_its_shares():
+    run = subprocess.run([sys.executable, "-m", "unrolled.fast.warm", "--part", "2/2"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "--part expects I/N" in run.stderr
