@@ -60,9 +60,11 @@ class Equations:
     __repr__ = __str__
 
     def _repr_html_(self):
+        from .readable import elide               # an input of 60 values: its first 12
+
         rows = []
         for ln in self.lines:
-            result = vec(ln.result, self.digits)
+            result = elide(ln.result, self.digits)
             rhs = f"<td>= {html.escape(ln.formula)}</td>" if ln.formula else "<td></td>"
             rows.append(f"<tr><th>{html.escape(ln.lhs)}</th>{rhs}<td class='result'>= "
                         f"{html.escape(result)}</td></tr>")

@@ -7,8 +7,38 @@ matplotlib is imported inside: ``pip install unrolled[explain]``.
 import numpy as np
 
 from ..layers import registry
+from .readable import TOP_UNITS, tick_values, top_units, units_caption
 from .trace import LayerTrace, Trace
 
+_LOCATOR = []
+
+
+def _integer_ticks(axis, lo=None, hi=None):
+    """Label ``axis`` at integer positions thinned to fit its drawn length (``tick_values``),
+    measured when the figure is drawn, after the layout; ``lo``/``hi`` bound the labels to
+    the data (a line plot's margins are not time steps)."""
+    if not _LOCATOR:
+        from matplotlib.ticker import Locator
+
+        class SpacedIntegers(Locator):
+            """Integer ticks, as many as the axis has room for at draw time."""
+
+            def __init__(self, vertical, lo, hi):
+                self.vertical, self.lo, self.hi = vertical, lo, hi
+
+            def __call__(self):
+                return self.tick_values(*self.axis.get_view_interval())
+
+            def tick_values(self, vmin, vmax):
+                vmin, vmax = sorted((vmin, vmax))                # an inverted axis too
+                vmin = vmin if self.lo is None else max(vmin, self.lo)
+                vmax = vmax if self.hi is None else min(vmax, self.hi)
+                box = self.axis.axes.get_window_extent()
+                size = (box.height if self.vertical else box.width) / self.axis.axes.figure.dpi
+                return tick_values(vmin, vmax, size, self.vertical)
+
+        _LOCATOR.append(SpacedIntegers)
+    axis.set_major_locator(_LOCATOR[0](axis.axis_name == "y", lo, hi))
 
 
 def _figure(width, height):
@@ -41,22 +71,40 @@ def _heatmap(fig, ax, values, title, cmap="RdBu_r", limits=None):
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("time step t")
     ax.set_ylabel("unit")
-    T, M = values.shape
-    ax.set_xticks(range(0, T, max(1, T // 10)))
-    ax.set_yticks(range(0, M, max(1, M // 8)))
+    _integer_ticks(ax.xaxis)
+    _integer_ticks(ax.yaxis)
     fig.colorbar(im, ax=ax, shrink=0.9)
     return im
 
 
-def plot_hidden_states(tr, layer=None, sample=0, quantity="h"):
-    """A heatmap of ``h`` (or another ``quantity``) of one sample: units down, time across."""
+def _unit_lines(ax, values, quantity, top):
+    """``values`` (T, units): the ``top`` units with the largest max |value| as lines, with a
+    legend of their indices and a title that says which units these are."""
+    idx = top_units(values, top)
+    for u in idx:
+        ax.plot(values[:, u], lw=1.1, label=str(int(u)))
+    ax.axhline(0, color="0.7", lw=0.8)
+    ax.set_xlabel("time step t")
+    ax.set_title(f"{quantity} per unit: {units_caption(len(idx), values.shape[1], quantity)}",
+                 fontsize=10)
+    _integer_ticks(ax.xaxis, 0, values.shape[0] - 1)
+    ax.legend(title="unit", fontsize=7, title_fontsize=7, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0), frameon=False, ncols=1 + len(idx) // 12)
+    return idx
+
+
+def plot_hidden_states(tr, layer=None, sample=0, quantity="h", top=TOP_UNITS):
+    """``h`` (or another ``quantity``) of one sample: a heatmap of every unit (units down,
+    time across) and, as lines with a legend, the ``top`` units with the largest max |h|
+    (all of them when the layer has at most ``top``; the panel's title says which)."""
     lt = _pick(tr, layer)
     s = lt.check_sample(sample)
-    fig = _figure(7, 3)
-    ax = fig.subplots()
+    values = np.asarray(lt[quantity][s], float)
+    fig = _figure(10, 3)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=(1.15, 1))
     order = " (processed backwards)" if lt.go_backwards else ""
-    _heatmap(fig, ax, np.asarray(lt[quantity][s], float), f"{lt.name}: {quantity} over time, "
-             f"sample {s}{order}")
+    _heatmap(fig, ax1, values, f"{lt.name}: {quantity} over time, sample {s}{order}")
+    _unit_lines(ax2, values, quantity, top)
     return fig
 
 
@@ -80,20 +128,18 @@ def plot_gates(tr, layer=None, sample=0):
     return fig
 
 
-def plot_cell_state(tr, layer=None, sample=0):
-    """The LSTM cell state ``c`` of one sample: a heatmap and each unit as a line."""
+def plot_cell_state(tr, layer=None, sample=0, top=TOP_UNITS):
+    """The LSTM cell state ``c`` of one sample: a heatmap of every unit and, as lines, the
+    ``top`` units with the largest max |c| (all of them when there are at most ``top``)."""
     lt = _pick(tr, layer)
     if "c" not in lt:
         raise ValueError(f"Layer '{lt.name}' ({lt.kind}) has no cell state; only LSTM has one.")
     s = lt.check_sample(sample)
     c = np.asarray(lt["c"][s], float)
     fig = _figure(10, 3)
-    ax1, ax2 = fig.subplots(1, 2)
+    ax1, ax2 = fig.subplots(1, 2, width_ratios=(1.15, 1))
     _heatmap(fig, ax1, c, f"{lt.name}: cell state c, sample {s}")
-    ax2.plot(c)
-    ax2.axhline(0, color="0.7", lw=0.8)
-    ax2.set_xlabel("time step t")
-    ax2.set_title("c per unit", fontsize=10)
+    _unit_lines(ax2, c, "c", top)
     return fig
 
 
@@ -134,9 +180,8 @@ def plot_attention(tr, layer=None, sample=0, max_heads=8):
     for k, (ax, wk) in enumerate(zip(axes, heads)):
         im = ax.imshow(wk, aspect="auto", cmap="viridis", vmin=0.0, vmax=top,
                        interpolation="nearest", origin="upper")
-        Tq, Tv = wk.shape
-        ax.set_xticks(range(0, Tv, max(1, -(-Tv // 10))))
-        ax.set_yticks(range(0, Tq, max(1, -(-Tq // 10))))
+        _integer_ticks(ax.xaxis)
+        _integer_ticks(ax.yaxis)
         ax.set_xlabel("key step")
         ax.set_ylabel("query step")
         if len(heads) > 1:
@@ -165,6 +210,7 @@ def plot_gradient_flow(flow):
     ax2.set_title("spectral norm of d(state_t)/d(state_t-1)", fontsize=10)
     ax2.set_xlabel("time step t")
     for ax in (ax1, ax2):
+        _integer_ticks(ax.xaxis, 0, max(lf.steps for lf in flow) - 1)
         ax.legend(fontsize=8)
     return fig
 
@@ -184,13 +230,15 @@ def plot_history(history, keys=None):
     if np.all(vals > 0) and vals.max() / vals.min() > 50:
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
+    _integer_ticks(ax.xaxis, 1, max(len(hist[k]) for k in keys))
     ax.set_title("training curves", fontsize=10)
     ax.legend(fontsize=8)
     return fig
 
 
 def plot_forecast(y_true, y_pred, title="forecast against the truth", index=None):
-    """The predicted series over the true one (first three output columns at most)."""
+    """The predicted series over the true one (first three output columns at most; the
+    title says how many there are when there are more)."""
     yt = np.asarray(y_true, float).reshape(len(y_true), -1)
     yp = np.asarray(y_pred, float).reshape(len(y_pred), -1)
     if yt.shape != yp.shape:
@@ -202,6 +250,10 @@ def plot_forecast(y_true, y_pred, title="forecast against the truth", index=None
         suffix = f" [{k}]" if yt.shape[1] > 1 else ""
         line, = ax.plot(idx, yt[:, k], lw=1.6, label=f"truth{suffix}")
         ax.plot(idx, yp[:, k], lw=1.2, ls="--", color=line.get_color(), label=f"prediction{suffix}")
+    if yt.shape[1] > 3:
+        title = f"{title}, output columns 0-2 of {yt.shape[1]}"
+    if index is None:
+        _integer_ticks(ax.xaxis, 0, len(yt) - 1)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig

@@ -5,6 +5,11 @@ the traced values at those steps, pictures of the states and gates, the gradient
 (with targets ``y``), and the generated NumPy program for small models. Pictures are PNGs
 inside the file (base64 ``data:`` URIs); there are no scripts, fonts or links to
 fetch, so the file opens offline and can be mailed as it is.
+
+It stays readable for big layers (``readable``): tables sit in containers that scroll
+sideways instead of widening the page, long input vectors are cut to their first values
+with their length, tick labels are thinned to the room they have, and the per-unit line
+plots draw the units with the largest magnitude, which their captions name.
 """
 import base64
 import html
@@ -12,6 +17,7 @@ import html
 import numpy as np
 
 from .equations import COMPANIONS, SUPPORTED, equations, vec
+from .readable import TOP_UNITS, elide, top_units, units_caption
 from .trace import trace
 
 MAX_CODE_PARAMS = 5000
@@ -27,12 +33,18 @@ pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; border-radius: 4px;
 .equations { overflow-x: auto; margin: 0.6em 0 1.2em 0; }
 .equations .title { font-weight: 600; margin: 0.3em 0; }
 table.equations td, table.equations th { padding: 1px 8px; white-space: nowrap; text-align: left; }
-table.equations td.result { color: #0b5394; font-weight: 600; }
+table.equations td.result { color: #0b5394; font-weight: 600; white-space: normal;
+       overflow-wrap: anywhere; min-width: 16em; }
 table.equations tr.sub td { color: #666; white-space: normal; padding-bottom: 4px; }
-table.trace { border-collapse: collapse; margin: 0.5em 0 1em 0; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 0.5em 0 1em 0; }
+table.trace { border-collapse: collapse; }
 table.trace th, table.trace td { border: 1px solid #ddd; padding: 2px 8px; white-space: nowrap; }
 table.trace th { background: #f0f0f0; }
+table.trace td.long { white-space: normal; min-width: 14em; }
+table.trace tr > th:first-child { position: sticky; left: 0; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
+figure { margin: 0.5em 0 1.2em 0; max-width: 100%; }
+figcaption { color: #555; font-size: 0.9em; }
 details summary { cursor: pointer; font-weight: 600; }
 """
 
@@ -41,11 +53,23 @@ def _e(text):
     return html.escape(str(text))
 
 
-def _img(fig, alt):
+def _img(fig, alt, caption=None):
+    """The figure as an inline PNG, inside a ``<figure>`` with its caption if given."""
     from .plots import figure_png
 
     data = base64.b64encode(figure_png(fig)).decode()
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    img = f"<img alt='{_e(alt)}' src='data:image/png;base64,{data}'>"
+    if caption is None:
+        return img
+    return f"<figure>{img}<figcaption>{_e(caption)}</figcaption></figure>"
+
+
+def _lines_caption(values, quantity):
+    """What the per-unit panel of a (T, units) picture draws."""
+    idx = top_units(values, TOP_UNITS)
+    which = units_caption(len(idx), values.shape[1], quantity)
+    listed = f": units {[int(i) for i in idx]}" if len(idx) < values.shape[1] else ""
+    return f"Left: every unit as a heat map; right: {which}{listed}, one line each."
 
 
 def _summary(model):
@@ -55,17 +79,22 @@ def _summary(model):
 
 
 def _trace_table(lt, steps, sample, units, digits=4):
-    """Rows: the traced quantities (fused gate vectors left out: their blocks are shown)."""
+    """Rows: the traced quantities (fused gate vectors left out: their blocks are shown); a
+    long input vector is cut to its first values; the table scrolls sideways when wide."""
     head = "".join(f"<th>t = {t}</th>" for t in steps)
     rows = []
     for q in lt.keys():
         if q == "xp" or (q == "z" and lt.kind == "LSTM"):
             continue
-        cols = slice(None) if q in ("x", "mask") else units
-        cells = "".join(f"<td>{_e(vec(np.atleast_1d(lt[q][sample, t])[cols], digits))}</td>"
-                        for t in steps)
+        if q in ("x", "mask"):                   # the whole input: cut, and wrapped
+            cells = "".join(f"<td class='long'>{_e(elide(lt[q][sample, t], digits, 8))}</td>"
+                            for t in steps)
+        else:
+            cells = "".join(f"<td>{_e(vec(np.atleast_1d(lt[q][sample, t])[units], digits))}</td>"
+                            for t in steps)
         rows.append(f"<tr><th>{_e(q)}</th>{cells}</tr>")
-    return f"<table class='trace'><tr><th>value</th>{head}</tr>{''.join(rows)}</table>"
+    return (f"<div class='scroll'><table class='trace'><tr><th>value</th>{head}</tr>"
+            f"{''.join(rows)}</table></div>")
 
 
 def _layer_section(lt, steps, sample, units):
@@ -83,13 +112,19 @@ def _layer_section(lt, steps, sample, units):
         if kind in SUPPORTED:
             for t in steps:
                 out.append(equations(lt, t=t, sample=sample, units=u)._repr_html_())
-        out.append(f"<p>Traced values of sample {sample} (units {[int(i) for i in u]}):</p>")
+        of = f" of {lt.cell.units}" if len(u) < lt.cell.units else ""
+        out.append(f"<p>Traced values of sample {sample} (units {[int(i) for i in u]}{of}):</p>")
         out.append(_trace_table(lt, steps, sample, u))
-        out.append(_img(plot_hidden_states(lt, sample=sample), f"{lt.name} hidden states"))
+        h = np.asarray(lt["h"][sample], float)
+        out.append(_img(plot_hidden_states(lt, sample=sample), f"{lt.name} hidden states",
+                        _lines_caption(h, "h")))
         if lt.kind in ("LSTM", "GRU"):
-            out.append(_img(plot_gates(lt, sample=sample), f"{lt.name} gates"))
+            out.append(_img(plot_gates(lt, sample=sample), f"{lt.name} gates",
+                            f"Every gate of all {lt.cell.units} units, step by step."))
         if "c" in lt:
-            out.append(_img(plot_cell_state(lt, sample=sample), f"{lt.name} cell state"))
+            c = np.asarray(lt["c"][sample], float)
+            out.append(_img(plot_cell_state(lt, sample=sample), f"{lt.name} cell state",
+                            _lines_caption(c, "c")))
     elif "weights" in lt:                      # an attention layer: its query x key map
         from .plots import plot_attention
 
