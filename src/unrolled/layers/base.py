@@ -32,6 +32,9 @@ from .custom import MaskedOutput
 
 _NAME_COUNTS = {}
 _from_file = None          # a WeightsFromFile while a model is rebuilt from a file
+# While a subclassed model's ``call`` runs, the ``CallTape.record`` that records each eager
+# layer call (``models/call_tape.py``); None otherwise.
+_call_hook = None
 
 
 class WeightsFromFile:
@@ -462,6 +465,8 @@ class Layer(ActivityRegularized):
         flat = to_list(inputs) + to_list(kwargs.get("initial_state"))
         if any(isinstance(t, KerasTensor) for t in flat):
             return symbolic_call(self, inputs, kwargs)
+        if _call_hook is not None:          # inside a subclassed model's call
+            return _call_hook(self, inputs, kwargs)
         return self._eager_call(inputs, **kwargs)
 
     def _prepare_eager(self, inputs):

@@ -92,13 +92,31 @@ class Model(Trainer, Layer):
     ``forward`` and ``backward``, and can be called on arrays.
     """
 
+    def __init_subclass__(cls, **kwargs):
+        """A subclass that defines ``call`` is a subclassed model (``models/subclassed.py``)."""
+        super().__init_subclass__(**kwargs)
+        if "call" in cls.__dict__ and not getattr(cls.__dict__["call"], "_subclassed_adapter",
+                                                  False):
+            from . import subclassed
+            from .sequential import Sequential
+            if issubclass(cls, Sequential):
+                raise TypeError(f"{cls.__name__} overrides `call` of Sequential, which unrolled "
+                                "does not run; subclass Model instead (layers in __init__, "
+                                "your `call`).")
+            subclassed.adapt(cls)
+
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        if getattr(type(self), "_user_call", None) is not None:      # a subclassed model
+            from . import subclassed
+            subclassed.init(self, inputs, outputs, name, kwargs)
+            return
         Layer.__init__(self, name=name or unique_name("functional"), **kwargs)
         Trainer.__init__(self)
         if inputs is None or outputs is None:
             raise TypeError(
                 "Model needs inputs and outputs: Model(inputs=Input(...), outputs=layer(...)). "
-                "Use Sequential([...]) for a stack of layers."
+                "Use Sequential([...]) for a stack of layers, or subclass Model with layers "
+                "in __init__ and a `call` (docs/custom-layers.md)."
             )
         self._init_graph(inputs, outputs)
 

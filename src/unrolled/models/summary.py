@@ -82,6 +82,12 @@ def summary_lines(model):
             row.append(conn or "-")
         rows.append(row)
     lines = [f'Model: "{model.name}"'] + _table(header, rows, widths, align)
+    return lines + totals_lines(model)
+
+
+def totals_lines(model):
+    """The lines under the table: total, trainable, non-trainable (and optimizer) params."""
+    lines = []
     trainable = model.trainable_weights
     non_trainable = model.non_trainable_weights
     t_count = sum(w.value.size for w in trainable)
