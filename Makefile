@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-all test-matrix bench fuzz clean
+.PHONY: demo test test-all test-unit test-matrix bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q -n $(JOBS)
 	UNROLLED_COMPILED=0 $(BIN)/python -m pytest -q -n $(JOBS) -p no:cacheprovider $(NUMPY_PATH_TESTS)
 
+# tests/unit/: the library's own checks (cells, loop, backward, files, fast path), which
+# need no reference framework: run here as if TensorFlow, Keras, PyTorch and ONNX were not
+# installed (about a minute). The rest of tests/ compares with them.
+test-unit: $(VENV)/.installed-test
+	UNROLLED_TEST_NUMPY_ALONE=1 $(BIN)/python -m pytest -q -n $(JOBS) tests/unit
+
 test-all: $(VENV)/.installed-test
 	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 $(BIN)/python -m pytest -q -n $(JOBS)
 	UNROLLED_TEST_KERAS_GRAPH=1 UNROLLED_TEST_ALL=1 UNROLLED_COMPILED=0 $(BIN)/python -m pytest \
@@ -62,7 +68,7 @@ test-matrix: $(VENV)/.installed-test
 # The NumPy path's second pass: the cells' Keras parity modules in `make test`; the wrappers
 # and training modules too in `make test-all`. Those two exercise the time loop and the
 # models, which both paths share; what differs between the paths, the cell steps, is
-# checked here against Keras and in tests/test_fast.py against the compiled kernels.
+# checked here against Keras and in tests/unit/test_fast.py against the compiled kernels.
 NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py
 NUMPY_PATH_TESTS_ALL := $(NUMPY_PATH_TESTS) tests/test_wrappers.py tests/test_training.py
 
@@ -72,7 +78,7 @@ bench: $(VENV)/.installed-test
 # A longer fuzzing run of the file readers than CI's 2000 examples (500 a format): 25000 a
 # format, freshly random. A .h5 that hangs the HDF5 library costs its 3 s parse time limit.
 fuzz: $(VENV)/.installed-test
-	FUZZ_RANDOM=1 FUZZ_FORMATS=$${FUZZ_FORMATS:-.keras,.h5,.unrolled.npz,.weights.npz} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25000} $(BIN)/python -m pytest -q tests/test_fuzz.py
+	FUZZ_RANDOM=1 FUZZ_FORMATS=$${FUZZ_FORMATS:-.keras,.h5,.unrolled.npz,.weights.npz} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25000} $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

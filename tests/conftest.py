@@ -46,6 +46,23 @@ if os.environ.get("UNROLLED_TEST_KERAS_GRAPH") != "1" and "tensorflow" not in sy
     sys.meta_path.insert(0, _KerasRunsEagerly())
 
 
+class _NumPyAlone(importlib.abc.MetaPathFinder):
+    """``make test-unit`` (``UNROLLED_TEST_NUMPY_ALONE=1``): tests/unit/ must pass where the
+    reference frameworks are not installed, so importing one fails as it would there."""
+
+    FRAMEWORKS = {"tensorflow", "keras", "tf_keras", "torch", "onnx", "onnxruntime", "jax"}
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.FRAMEWORKS:
+            raise ModuleNotFoundError(f"No module named {name!r} (make test-unit runs the "
+                                      "unit tests with NumPy alone)", name=name)
+        return None
+
+
+if os.environ.get("UNROLLED_TEST_NUMPY_ALONE") == "1":
+    sys.meta_path.insert(0, _NumPyAlone())
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

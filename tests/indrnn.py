@@ -4,7 +4,7 @@
     h_t = activation(a_t)
 
 Import this module and ``IndRNN(units)`` trains, masks, saves and loads, and explain traces
-it. ``tests/test_add_a_cell.py`` checks it against a hand-written loop and by finite
+it. ``tests/unit/test_add_a_cell.py`` checks it against a hand-written loop and by finite
 differences.
 """
 import numpy as np

@@ -35,7 +35,7 @@ computations use:
 ``unrolled.fast.plan`` chooses these per call (``fast/cells.py`` says what each covers);
 the cells themselves (``layers/cells.py``, ``lstm.py``, ``gru.py``) are plain NumPy and
 are the reference: the compiled loops equal them within float32 rounding, not bit for bit
-(``tests/test_fast.py`` states the bound). ``unfused()`` runs the reference steps with the
+(``tests/unit/test_fast.py`` states the bound). ``unfused()`` runs the reference steps with the
 compiled ``tanh`` still on (``explain`` does, to show every value of every step).
 
 Without numba, or for float64 (used by the gradient checks), or after

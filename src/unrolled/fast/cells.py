@@ -5,7 +5,7 @@ step forward and one step back. Each class here runs the same equations over a c
 steps per compiled call (``fast.sequences``, ``fast.training``), for the cases it declares
 in ``infers``/``trains``; ``fast.plan`` chooses one and the time loop hands it the
 sequence. The numbers equal the reference cell's within float32 rounding (the kernels'
-``tanh`` and BLAS's summation order differ from NumPy's), which ``tests/test_fast.py``
+``tanh`` and BLAS's summation order differ from NumPy's), which ``tests/unit/test_fast.py``
 checks at a stated bound.
 
 The compiled kernels add every bias themselves, so the input projection here is ``x W``

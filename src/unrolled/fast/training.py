@@ -4,7 +4,7 @@ of steps per compiled call, with sequence masks and recurrent dropout.
 The steps are the inference loops' (``sequences``), keeping what BPTT needs in
 whole-sequence buffers; BPTT runs the steps backwards. Every product is ``blas.matmul``
 (NumPy's own BLAS, called as ``np.dot`` calls it); the results equal the reference cells'
-within float32 rounding (tests/test_fast.py). H[t] is h_{t-1} (H[0] the initial state).
+within float32 rounding (tests/unit/test_fast.py). H[t] is h_{t-1} (H[0] the initial state).
 """
 import numpy as np
 
