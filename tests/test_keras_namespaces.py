@@ -450,3 +450,14 @@ def test_keras_utils_holds_the_registry_and_clear_session_too():
         home = "backend" if name == "clear_session" else "saving"
         assert getattr(real_keras.utils, name) is getattr(getattr(real_keras, home), name)
         assert getattr(unrolled.utils, name) is getattr(getattr(unrolled, home), name), name
+
+
+def test_set_random_seed_seeds_python_and_numpy_as_keras_does():
+    """Scripts call keras.utils.set_random_seed, then draw their data with random/np.random:
+    the same draws after unrolled's."""
+    import random
+    draws = []
+    for mod in (real_keras, unrolled):
+        mod.utils.set_random_seed(1234)
+        draws.append((random.random(), np.random.rand(3).tolist()))
+    assert draws[0] == draws[1]

@@ -1,5 +1,7 @@
 """Random seeds and small helpers shared across the package, and Keras's ``keras.utils``
 helpers for sequence data (``pad_sequences``, ``to_categorical``, ``PyDataset``)."""
+import random
+
 import numpy as np
 
 from .sequence_utils import (PyDataset, pad_sequences, timeseries_dataset_from_array,  # noqa: F401
@@ -11,11 +13,15 @@ _RNG = np.random.default_rng()
 
 
 def set_random_seed(seed):
-    """Make weight initialization and dropout repeatable, as ``keras.utils.set_random_seed``."""
+    """Make weight initialization, dropout and ``unrolled.random`` repeatable, and seed
+    Python's ``random`` and NumPy's global generator too, as ``keras.utils.set_random_seed``
+    does (scripts draw their data from those after calling it)."""
     global _RNG
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"set_random_seed expects a non-negative integer; received {seed!r}.")
     _RNG = np.random.default_rng(int(seed))
+    random.seed(int(seed))
+    np.random.seed(int(seed))
 
 
 def rng():
