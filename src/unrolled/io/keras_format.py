@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from .. import __version__
+from . import keras_layouts
 from .atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups
 from .h5_sandbox import H5Dataset, H5Group, open_h5
@@ -109,7 +110,9 @@ def compile_config(model):
 def load_weights_h5(model, f, path, file_size, layers=None, skip_mismatch=False):
     """Assign every variable of ``model`` from an open Keras 3 weights file (shapes checked).
     With ``skip_mismatch`` a layer whose group is missing or does not fit is left as it is,
-    with a warning, as Keras's ``load_weights(..., skip_mismatch=True)`` does."""
+    with a warning, as Keras's ``load_weights(..., skip_mismatch=True)`` does. Older
+    writers' layouts (tf.keras 2.13, Windows ``\\`` paths) are read through ``keras_layouts``."""
+    f = keras_layouts.view_for(model, layers, f, path)
     updates = []
     for group_path, variables in weight_groups(model, layers):
         if not variables:

@@ -269,7 +269,9 @@ def check_not_code(entry, where):
             f"{where}: a {class_name} holds Python code, which unrolled never runs from a "
             f"file. Supported classes: {', '.join(supported_classes())}."
         )
-    custom = (module is not None and not (module == "keras" or module.startswith("keras.")))
+    # tf_keras (Keras 2 as a package, 2.16+) names its own models "tf_keras.src.engine.*"
+    custom = (module is not None and not (module in ("keras", "tf_keras")
+                                          or module.startswith(("keras.", "tf_keras."))))
     custom = custom or (registered is not None and registered != class_name)
     if custom and custom_objects.lookup(entry) is None:      # (a class passed in code)
         raise UnsafeModelError(
