@@ -120,7 +120,12 @@ def tensor_array(name, t, where):
     t = t.detach().cpu()
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
-    return t.numpy()
+    try:
+        return t.numpy()
+    except TypeError:                     # float8, uint1..7, ...: no NumPy dtype
+        raise ModelFileError(f"{where}: tensor {name!r} has dtype {t.dtype}, which NumPy "
+                             "cannot hold; unrolled reads float, integer and bool tensors "
+                             "(float16 and bfloat16 are widened to float32).") from None
 
 
 def _convert_module(module, layout=None):

@@ -73,6 +73,22 @@ def save_torch_model(model, path):
         f.write(buf.getvalue())
 
 
+def _read_file(obj, where, size):
+    """``_read`` for a checkpoint from a file: a config that trips the model's code (a value
+    of the wrong type where a shape or a name belongs) raises ``ModelFileError`` naming the
+    original error, as the other loaders' (``models.saving._reader_boundary``), never a bare
+    ``AttributeError`` or ``TypeError``."""
+    from ..io.safety import ModelFileError
+    try:
+        return _read(obj, where, size)
+    except (ModelFileError, NotImplementedError):
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+            RuntimeError, MemoryError, RecursionError) as e:
+        raise ModelFileError(f"{where} could not be read: {type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:600]}") from e
+
+
 def _read(obj, where, size):
     """(model, torch module with the file's state) from a checkpoint dict."""
     import torch
@@ -141,7 +157,7 @@ def load_torch_model(path, kind=None, nonlinearity="tanh", head_on=None):
         if given:
             raise ModelFileError(f"{path!r} holds a whole model written by unrolled, with its "
                                  f"architecture; {given} apply to PyTorch state dicts only.")
-        return _read(obj, repr(path), os.path.getsize(path))[0]
+        return _read_file(obj, repr(path), os.path.getsize(path))[0]
     state = state_of(obj, path)
     layer = from_torch_state(state, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
     if hasattr(layer, "_nodes"):
@@ -164,6 +180,6 @@ def torch_reference(path, kind=None, nonlinearity="tanh", head_on=None):
 
     obj = torch_load(path)
     if is_checkpoint(obj):
-        return _read(obj, repr(path), os.path.getsize(path))[1], "unrolled model as torch modules"
+        return _read_file(obj, repr(path), os.path.getsize(path))[1], "unrolled model as torch modules"
     module = state_reference(state_of(obj, path), kind, nonlinearity, head_on)
     return module, "torch modules rebuilt from the state's keys and shapes"

@@ -18,7 +18,9 @@ do is replace something that is not a plain file, so:
 - the temporary name is short (``.tmp-<hash of the name>-<pid>-<random>``) so that a target
   name near the file system's 255-byte limit still has room, and it names its writer's
   process: a save removes the leftovers of earlier saves to the same path whose process is
-  gone (killed mid-save), never a live writer's file.
+  gone (killed mid-save), never a live writer's file;
+- a save that cannot start (a missing directory, no permission) raises the ``OSError``
+  that ``open`` would, naming the target, not the temporary file.
 """
 import contextlib
 import hashlib
@@ -110,7 +112,10 @@ def atomic_write(path, mode="wb"):
     path = os.path.realpath(path)                      # through symlinks: replace the file
     directory, name = os.path.split(path)
     _remove_leftovers(directory, name)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(name)}{os.getpid()}-", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(name)}{os.getpid()}-", dir=directory)
+    except OSError as e:                  # name the file asked for, not the temporary one
+        raise type(e)(e.errno, e.strerror, path) from None
     try:
         if before is not None:
             os.chmod(tmp, stat.S_IMODE(before.st_mode))

@@ -47,6 +47,9 @@ def parse_json(data, what, path):
         return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{what} in {path!r} is not valid JSON ({e}).") from None
+    except RecursionError:                # "[[[[..." nested deeper than json can follow
+        raise ModelFileError(f"{what} in {path!r} nests lists or objects too deeply to be a "
+                             "model config.") from None
 
 
 def config_layer_order(model, config):

@@ -129,6 +129,10 @@ class SafeZip:
         if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
             raise UnsafeModelError(f"Member {name!r} of {self.path!r} would inflate "
                                    f"{info.file_size / info.compress_size:.0f}x: a zip bomb.")
+        if info.flag_bits & 0x1:
+            raise UnsupportedModelError(
+                f"Member {name!r} of {self.path!r} is encrypted; unrolled reads unencrypted "
+                "archives only (Keras and NumPy never encrypt). Decrypt it and save it again.")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             # zipfile inflates bzip2 and LZMA members a whole input block at a time, with
             # no bound on the output: a member that lies about its size inflates as far as

@@ -133,8 +133,15 @@ def model_from_json(json_string, custom_objects=None):
                              "(no \"class_name\").")
     version = config.get("keras_version")
     with custom.scope(custom_objects, "model_from_json"):
-        return model_from_config(config, "model_from_json",
-                                 hard_sigmoid_for(version, legacy="module" not in config))
+        try:
+            return model_from_config(config, "model_from_json",
+                                     hard_sigmoid_for(version, legacy="module" not in config))
+        except (ModelFileError, ImportError, NotImplementedError):
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+                RuntimeError, MemoryError, RecursionError) as e:   # a value of the wrong type
+            raise ModelFileError(f"model_from_json: the config could not be read: "
+                                 f"{type(e).__name__}: {e}") from e
 
 
 def save(model, filepath):

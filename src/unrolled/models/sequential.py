@@ -20,11 +20,14 @@ class Sequential(Model):
         self._input = None
         self.built = False
         self._nodes, self._layers = [], []
-        for layer in layers or []:
-            self.add(layer)
+        for layer in layers or []:                  # built once, as Keras: a model read
+            self.add(layer, rebuild=False)          # from a file may be thousands deep
+        if self._input is not None and self._stack:
+            self._build_graph(self._input)
 
-    def add(self, layer):
-        """Append a layer (or an ``Input`` tensor, which fixes the input shape)."""
+    def add(self, layer, rebuild=True):
+        """Append a layer (or an ``Input`` tensor, which fixes the input shape);
+        ``rebuild=False`` (Keras's) leaves the graph to be built later."""
         if isinstance(layer, KerasTensor) and isinstance(layer.node.layer, InputLayer):
             if self._stack or self._input is not None:
                 raise ValueError("An Input can only be the first element of a Sequential model.")
@@ -50,12 +53,12 @@ class Sequential(Model):
                 "`name` argument to pass a unique name.")
         self._stack.append(layer)
         self.built = False
-        if self._input is not None:
+        if rebuild and self._input is not None:
             self._build_graph(self._input)
 
-    def pop(self):
+    def pop(self, rebuild=True):
         layer = self._stack.pop()
-        if self._input is not None and self._stack:
+        if rebuild and self._input is not None and self._stack:
             self._build_graph(self._input)
         return layer
 

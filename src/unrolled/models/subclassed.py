@@ -312,7 +312,7 @@ def summary(self, print_fn=None):
             text = summary_mod._format_shape(shape)
         params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
         rows.append([f"{layer.name} ({type(layer).__name__})", text, params])
-    lines = [f'Model: "{self.name}"'] + summary_mod._table(
+    lines = [f'Model: "{summary_mod.shown(self.name)}"'] + summary_mod._table(
         ["Layer (type)", "Output Shape", "Param #"], rows, [33, 24, 15],
         ["left", "left", "right"])
     for line in lines + summary_mod.totals_lines(self):

@@ -26,6 +26,13 @@ def _wrap(text, width):
     return lines
 
 
+def shown(text):
+    """``text`` with control characters (ANSI escapes, carriage returns) written as escapes
+    (``\\x1b``): layer and model names may come from someone's file, and a name must not
+    drive the terminal. (Keras's rich tables drop a few such characters but pass ESC.)"""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def _table(header, rows, widths, align):
     top = "┏" + "┳".join("━" * w for w in widths) + "┓"
     under = "┡" + "╇".join("━" * w for w in widths) + "┩"
@@ -33,7 +40,7 @@ def _table(header, rows, widths, align):
     bottom = "└" + "┴".join("─" * w for w in widths) + "┘"
 
     def render(cells, left, mid, right):
-        wrapped = [_wrap(c, w - 2) for c, w in zip(cells, widths)]
+        wrapped = [_wrap(shown(c), w - 2) for c, w in zip(cells, widths)]
         out = []
         for k in range(max(len(w) for w in wrapped)):
             parts = []
@@ -81,7 +88,7 @@ def summary_lines(model):
             conn = ", ".join(f"{t.node.layer.name}[0][{t.index}]" for t in node.flat_inputs) if node else ""
             row.append(conn or "-")
         rows.append(row)
-    lines = [f'Model: "{model.name}"'] + _table(header, rows, widths, align)
+    lines = [f'Model: "{shown(model.name)}"'] + _table(header, rows, widths, align)
     return lines + totals_lines(model)
 
 
@@ -109,7 +116,7 @@ def unbuilt_lines(model, layers):
     """Keras's table for a Sequential model not built yet: every shape ``?`` and every
     count ``0 (unbuilt)``."""
     rows = [[f"{layer.name} ({type(layer).__name__})", "?", "0 (unbuilt)"] for layer in layers]
-    lines = [f'Model: "{model.name}"'] + _table(["Layer (type)", "Output Shape", "Param #"],
+    lines = [f'Model: "{shown(model.name)}"'] + _table(["Layer (type)", "Output Shape", "Param #"],
                                                rows, [33, 24, 15], ["left", "left", "right"])
     zero = readable_size(0)
     return lines + [f" Total params: 0 ({zero})", f" Trainable params: 0 ({zero})",
