@@ -1,6 +1,7 @@
 """``unrolled verify FILE``: run a file in its own framework and in unrolled, side by side.
 
-For ``.keras``/``.h5`` files (Keras installed) both run the same random input; every layer
+For ``.keras``/``.h5`` files both run the same random input in unrolled and in the Keras
+that wrote the file (tf_keras for Keras 2 files, when installed; else Keras 3); every layer
 output is compared (max absolute and relative difference), and sequence outputs also per
 time step. For PyTorch state files (``.pt``/``.pth``, torch installed) the module is rebuilt
 in torch from the state's keys and shapes and compared per time step. The exit status is
@@ -52,14 +53,67 @@ def _note_keras2_hard_sigmoid(model):
               "0, 1) for it, so Keras 3 differs there.")
 
 
-def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+def writer_version(path):
+    """The ``keras_version`` a ``.keras`` (metadata.json) or legacy ``.h5`` (root or
+    model_weights attribute) file was written by, as text, or None when it holds none."""
+    from ..io.h5_sandbox import open_h5
+    from ..io.keras_format import parse_json
+    from ..io.safety import MAX_JSON_BYTES, SafeZip, read_attr, read_file
 
+    data = read_file(path)
+    if os.fspath(path).lower().endswith(".keras"):
+        archive = SafeZip(data, path)
+        if not archive.has("metadata.json"):
+            return None
+        meta = parse_json(archive.read("metadata.json", MAX_JSON_BYTES), "metadata.json", path)
+        version = meta.get("keras_version") if isinstance(meta, dict) else None
+    else:
+        with open_h5(data, path) as f:
+            version = read_attr(f, "keras_version")
+            if version is None and "model_weights" in f:
+                version = read_attr(f["model_weights"], "keras_version")
+    if isinstance(version, bytes):
+        version = version.decode("latin-1")
+    return version if isinstance(version, str) else None
+
+
+def reference_keras(path):
+    """The Keras to compare a file with, and a line saying which and why: tf_keras (Keras 2
+    on TensorFlow) for a file Keras 2 wrote -- its ``keras_version`` below 3, or a legacy
+    ``.h5`` with none, as unrolled reads it -- when installed, else Keras 3."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    version = writer_version(path)
+    legacy = not os.fspath(path).lower().endswith(".keras")
+    major = version.strip().split(".")[0] if version else None
+    keras2 = (major.isdigit() and int(major) < 3) if major else legacy
+    written = f"written by Keras {version}" if version else "no keras_version in the file"
+    if keras2:
+        try:
+            import tf_keras
+        except ImportError:
+            import keras
+            return keras, (f"Keras {keras.__version__} ({written}: Keras 2's reference, "
+                           "tf_keras, is not installed -- pip install tf_keras; Keras 3 may "
+                           "refuse the file or compute hard_sigmoid otherwise)")
+        return tf_keras, f"tf_keras {tf_keras.__version__} ({written}: Keras 2)"
+    import keras
+    return keras, f"Keras {keras.__version__} ({written})"
+
+
+def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
     from ..models import Model, load_model
 
     ours = load_model(path)
-    theirs = keras.saving.load_model(path, compile=False)
+    keras, which = reference_keras(path)
+    print(f"{path}: compared with {which}")
+    try:
+        theirs = keras.models.load_model(path, compile=False)
+    except Exception as e:                 # Keras's own errors: a file it cannot read
+        raise ValueError(f"cannot verify {path}: {which.split(' (')[0]} does not load it "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                         + ("; install tf_keras (pip install tf_keras) to compare it with the "
+                            "Keras 2 that wrote it" if "pip install tf_keras" in which else "")
+                         ) from None
     xs = random_inputs(ours, batch, timesteps, seed)
     own_nodes = {id(n) for n in ours._nodes}
     our_t, their_t, labels = [], [], []
