@@ -11,7 +11,7 @@
   the order of ``model.layers`` (Keras's order; see ``models/functional.py``).
 """
 from ..layers import InputLayer
-from ..layers.base import WeightsFromFile
+from ..layers.weights import WeightsFromFile
 from ..models import Model, Sequential
 from ..utils import to_list
 from . import custom_objects
