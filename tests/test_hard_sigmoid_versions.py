@@ -354,10 +354,18 @@ def test_equations_name_the_keras2_formula():
     assert to_tex("hard_sigmoid(zi)") == r"\mathrm{hard\_sigmoid}(z_i)"
 
 
-def test_verify_says_why_keras3_differs(tmp_path, rng, capsys):
+def test_verify_compares_with_keras2_and_says_why_keras3_differs(tmp_path, rng, capsys,
+                                                                  monkeypatch):
+    """verify runs a Keras 2 file in tf_keras, which agrees; without tf_keras it runs it in
+    Keras 3, which reads hard_sigmoid as x/6 + 0.5, and says why the outputs differ."""
     from unrolled.interop.verify import verify_keras
 
     path = write_keras2_h5(tmp_path / "old.h5", "gru", keras2_weights("gru", rng), functional=True)
+    assert verify_keras(path, timesteps=T) == 0
+    out = capsys.readouterr().out
+    assert "compared with tf_keras" in out and "MISMATCH" not in out
+    monkeypatch.setitem(sys.modules, "tf_keras", None)             # as if not installed
     assert verify_keras(path, timesteps=T) == 1                     # Keras 3 reads it as x/6
     out = capsys.readouterr().out
+    assert "pip install tf_keras" in out
     assert "note: 'gru_1', 'dense_1' use Keras 2's hard_sigmoid" in out and "MISMATCH" in out
