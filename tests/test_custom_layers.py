@@ -11,7 +11,7 @@ import unrolled
 from gradcheck import check_layer_gradients
 from keras_way import define
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a test dependency: CI installs it, so no skip)
 
 K = define(keras.layers, keras.ops)
 U = define(unrolled.layers, unrolled.ops)

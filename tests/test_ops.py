@@ -5,7 +5,7 @@ import pytest
 import unrolled
 from unrolled import ops
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a test dependency: CI installs it, so no skip)
 kops = keras.ops
 
 R = np.random.default_rng(7)
