@@ -4,14 +4,15 @@
     h_t = activation(a_t)
 
 Import this module and ``IndRNN(units)`` trains, masks, saves and loads, and explain traces
-it. ``tests/unit/test_add_a_cell.py`` checks it against a hand-written loop and by finite
-differences.
+it, shows its equations and writes it as NumPy code. ``tests/unit/test_add_a_cell.py``
+checks it against a hand-written loop and by finite differences.
 """
 import numpy as np
 
 from unrolled.layers import RNN
-from unrolled.layers.cells import Cell, project
-from unrolled.layers.gates import apply_mask, gate_kernel_gradient, stack_steps
+from unrolled.layers.recurrent.cells import Cell, project
+from unrolled.layers.recurrent.dropout import apply_mask
+from unrolled.layers.recurrent.gates import gate_kernel_gradient, stack_steps
 from unrolled.layers.registry import CellType, register
 
 
@@ -77,8 +78,14 @@ class IndRNN(RNN):
                  "seed")
 
 
-ENTRY = register(CellType(IndRNNCell, IndRNN, "ind_rnn", "ind_rnn_cell",
-                  ("units", "activation", "use_bias", "kernel_initializer",
-                   "recurrent_initializer", "bias_initializer", "dropout",
-                   "recurrent_dropout", "seed"),
-                  blocks=1))
+ENTRY = register(CellType(
+    IndRNNCell, IndRNN, "ind_rnn", "ind_rnn_cell",
+    ("units", "activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+     "bias_initializer", "dropout", "recurrent_dropout", "seed"),
+    blocks=1,
+    # explain.equations: each line's result is the trace's value of that name (the cache)
+    equations=(("a", "x_t @ kernel + bias + recurrent_kernel * h_prev"),
+               ("h", "{activation}(a)")),
+    symbols={"recurrent_kernel": "u"},                     # LaTeX: u, not U
+    # explain.to_numpy_code: one step of NumPy inside the loop over t
+    step_code=("h = {activation}(x[:, t] @ kernel + bias + recurrent_kernel * h)",)))

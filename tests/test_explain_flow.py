@@ -6,7 +6,7 @@ from conftest import varied
 from keras_ref import keras
 
 import tensorflow as tf
-from unrolled import kernels
+from unrolled.fast import kernels
 from unrolled.explain import gradient_flow, step_jacobian, trace
 from unrolled.layers import GRU, LSTM, Dense, Flatten, Input, SimpleRNN
 from unrolled.models import Model

@@ -14,7 +14,8 @@ import numba  # noqa: F401  (a test extra: its compile cache is what is tested)
 _PROGRAM = r"""
 import json, sys
 import numpy as np
-from unrolled import kernels, layers as L
+from unrolled import layers as L
+from unrolled.fast import kernels
 from unrolled.models import Sequential
 m = Sequential([L.Input((10, 3)), L.LSTM(8), L.Dense(2)])
 x = np.linspace(-1, 1, 120, dtype=np.float32).reshape(4, 10, 3)

@@ -18,7 +18,7 @@ from unrolled.io.h5_sandbox import H5Dataset, H5Group, h5_timeout, open_h5, work
 from unrolled.io.safety import ModelFileError, UnsafeModelError, read_attr, read_dataset
 from unrolled.layers import LSTM, Dense, Input
 from unrolled.models import Sequential, load_model, save_model
-from unrolled.models.saving import load_weights, save_weights
+from unrolled.saving.model_files import load_weights, save_weights
 
 # A legacy .h5 of Sequential([Input((2,)), Dense(1)]) with bytes 16-31 of its global heap
 # collection ("GCOL") zeroed: the first heap object has index 0 and size 0, and reading the

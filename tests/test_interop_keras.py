@@ -14,7 +14,7 @@ import pytest
 
 from keras_ref import keras  # noqa: F401  (sets the backend quietly)
 from unrolled.models import load_model, save_model
-from unrolled.models.saving import load_weights, save_weights
+from unrolled.saving.model_files import load_weights, save_weights
 
 L = keras.layers
 TOL = 1e-5

@@ -13,7 +13,7 @@ from keras_ref import keras
 from unrolled.io.safety import ModelFileError, UnsafeModelError, UnsupportedModelError
 from unrolled.layers import LSTM, Dense, Input
 from unrolled.models import Sequential, load_model, save_model
-from unrolled.models.saving import load_weights, save_weights
+from unrolled.saving.model_files import load_weights, save_weights
 
 L = keras.layers
 

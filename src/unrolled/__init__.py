@@ -12,9 +12,9 @@ signatures), ``saving`` (files, the registry of user classes, object configs) an
 ``datasets`` (present, but loading none: unrolled downloads nothing). A Keras name
 unrolled does not have raises an AttributeError that says so.
 """
-__version__ = "0.1.0"
-
 import importlib.util as _util
+
+from .version import __version__  # noqa: F401
 
 from . import (activations, callbacks, config, constraints, initializers, layers,  # noqa: F401
                losses, metrics, models, optimizers, regularizers, utils)

@@ -7,7 +7,8 @@ import pytest
 from gradcheck import check_layer_gradients
 
 import unrolled
-from unrolled import fast, kernels
+from unrolled import fast
+from unrolled.fast import kernels
 from unrolled.explain import trace
 from unrolled.layers import registry
 from unrolled.models import load_model
@@ -101,13 +102,3 @@ def test_it_trains_saves_loads_and_is_traced(indrnn, rng, tmp_path):
     registry.register(indrnn.ENTRY)
     with pytest.raises(ValueError, match="already registered"):
         registry.register(indrnn.ENTRY)
-
-
-def test_what_the_new_cell_does_not_get_is_refused_by_name(indrnn):
-    """docs/add-a-cell.md: equations and generated code know the built-in cells only."""
-    from unrolled.explain import equations, to_numpy_code
-    model = unrolled.Sequential([unrolled.Input((4, 3)), indrnn.IndRNN(2)])
-    with pytest.raises(TypeError, match="IndRNNCell"):
-        equations(model.layers[0], np.ones((1, 4, 3), "float32"))
-    with pytest.raises(ValueError, match="IndRNNCell has no code writer"):
-        to_numpy_code(model)

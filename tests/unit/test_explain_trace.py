@@ -127,7 +127,7 @@ def test_xp_is_the_projection_the_step_received(rng, compiled):
     adds it to the projection: SimpleRNN, and a GRU's input bias), not the pre-activation
     the step then computes from it; the pre-activations are xp + h U (+ b). The trace runs
     the cells' reference steps, so this holds with the compiled kernels on or off."""
-    from unrolled import kernels
+    from unrolled.fast import kernels
     before = kernels._enabled
     kernels.set_enabled(compiled)
     try:

@@ -15,11 +15,11 @@ import numba  # noqa: F401  (a test dependency, pyproject [test]: these tests ne
 import numpy as np
 import pytest
 
-from unrolled import kernels, utils
+from unrolled import utils
 from unrolled.fast import cells as fast_cells
-from unrolled.fast import planning
-from unrolled.layers import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, recurrent
-from unrolled.layers import gates
+from unrolled.fast import kernels, planning
+from unrolled.layers import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN
+from unrolled.layers.recurrent import bptt, gates, inputs
 
 RTOL = ATOL = 2e-6
 
@@ -123,7 +123,7 @@ def test_inference_equals_the_reference(kind, b, t, f, m, masked, chunk_steps, f
     make = {**LAYERS, **INFERENCE_ONLY}[kind]
     r, x, layer, init = _layer(make, t + m, b, t, f, m)
     if chunk_steps:
-        monkeypatch.setattr(gates, "PROJECTION_CHUNK_BYTES", chunk_steps * b * 4 * m * 4)
+        monkeypatch.setattr(inputs, "PROJECTION_CHUNK_BYTES", chunk_steps * b * 4 * m * 4)
     mask = _mask(r, b, t) if masked else None
     before = [s.copy() for s in init]
     fast = layer.call(x, mask=mask, initial_state=init)
@@ -165,8 +165,8 @@ TRAINING_OPTIONS = {
 @pytest.mark.parametrize("kind", sorted(LAYERS))
 def test_training_equals_the_reference(kind, b, t, f, m, options, masked, rows, fold,
                                        monkeypatch):
-    monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
-    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
+    monkeypatch.setattr(bptt, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(bptt, "SEPARATE_DXP_CHUNK_ROWS", rows)
     r, x, layer, init = _layer(lambda u: LAYERS[kind](u, **TRAINING_OPTIONS[options]),
                                11 + t, b, t, f, m)
     mask = _mask(r, b, t) if masked else None

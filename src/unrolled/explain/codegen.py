@@ -2,8 +2,9 @@
 
 The seed notebook recomputes a SimpleRNN by hand in five lines. This writes those lines
 for any supported model: one function per layer, each recurrent layer the notebook's
-loop over time with its cell's equations, and ``predict(x)`` calling them in graph
-order. The result imports NumPy alone; its weights are array literals (the shortest
+loop over time around the lines of one step that its cell's registry entry declares
+(``step_code``: SimpleRNN, LSTM, GRU, and any cell registered with it), and ``predict(x)``
+calling them in graph order. The result imports NumPy alone; its weights are array literals (the shortest
 decimals that give back the exact float32 values) or an ``.npz`` file beside it, read
 with ``allow_pickle=False``. Nothing is run here: the text is returned (and written).
 """
@@ -13,10 +14,11 @@ import textwrap
 
 import numpy as np
 
-from .codegen_layers import ACTIVATIONS, LAYER_WRITERS, activation_source, unsupported_reason
+from ..layers import registry
+from .codegen_layers import ACTIVATIONS, activation_source, coded, unsupported_reason, writer_of
 
-SUPPORTED = ("SimpleRNN", "LSTM", "GRU", "RNN(SimpleRNNCell|LSTMCell|GRUCell)", "Bidirectional",
-             "Dense", "Embedding", "TimeDistributed", "Activation", "Flatten", "Dropout",
+# Besides the recurrent layers whose cells give step code (``codegen_layers.coded()``):
+SUPPORTED = ("Bidirectional", "Dense", "Embedding", "TimeDistributed", "Activation", "Flatten", "Dropout",
              "RepeatVector", "Reshape", "Concatenate", "Add", "ReLU", "LeakyReLU", "ELU", "PReLU",
              "Softmax", "Conv1D(groups=1)", "MaxPooling1D", "AveragePooling1D",
              "GlobalMaxPooling1D", "GlobalAveragePooling1D", "LayerNormalization",
@@ -93,8 +95,10 @@ def _check_supported(model):
         if reason:
             problems.append(f"layer '{node.layer.name}' ({type(node.layer).__name__}: {reason})")
     if problems:
+        rnn = coded()
+        cells = "|".join(f"{registry.of_layer(name).cell_name}" for name in rnn)
         raise ValueError("to_numpy_code cannot write code for " + "; ".join(problems)
-                         + f". It supports {', '.join(SUPPORTED)}.")
+                         + f". It supports {', '.join(rnn + (f'RNN({cells})',) + SUPPORTED)}.")
 
 
 def to_numpy_code(model, weights="embed", path=None):
@@ -130,7 +134,7 @@ def to_numpy_code(model, weights="embed", path=None):
         if id(layer) in fn_names:
             continue
         fn_names[id(layer)] = fn = namer(layer.name)
-        src, used_acts, used_weights = LAYER_WRITERS[_kind(layer)](layer, fn, namer, node)
+        src, used_acts, used_weights = writer_of(layer)(layer, fn, namer, node)
         blocks.append(src)
         acts |= used_acts
         arrays.update(used_weights)
@@ -162,13 +166,6 @@ def to_numpy_code(model, weights="embed", path=None):
         with atomic_write(path) as f:
             f.write(source.encode())
     return source
-
-
-def _kind(layer):
-    cell = getattr(layer, "cell", None)
-    if cell is not None:
-        return type(cell).__name__
-    return type(layer).__name__
 
 
 def _header(model, weights, stem):

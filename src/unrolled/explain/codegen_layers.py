@@ -4,8 +4,15 @@ Each writer takes ``(layer, fn, namer, node)`` and returns ``(source, activation
 weights)``: the source of a function ``fn(x)``, the activation helpers it calls, and the
 arrays it reads from ``W`` under their keys ``"<fn>.<weight name>"``. The layers next to
 recurrent ones (convolution, pooling, normalization, attention, ...) are written by
-``codegen_companions``.
+``codegen_companions``. A recurrent layer is the loop over time around the lines of one
+step that its cell's registry entry declares (``layers/registry.py``: ``step_code``), so a
+registered cell with step code is written like the built-in ones.
 """
+import ast
+import inspect
+import keyword
+
+from ..layers import registry
 from .codegen_companions import COMPANION_WRITERS, EXTRA_ACTIVATIONS, companion_reason
 
 ACTIVATIONS = {
@@ -29,8 +36,6 @@ ACTIVATIONS = {
     "relu6": "def relu6(x):\n    return np.clip(x, 0, 6)\n",
     **EXTRA_ACTIVATIONS,
 }
-# The cells _step_lines writes (the built-in ones; a registered cell has no writer).
-CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 PLAIN = ("Dense", "Embedding", "Activation", "Flatten", "Dropout", "RepeatVector", "Reshape",
          "Concatenate", "Add", "TimeDistributed", "Bidirectional")
 
@@ -50,13 +55,16 @@ def unsupported_reason(layer, node=None):
         return "a nested model; call to_numpy_code on a flat model"
     cell = getattr(layer, "cell", None)
     if cell is not None:
-        if type(cell).__name__ not in CELLS:
-            return f"its cell {type(cell).__name__} has no code writer; use SimpleRNN, LSTM or GRU"
+        entry = registry.of_cell(cell)
+        if entry is None or entry.step_code is None:
+            why = ("; use " + ", ".join(coded()[:-1]) + " or " + coded()[-1] if entry is None
+                   else " (its registry entry declares no step_code: docs/add-a-cell.md)")
+            return f"its cell {type(cell).__name__} has no code writer{why}"
         if layer.stateful:
             return "stateful layers carry their state between calls"
-        acts = [cell.activation] + ([cell.recurrent_activation] if hasattr(cell, "recurrent_activation") else [])
-        bad = [a.name for a in acts if not _act_ok(a)]
-        return f"activation {bad[0]!r} has no code writer" if bad else None
+        lines, acts = entry.step_code_of(cell)
+        bad = [a for a in acts if a not in ACTIVATIONS]
+        return f"activation {bad[0]!r} has no code writer" if bad else _step_reason(entry, cell, lines)
     if kind == "Masking" or (kind == "Embedding" and layer.mask_zero):
         return "it makes a mask, and masks are not written into the code"
     companion = companion_reason(layer, node, _act_ok)
@@ -77,6 +85,43 @@ def unsupported_reason(layer, node=None):
     return None
 
 
+def coded():
+    """The recurrent layers whose cells declare step code (the built-in SimpleRNN, LSTM, GRU
+    and any registered cell type that gives ``step_code``)."""
+    return tuple(t.name for t in registry.CELL_TYPES if t.step_code is not None)
+
+
+# The names the loop around a step defines; the step's own names must differ from them.
+_LOOP_NAMES = {"x", "t", "ys", "y", "initial_state", "np", "W"} | set(ACTIVATIONS)
+
+
+def _step_reason(entry, cell, lines):
+    """Why the step code of a registered cell cannot be written into the loop, or None:
+    it must parse, assign every state, and keep clear of the loop's names."""
+    weights = [w.name for w in cell.weights]
+    clash = [n for n in weights if not n.isidentifier() or keyword.iskeyword(n)
+             or n in _LOOP_NAMES or n in entry.states]
+    if clash:
+        return f"its weight {clash[0]!r} cannot be a variable of the generated loop"
+    clash = [n for n in entry.states if not n.isidentifier() or keyword.iskeyword(n)
+             or n in _LOOP_NAMES]
+    if clash:
+        return f"its state {clash[0]!r} cannot be a variable of the generated loop"
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError as err:
+        return f"the step_code of cell type {entry.name} is not Python ({err.msg})"
+    assigned = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
+                and isinstance(n.ctx, ast.Store)}
+    if assigned & (_LOOP_NAMES | set(weights)):
+        return (f"the step_code of cell type {entry.name} assigns "
+                f"{sorted(assigned & (_LOOP_NAMES | set(weights)))[0]!r}, a name of the loop")
+    missing = [s for s in entry.states if s not in assigned]
+    if missing:
+        return f"the step_code of cell type {entry.name} does not assign its state {missing[0]!r}"
+    return None
+
+
 def _weights(layer, fn):
     return {f"{fn}.{w.name}": w.numpy() for w in layer.weights}
 
@@ -86,73 +131,52 @@ def _doc(fn, text):
 
 
 # --- recurrent layers --------------------------------------------------------------------
-def _step_lines(cell):
-    m, b = cell.units, cell.use_bias
-    act, bias = cell.activation.name, " + bias" if b else ""
-    if type(cell).__name__ == "SimpleRNNCell":
-        return [f"h = {act}(x[:, t] @ kernel + h @ recurrent_kernel{bias})"], {act}
-    ra = cell.recurrent_activation.name
-    if type(cell).__name__ == "LSTMCell":
-        return [f"z = x[:, t] @ kernel + h @ recurrent_kernel{bias}   # the four gates at once",
-                "zi, zf, zc, zo = np.split(z, 4, axis=1)",
-                f"i = {ra}(zi)                    # input gate",
-                f"f = {ra}(zf)                    # forget gate",
-                f"g = {act}(zc)                    # candidate cell value",
-                f"o = {ra}(zo)                    # output gate",
-                "c = f * c + i * g",
-                f"h = o * {act}(c)"], {act, ra}
-    if cell.reset_after:
-        b0, b1 = (" + bias[0]", " + bias[1]") if b else ("", "")
-        return [f"xz, xr, xh = np.split(x[:, t] @ kernel{b0}, 3, axis=1)",
-                f"rz, rr, rh = np.split(h @ recurrent_kernel{b1}, 3, axis=1)",
-                f"z = {ra}(xz + rz)                # update gate",
-                f"r = {ra}(xr + rr)                # reset gate",
-                f"hh = {act}(xh + r * rh)              # candidate, reset after the product",
-                "h = z * h + (1 - z) * hh"], {act, ra}
-    return [f"xz, xr, xh = np.split(x[:, t] @ kernel{bias}, 3, axis=1)",
-            f"z = {ra}(xz + h @ recurrent_kernel[:, :{m}])        # update gate",
-            f"r = {ra}(xr + h @ recurrent_kernel[:, {m}:{2 * m}])  # reset gate",
-            f"hh = {act}(xh + (r * h) @ recurrent_kernel[:, {2 * m}:])  # reset before the product",
-            "h = z * h + (1 - z) * hh"], {act, ra}
+def _shown_options(entry, cell):
+    """The entry's ``code_options`` whose value differs from the cell's default."""
+    params = inspect.signature(entry.cell.__init__).parameters
+    return [f"{o}={getattr(cell, o)!r}" for o in entry.code_options
+            if o in params and getattr(cell, o) != params[o].default]
 
 
 def write_rnn(layer, fn, namer=None, node=None, with_state=None):
+    """The loop over time (states, ``go_backwards``, ``return_sequences``/``return_state``)
+    around the lines of one step from the cell's registry entry; the output of a step is the
+    first state."""
     cell = layer.cell
+    entry = registry.of_cell(cell)
     kind = type(cell).__name__.removesuffix("Cell")
-    lstm = kind == "LSTM"
+    states = list(entry.states)
     if with_state is None:
         with_state = any(n.states for n in layer._inbound_nodes)
     out_shape = "(N, T, {})" if layer.return_sequences else "(N, {})"
     opts = [f"{k}=True" for k in ("return_sequences", "return_state", "go_backwards") if getattr(layer, k)]
-    if kind == "GRU" and not cell.reset_after:
-        opts.append("reset_after=False")
+    opts += _shown_options(entry, cell)
     doc = (f"{kind}({cell.units}{''.join(', ' + o for o in opts)}): (N, T, features) -> "
            + out_shape.format(cell.units) + (" and the final states" if layer.return_state else "") + ".")
-    names = ["kernel", "recurrent_kernel"] + (["bias"] if cell.use_bias else [])
+    names = [w.name for w in cell.weights]
     src = [f"def {fn}(x{', initial_state=None' if with_state else ''}):", f'    """{doc}"""',
            f"    {', '.join(names)} = {', '.join(f'W[{fn + chr(46) + n!r}]' for n in names)}"]
-    states = ["h", "c"] if lstm else ["h"]
-    zeros = f"np.zeros((x.shape[0], {cell.units}), dtype=np.{layer.dtype})"
+    zeros = [f"np.zeros((x.shape[0], {size}), dtype=np.{layer.dtype})" for size in cell.state_size]
     if with_state:
         src += ["    if initial_state is None:",
-                *[f"        {s} = {zeros}" for s in states],
-                "    else:", f"        {'h, c' if lstm else '(h,)'} = initial_state"]
+                *[f"        {s} = {z}" for s, z in zip(states, zeros)],
+                "    else:", f"        {', '.join(states) if len(states) > 1 else f'({states[0]},)'} = initial_state"]
     else:
-        src += [f"    {s} = {zeros}" for s in states]
+        src += [f"    {s} = {z}" for s, z in zip(states, zeros)]
     if layer.return_sequences:
         src.append("    ys = []")
     loop = "reversed(range(x.shape[1]))" if layer.go_backwards else "range(x.shape[1])"
     src.append(f"    for t in {loop}:" + ("            # go_backwards: the last step first"
                                            if layer.go_backwards else ""))
-    step, acts = _step_lines(cell)
+    step, acts = entry.step_code_of(cell)
     src += [f"        {line}" for line in step]
     if layer.return_sequences:
-        src.append("        ys.append(h)")
+        src.append(f"        ys.append({states[0]})")
         src.append("    y = np.stack(ys, axis=1)" + ("                # in processing order, as Keras"
                                                      if layer.go_backwards else ""))
-    y = "y" if layer.return_sequences else "h"
+    y = "y" if layer.return_sequences else states[0]
     src.append(f"    return {y}" + (f", {', '.join(states)}" if layer.return_state else ""))
-    return "\n".join(src) + "\n", acts, _weights(layer, fn)
+    return "\n".join(src) + "\n", set(acts), _weights(layer, fn)
 
 
 def write_bidirectional(layer, fn, namer, node):
@@ -222,7 +246,6 @@ def write_concatenate(layer, fn, namer=None, node=None):
 
 LAYER_WRITERS = {
     **COMPANION_WRITERS,
-    **{name: write_rnn for name in CELLS},
     "Bidirectional": write_bidirectional, "Dense": write_dense, "Embedding": write_embedding,
     "TimeDistributed": write_time_distributed, "Add": write_add, "Concatenate": write_concatenate,
     "Activation": _simple(lambda l: f"Activation({l.activation.name!r}).",
@@ -234,3 +257,9 @@ LAYER_WRITERS = {
     "Reshape": _simple(lambda l: f"Reshape({l.target_shape}).",
                        lambda l: f"x.reshape((x.shape[0],) + {tuple(int(d) for d in l.target_shape)})"),
 }
+
+
+def writer_of(layer):
+    """The writer of ``layer``: the time loop for a recurrent layer (its cell checked by
+    ``unsupported_reason``), else the writer of its class."""
+    return write_rnn if getattr(layer, "cell", None) is not None else LAYER_WRITERS[type(layer).__name__]

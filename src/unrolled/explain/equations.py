@@ -1,25 +1,26 @@
 """``equations(layer, x, t)``: a layer's equations at one time step, with its numbers in them.
 
-Each line is an equation of the cell's docstring, then the same equation with the values
-of this step substituted, then the result::
+Each line is an equation of the cell, as its registry entry declares it
+(``layers/registry.py``: ``equations``), then the same equation with the values of this
+step substituted, then the result::
 
     f  = sigmoid(zf)  = sigmoid([0.4213, -1.0187])  = [0.6038, 0.2653]
     c  = f * c_prev + i * g  = [0.6038, 0.2653] * [...] + ...  = [...]
 
-The results are read from the trace (the real forward pass); only the split of a
-pre-activation into its input, recurrent and bias parts (``x_t @ kernel_i`` and
-``h_prev @ recurrent_kernel_i``) is multiplied out here, to show where the sum comes from.
-``str(eq)`` is plain text; in a notebook the object shows as HTML (``_repr_html_``) or
-LaTeX (``_repr_latex_``).
+The results are read from the trace (the real forward pass); only the products with a
+weight (``x_t @ kernel_i``, ``h_prev @ recurrent_kernel_i``) are multiplied out here, for
+the units shown, to show where a sum comes from. A registered cell with equations is
+explained the same way as the built-in ones. ``str(eq)`` is plain text; in a notebook the
+object shows as HTML (``_repr_html_``) or LaTeX (``_repr_latex_``).
 """
 import html
 import re
 
 import numpy as np
 
+from ..layers import registry
 from .trace import LayerTrace, trace
 
-SUPPORTED = ("SimpleRNN", "LSTM", "GRU", "Dense")
 _MAX_SHOWN = 6
 
 
@@ -33,10 +34,12 @@ class Line:
 
 class Equations:
     """A layer's equations at one step: ``lines`` (each with ``lhs``, ``formula``,
-    ``substituted`` and ``result``), ``values`` (lhs -> result vector, shown units only)."""
+    ``substituted`` and ``result``), ``values`` (lhs -> result vector, shown units only).
+    ``symbols``: the LaTeX of the cell's own names (its registry entry's)."""
 
-    def __init__(self, title, lines, units, digits):
+    def __init__(self, title, lines, units, digits, symbols=None):
         self.title, self.lines, self.units, self.digits = title, lines, units, digits
+        self.symbols = {} if symbols is None else dict(symbols)
         self.values = {ln.lhs: ln.result for ln in lines}
 
     def _rows(self, fmt):
@@ -77,8 +80,9 @@ class Equations:
     def _repr_latex_(self):
         body = []
         for lhs, parts, result in self._rows(vec):
-            rhs = " &= ".join(to_tex(p) for p in parts if p != result)
-            body.append(f"{to_tex(lhs)} &= {rhs + ' &= ' if rhs else ''}{to_tex(result)}")
+            rhs = " &= ".join(to_tex(p, self.symbols) for p in parts if p != result)
+            body.append(f"{to_tex(lhs, self.symbols)} &= {rhs + ' &= ' if rhs else ''}"
+                        f"{to_tex(result, self.symbols)}")
         title = self.title.replace("_", r"\_").replace("'", "")
         return (f"$$\\text{{{title}}}$$\n$$\\begin{{aligned}}\n" + " \\\\\n".join(body)
                 + "\n\\end{aligned}$$")
@@ -90,21 +94,28 @@ def vec(v, digits=4):
     return "[" + ", ".join(f"{a:.{digits}f}" for a in v) + "]"
 
 
-_TEX = {"h_prev": "h_{t-1}", "c_prev": "c_{t-1}", "x_t": "x_t", "sigmoid": r"\sigma",
-        "tanh": r"\tanh", "hh": r"\tilde{h}", "tc": r"\tanh(c)", "zi": "z_i", "zf": "z_f",
-        "zc": "z_c", "zo": "z_o", "az": "a_z", "ar": "a_r", "ah": "a_h", "rh": "r_h",
+# The LaTeX of the names every cell shares; a cell type's own names (zi, hh, ...) are in
+# its registry entry's ``symbols``. A state before the step, ``h_prev``, is ``h_{t-1}``.
+_TEX = {"x_t": "x_t", "sigmoid": r"\sigma", "tanh": r"\tanh",
         "recurrent_kernel": "U", "kernel": "W", "bias": "b",
         "hard_sigmoid_keras2": r"\mathrm{hard\_sigmoid}_{\mathrm{K2}}",
         "hard_sigmoid": r"\mathrm{hard\_sigmoid}"}
 
 
-def to_tex(text):
-    """The plain form of an equation as LaTeX: names with subscripts, ``*`` as ``\\odot``."""
+def to_tex(text, symbols=None):
+    """The plain form of an equation as LaTeX: names with subscripts, ``*`` as ``\\odot``.
+
+    ``symbols``: the LaTeX of a cell type's own names (its registry entry's ``symbols``);
+    None: those of every registered cell type."""
+    if symbols is None:
+        symbols = {k: v for entry in registry.CELL_TYPES for k, v in entry.symbols.items()}
+    table = {**_TEX, **symbols}
     text = re.sub(r"\b(recurrent_kernel|kernel|bias)(\[\d\])?_(\w)\b",
-                  lambda m: f"{_TEX[m.group(1)]}{'^{(' + m.group(2)[1] + ')}' if m.group(2) else ''}_{m.group(3)}",
+                  lambda m: f"{table[m.group(1)]}{'^{(' + m.group(2)[1] + ')}' if m.group(2) else ''}_{m.group(3)}",
                   text)
-    text = re.sub(r"\b(h_prev|c_prev|x_t|hard_sigmoid_keras2|hard_sigmoid|sigmoid|tanh|hh|tc|zi|zf|zc|zo|az|ar|ah|rh|"
-                  r"recurrent_kernel|kernel|bias)\b", lambda m: _TEX[m.group(1)], text)
+    names = "|".join(re.escape(k) for k in sorted(table, key=len, reverse=True))
+    text = re.sub(rf"\b(?:(\w+?)_prev|({names}))\b",
+                  lambda m: f"{m.group(1)}_{{t-1}}" if m.group(1) else table[m.group(2)], text)
     return text.replace(" @ ", r"\,").replace("*", r"\odot").replace("relu", r"\mathrm{relu}")
 
 
@@ -138,22 +149,52 @@ def _layer_trace(layer, x):
     return trace(layer, x)[0]
 
 
+def _entry(cell):
+    """The registry entry of ``cell`` if it declares equations, else None."""
+    entry = registry.of_cell(cell)
+    return entry if entry is not None and entry.equations is not None else None
+
+
+def known():
+    """What ``equations`` explains: the registered cells that declare equations (by their
+    cell's name without "Cell"), Dense, and the ``COMPANIONS``."""
+    cells = tuple(t.cell_name.removesuffix("Cell") for t in registry.CELL_TYPES
+                  if t.equations is not None)
+    return cells + ("Dense",) + tuple(COMPANIONS)
+
+
+def has_equations(layer):
+    """Whether ``equations`` explains ``layer`` (or a cell, or a LayerTrace)."""
+    if isinstance(layer, LayerTrace):
+        layer = layer.cell if layer.cell is not None else layer.layer
+    cell = getattr(layer, "cell", None)
+    if cell is not None or registry.of_cell(layer) is not None:
+        return _entry(layer if cell is None else cell) is not None
+    return type(layer).__name__ in ("Dense",) + tuple(COMPANIONS)
+
+
 def _check_kind(layer):
-    name = type(getattr(layer, "cell", None) or layer).__name__.removesuffix("Cell")
-    if name not in SUPPORTED and name not in COMPANIONS:
-        raise TypeError(f"equations knows {', '.join(SUPPORTED + tuple(COMPANIONS))}; "
-                        f"layer '{layer.name}' is a "
-                        f"{type(layer).__name__}"
-                        + (f" with a {type(layer.cell).__name__}" if hasattr(layer, "cell") else "")
-                        + ". Explain its sub-layers one by one instead.")
-    return name
+    cell = getattr(layer, "cell", None)
+    obj = cell if cell is not None else layer
+    name = type(obj).__name__.removesuffix("Cell")
+    if has_equations(layer):
+        return name
+    entry = registry.of_cell(obj)
+    why = (f". Its cell type {entry.name} is registered without equations: add them to its "
+           "registry entry (docs/add-a-cell.md)." if entry is not None else
+           ". Explain its sub-layers one by one instead.")
+    raise TypeError(f"equations knows {', '.join(known())}; layer '{layer.name}' is a "
+                    f"{type(layer).__name__}"
+                    + (f" with a {type(layer.cell).__name__}" if hasattr(layer, "cell") else "")
+                    + why)
 
 
 def equations(layer, x=None, t=None, sample=0, units=None, digits=4):
     """The equations of ``layer`` at time step ``t`` (default: the last) for one ``sample``.
 
-    ``layer``: a SimpleRNN, LSTM, GRU (either ``reset_after``) or Dense layer with its input
-    ``x``, or a ``LayerTrace`` from ``trace(model, x)`` (then ``x`` is not needed).
+    ``layer``: a SimpleRNN, LSTM, GRU (either ``reset_after``), a layer of any registered
+    cell whose entry declares ``equations`` (docs/add-a-cell.md), or a Dense layer, with its
+    input ``x``; or a ``LayerTrace`` from ``trace(model, x)`` (then ``x`` is not needed).
     A layer next to recurrent ones (``COMPANIONS``: Conv1D, pooling, normalization,
     activation layers, attention, noise) gets one line, its formula and its output at step
     ``t`` of its output (attention layers first show the weights of query step ``t``).
@@ -174,98 +215,91 @@ def equations(layer, x=None, t=None, sample=0, units=None, digits=4):
     when = "" if t_idx is None else f", step t={t_idx} of {lt.steps}" + (
         " (processed backwards)" if lt.go_backwards else "")
     title = f"{kind} '{lt.name}'{when}, sample {s}, {shown}"
-    lines = _BUILDERS[kind](owner, v, u, digits)
-    return Equations(title, lines, u, digits)
+    if lt.cell is None:
+        return Equations(title, _dense(owner, v, u, digits), u, digits, {})
+    entry = _entry(lt.cell)
+    return Equations(title, _cell_lines(entry, lt.cell, v, u, digits), u, digits, entry.symbols)
 
 
-def _w(owner, name):
-    w = getattr(owner, name, None)
-    return None if w is None else w.value
+# A product with a weight (``x_t @ kernel_i``, ``(r * h_prev) @ recurrent_kernel_h``), or one
+# name: a trace value, a weight (``bias_i``, ``bias[0]_z``), or a function when "(" follows.
+_REF = r"[A-Za-z_]\w*(?:\[\d+\])?(?:_[A-Za-z0-9]+)?"
+_TOKEN = re.compile(rf"(?<![\w.])(?:(?P<left>\([^()]*\)|[A-Za-z_]\w*) @ (?P<right>{_REF})"
+                    rf"|(?P<name>{_REF})(?P<call>\()?)")
 
 
-def _parts(owner, v, block, u, n_blocks=1, h=None):
-    """``x_t @ kernel`` and ``h @ recurrent_kernel`` restricted to ``block``'s units ``u``."""
-    m = owner.units
-    cols = block * m + u
-    xk = v["x"] @ _w(owner, "kernel")[:, cols]
-    hk = (v["h_prev"] if h is None else h) @ _w(owner, "recurrent_kernel")[:, cols]
-    return xk, hk, cols
-
-
-def _inputs(v, u, digits, c=False):
-    lines = [Line("x_t", "", "", v["x"]), Line("h_prev", "", "", v["h_prev"][u])]
-    if c:
-        lines.append(Line("c_prev", "", "", v["c_prev"][u]))
+def _cell_lines(entry, cell, v, u, d):
+    """The step's inputs, then each of the entry's equations: its formula, the formula with
+    this step's numbers, and the traced result."""
+    lines = [Line("x_t", "", "", v["x"])]
+    lines += [Line(f"{s}_prev", "", "", v[f"{s}_prev"][u]) for s in entry.states]
+    for lhs, formula in entry.equations_of(cell):
+        numbers = _Numbers(entry, cell, v, u, d, f"{lhs} = {formula}")
+        if lhs not in v:
+            raise numbers.unknown(lhs, "is not a value of its trace (its cache_names)")
+        lines.append(Line(lhs, formula, _TOKEN.sub(numbers, formula), v[lhs][u]))
     return lines
 
 
-def _simple_rnn(cell, v, u, d):
-    xk, hk, cols = _parts(cell, v, 0, u)
-    b = _w(cell, "bias")
-    terms, formula = [xk, hk], "x_t @ kernel + h_prev @ recurrent_kernel"
-    if b is not None:
-        terms.append(b[cols])
-        formula += " + bias"
-    act = cell.activation.name
-    return _inputs(v, u, d) + [
-        Line("a", formula, " + ".join(vec(a, d) for a in terms), v["a"][u]),
-        Line("h", f"{act}(a)", f"{act}({vec(v['a'][u], d)})", v["h"][u]),
-    ]
+class _Numbers:
+    """``_TOKEN.sub(_Numbers(...), formula)``: the formula with each name replaced by its
+    value for the units ``u`` (``x_t`` whole) and each product with a weight multiplied out
+    for them; activations stay as written."""
+
+    def __init__(self, entry, cell, v, u, d, equation):
+        self.entry, self.cell, self.v, self.u, self.d = entry, cell, v, u, d
+        self.equation = equation
+
+    def __call__(self, m):
+        if m.group("left") is not None:                       # A @ W
+            w, cols = self.weight(m.group("right"))
+            return vec(self.operand(m.group("left")) @ w[:, cols], self.d)
+        name = m.group("name")
+        if m.group("call"):                                    # an activation
+            return m.group(0)
+        key = "x" if name == "x_t" else name
+        if key in self.v:
+            a = np.asarray(self.v[key])
+            return vec(a[self.u] if key != "x" and a.shape[-1] == self.cell.units else a, self.d)
+        w, cols = self.weight(name)
+        return vec(w[..., cols], self.d)
+
+    def operand(self, text):
+        """The left side of ``A @ W`` for every unit: a value, or ``(a * b)`` of values."""
+        out = None
+        for name in (text[1:-1].split(" * ") if text.startswith("(") else [text]):
+            key = "x" if name.strip() == "x_t" else name.strip()
+            if key not in self.v:
+                raise self.unknown(name.strip(), "is not a value of its trace")
+            out = self.v[key] if out is None else out * self.v[key]
+        return out
+
+    def weight(self, name):
+        """``(array, columns)`` of ``kernel``, ``kernel_i`` (gate block i), ``bias[0]_z``."""
+        head, sub = name, None
+        if not _is_weight(self.cell, re.sub(r"\[\d+\]$", "", name)) and "_" in name:
+            head, sub = name.rsplit("_", 1)
+        m = re.fullmatch(r"([A-Za-z_]\w*)(?:\[(\d+)\])?", head)
+        if m is None or not _is_weight(self.cell, m.group(1)):
+            raise self.unknown(name, "is neither a value of its trace nor a weight of the cell")
+        blocks = tuple(self.entry.subscripts)
+        if sub is not None and sub not in blocks:
+            raise self.unknown(name, f"has a gate block {sub!r} that its subscripts "
+                                     f"{self.entry.subscripts!r} do not name")
+        w = getattr(self.cell, m.group(1)).value
+        w = w if m.group(2) is None else w[int(m.group(2))]
+        block = 0 if sub is None else blocks.index(sub)
+        return w, block * self.cell.units + self.u
+
+    def unknown(self, name, why):
+        return ValueError(f"The equation '{self.equation}' of cell type {self.entry.name} "
+                          f"names {name!r}, which {why}; its trace has x_t, "
+                          f"{', '.join(k for k in self.v if k != 'x')}.")
 
 
-def _lstm(cell, v, u, d):
-    lines = _inputs(v, u, d, c=True)
-    b = _w(cell, "bias")
-    for k, (z, g) in enumerate(zip(("zi", "zf", "zc", "zo"), "ifco")):
-        xk, hk, cols = _parts(cell, v, k, u)
-        terms = [xk, hk] + ([b[cols]] if b is not None else [])
-        formula = f"x_t @ kernel_{g} + h_prev @ recurrent_kernel_{g}" + (f" + bias_{g}" if b is not None else "")
-        lines.append(Line(z, formula, " + ".join(vec(a, d) for a in terms), v[z][u]))
-    ra, act = cell.recurrent_activation.name, cell.activation.name
-    for gate, z, fn in (("i", "zi", ra), ("f", "zf", ra), ("g", "zc", act), ("o", "zo", ra)):
-        lines.append(Line(gate, f"{fn}({z})", f"{fn}({vec(v[z][u], d)})", v[gate][u]))
-    f, i, g, o, cp = (v[k][u] for k in ("f", "i", "g", "o", "c_prev"))
-    lines += [
-        Line("c", "f * c_prev + i * g", f"{vec(f, d)} * {vec(cp, d)} + {vec(i, d)} * {vec(g, d)}", v["c"][u]),
-        Line("tc", f"{act}(c)", f"{act}({vec(v['c'][u], d)})", v["tc"][u]),
-        Line("h", "o * tc", f"{vec(o, d)} * {vec(v['tc'][u], d)}", v["h"][u]),
-    ]
-    return lines
-
-
-def _gru(cell, v, u, d):
-    lines = _inputs(v, u, d)
-    b = _w(cell, "bias")
-    after = cell.reset_after
-    for k, (a, g) in enumerate((("az", "z"), ("ar", "r"))):
-        xk, hk, cols = _parts(cell, v, k, u)
-        terms, formula = [xk, hk], f"x_t @ kernel_{g} + h_prev @ recurrent_kernel_{g}"
-        if b is not None:
-            terms += [b[0][cols], b[1][cols]] if after else [b[cols]]
-            formula += f" + bias[0]_{g} + bias[1]_{g}" if after else f" + bias_{g}"
-        lines.append(Line(a, formula, " + ".join(vec(x, d) for x in terms), v[a][u]))
-    ra, act = cell.recurrent_activation.name, cell.activation.name
-    lines += [Line("z", f"{ra}(az)", f"{ra}({vec(v['az'][u], d)})", v["z"][u]),
-              Line("r", f"{ra}(ar)", f"{ra}({vec(v['ar'][u], d)})", v["r"][u])]
-    if after:
-        xk, hk, cols = _parts(cell, v, 2, u)
-        rh_terms = [hk] + ([b[1][cols]] if b is not None else [])
-        lines.append(Line("rh", "h_prev @ recurrent_kernel_h" + (" + bias[1]_h" if b is not None else ""),
-                          " + ".join(vec(x, d) for x in rh_terms), v["rh"][u]))
-        x_terms = [xk] + ([b[0][cols]] if b is not None else [])
-        formula = "x_t @ kernel_h" + (" + bias[0]_h" if b is not None else "") + " + r * rh"
-        sub = " + ".join(vec(x, d) for x in x_terms) + f" + {vec(v['r'][u], d)} * {vec(v['rh'][u], d)}"
-    else:
-        xk, hk, cols = _parts(cell, v, 2, u, h=v["r"] * v["h_prev"])   # (r * h_prev) @ U_h
-        terms = [xk, hk] + ([b[cols]] if b is not None else [])
-        formula = "x_t @ kernel_h + (r * h_prev) @ recurrent_kernel_h" + (" + bias_h" if b is not None else "")
-        sub = " + ".join(vec(x, d) for x in terms)
-    z, hp, hh = v["z"][u], v["h_prev"][u], v["hh"][u]
-    lines += [Line("ah", formula, sub, v["ah"][u]),
-              Line("hh", f"{act}(ah)", f"{act}({vec(v['ah'][u], d)})", hh),
-              Line("h", "z * h_prev + (1 - z) * hh",
-                   f"{vec(z, d)} * {vec(hp, d)} + (1 - {vec(z, d)}) * {vec(hh, d)}", v["h"][u])]
-    return lines
+def _is_weight(cell, name):
+    w = getattr(cell, name, None)
+    return w is not None and any(w is x for x in cell.weights)
 
 
 def _dense(layer, v, u, d):
@@ -280,9 +314,6 @@ def _dense(layer, v, u, d):
     else:
         lines.append(Line("y", f"{act}(z)", f"{act}({vec(v['z'][u], d)})", v["output"][u]))
     return lines
-
-
-_BUILDERS = {"SimpleRNN": _simple_rnn, "LSTM": _lstm, "GRU": _gru, "Dense": _dense}
 
 
 # --- the layers next to recurrent ones: one line each ------------------------------------------

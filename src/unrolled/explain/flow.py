@@ -24,7 +24,7 @@ would make that unnecessary.
 """
 import numpy as np
 
-from .. import kernels
+from ..fast import kernels
 from .recording import cells_of, is_recurrent, recording_steps
 
 

@@ -16,7 +16,7 @@ import html
 
 import numpy as np
 
-from .equations import COMPANIONS, SUPPORTED, equations, vec
+from .equations import COMPANIONS, equations, has_equations, vec
 from .readable import TOP_UNITS, elide, top_units, units_caption
 from .trace import trace
 
@@ -109,7 +109,7 @@ def _layer_section(lt, steps, sample, units):
                  "are in real time order" if lt.go_backwards else "processed forwards, t = 0 first")
         out.append(f"<p class='note'>{lt.steps} steps, {order}. Docstring of the cell: "
                    f"<code>{_e(type(lt.cell).__module__)}.{_e(type(lt.cell).__name__)}</code>.</p>")
-        if kind in SUPPORTED:
+        if has_equations(lt):
             for t in steps:
                 out.append(equations(lt, t=t, sample=sample, units=u)._repr_html_())
         of = f" of {lt.cell.units}" if len(u) < lt.cell.units else ""

@@ -3,7 +3,7 @@
 Nothing is recomputed here. The model runs its ordinary forward pass; the values come
 from the caches that pass keeps for backpropagation (read by the cell's ``cache_names``)
 and from the arguments and results of each ``cell.step`` call, which are recorded on the
-way (the loop in ``recurrent.py`` returns step caches but not the states each step
+way (the loop in ``recurrent/loop.py`` returns step caches but not the states each step
 produced, so ``recording.record_calls`` listens to the cell for them).
 
 For a recurrent layer the trace holds, each as an array ``(batch, T, ...)``:
@@ -28,7 +28,7 @@ the cell computed and carries the previous states on.
 """
 import numpy as np
 
-from .. import kernels
+from ..fast import kernels
 from ..layers import registry
 from .recording import cells_of, is_recurrent, recording_forwards, recording_steps
 

@@ -4,9 +4,12 @@
 ``blas`` the call into NumPy's own BLAS, ``sequences`` the whole-sequence inference loops,
 ``training`` the training forward and BPTT loops; ``cells`` what each built-in cell runs
 on them, and ``planning`` the one hook between them and the time loop (``plan``), which
-chooses per call. ``unrolled.kernels`` says which kernels this process has; ``load`` is
-how it gets them. ``threads`` (no numba: threadpoolctl) chooses
-how many threads NumPy's BLAS uses for each kind of step; the models' loops enter it.
+chooses per call. ``kernels`` says which kernels this process has, and holds the switch
+(``set_enabled``, ``UNROLLED_COMPILED=0``) and ``unfused``; ``load`` is how it gets them.
+``threads`` (no numba: threadpoolctl) chooses how many threads NumPy's BLAS uses for each
+kind of step; the models' loops enter it. Nothing outside this package imports numba, and
+the rest of unrolled imports it only when it runs (``activations``' tanh, the time loop's
+``plan``), ``threads`` excepted (``tests/unit/test_layout.py`` checks both).
 
 Compiled once per machine. Every kernel is compiled on its first call and cached on disk
 by numba (``cache=True``: beside these files in ``__pycache__`` when that is writable,

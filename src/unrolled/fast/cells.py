@@ -1,6 +1,6 @@
 """The compiled whole-sequence implementations of the built-in cells, apart from the cells.
 
-A cell (``layers/cells.py``, ``lstm.py``, ``gru.py``) is the reference: plain NumPy, one
+A cell (``layers/recurrent/cells.py``, ``lstm.py``, ``gru.py``) is the reference: plain NumPy, one
 step forward and one step back. Each class here runs the same equations over a chunk of
 steps per compiled call (``fast.sequences``, ``fast.training``), for the cases it declares
 in ``infers``/``trains``; ``fast.plan`` chooses one and the time loop hands it the
@@ -17,8 +17,10 @@ t0 .. t1-1 are one slice ``H[t0:t1]``.
 """
 import numpy as np
 
-from .. import activations, kernels
-from ..layers.gates import apply_mask, gate_product
+from .. import activations
+from ..layers.recurrent.dropout import apply_mask
+from ..layers.recurrent.gates import gate_product
+from . import kernels
 
 
 def gate_operands(kernel, gates, transposed=False):
@@ -313,9 +315,9 @@ class GRUSequence(CellSequence):
 
 
 # The built-in cells, by class: a subclass (which may change the math) runs the reference.
-SEQUENCES = {("unrolled.layers.cells", "SimpleRNNCell"): SimpleRNNSequence,
-             ("unrolled.layers.lstm", "LSTMCell"): LSTMSequence,
-             ("unrolled.layers.gru", "GRUCell"): GRUSequence}
+SEQUENCES = {("unrolled.layers.recurrent.cells", "SimpleRNNCell"): SimpleRNNSequence,
+             ("unrolled.layers.recurrent.lstm", "LSTMCell"): LSTMSequence,
+             ("unrolled.layers.recurrent.gru", "GRUCell"): GRUSequence}
 
 
 def of_cell(cell):

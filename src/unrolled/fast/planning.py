@@ -1,6 +1,6 @@
 """The one hook between the time loop and the fast path: ``plan``.
 
-``RNN`` (``layers/recurrent.py``) asks ``plan(cell, ...)`` once per call. When a compiled
+``RNN`` (``layers/recurrent/loop.py``) asks ``plan(cell, ...)`` once per call. When a compiled
 implementation covers the cell, its dtype and the call's options (``fast.cells``), the
 answer runs the whole sequence: ``infer`` (in chunks of steps, folded or projected, in
 row groups on the cores) or ``train`` and later ``Trained.backward`` (BPTT a chunk of
@@ -8,9 +8,9 @@ steps per call). Otherwise it is None and the loop runs the cell's reference ste
 """
 import numpy as np
 
-from .. import kernels
-from ..layers.gates import TimeMajorInputs, project_in_chunks, projection_chunk
+from ..layers.recurrent.inputs import TimeMajorInputs, project_in_chunks, projection_chunk
 from . import cells as fast_cells
+from . import kernels
 from .threads import run_parallel, split_rows
 
 

@@ -1,8 +1,8 @@
 """The compiled step math of the fast path: one fused loop per cell step, forward and
 backward, over the rows of a batch, and the vectorizable float32 ``tanh`` they share.
 
-Each loop computes the equations of the reference cells (``layers/cells.py``, ``lstm.py``,
-``gru.py``) within float32 rounding (``tests/unit/test_fast.py``); ``sequences`` and
+Each loop computes the equations of the reference cells (``layers/recurrent/cells.py``,
+``lstm.py``, ``gru.py``) within float32 rounding (``tests/unit/test_fast.py``); ``sequences`` and
 ``training`` loop them over time. Every function is compiled on its
 first call and cached on disk (``cache=True``): a machine compiles each once.
 """

@@ -45,7 +45,8 @@ def _fold(on):
 def warm(name):
     """Run ``name``'s kernels once: predict and a training step, masked and not, with and
     without dropout and the folded product, returning sequences and the last step."""
-    from .. import Input, Sequential, kernels
+    from .. import Input, Sequential
+    from . import kernels
     if not kernels.enabled():
         return
     rng = np.random.default_rng(0)

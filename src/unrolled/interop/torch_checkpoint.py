@@ -76,7 +76,7 @@ def save_torch_model(model, path):
 def _read_file(obj, where, size):
     """``_read`` for a checkpoint from a file: a config that trips the model's code (a value
     of the wrong type where a shape or a name belongs) raises ``ModelFileError`` naming the
-    original error, as the other loaders' (``models.saving._reader_boundary``), never a bare
+    original error, as the other loaders' (``saving.model_files._reader_boundary``), never a bare
     ``AttributeError`` or ``TypeError``."""
     from ..io.safety import ModelFileError
     try:

@@ -74,13 +74,13 @@ def refusal_hint():
 
 
 def is_custom(obj):
-    from ..layers.custom_cells import KerasCells
+    from ..layers.recurrent.custom_cells import KerasCells
     return getattr(type(obj), "_keras_way", False) or isinstance(obj, KerasCells)
 
 
 def entry(layer, dtype_policy):
     """The file entry of a Keras-way layer (or of the user cell inside ``RNN(cell)``)."""
-    from ..layers.custom_cells import KerasCells
+    from ..layers.recurrent.custom_cells import KerasCells
     if isinstance(layer, KerasCells):
         if layer._stacked:
             raise UnsupportedModelError(

@@ -228,7 +228,7 @@ def handle(request, data):
         return {"tree": tree}, parts
     except ModelFileError as e:
         return {"error": type(e).__name__, "message": str(e)}, []
-    except Exception as e:  # noqa: BLE001 - as models.saving's reader boundary words it
+    except Exception as e:  # noqa: BLE001 - as saving.model_files's reader boundary words it
         return {"error": "ModelFileError", "message": f"{path!r} could not be read: "
                 f"{type(e).__name__}: {e}. The file may be truncated or corrupted."}, []
 

@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from .. import __version__
+from ..version import __version__
 from . import keras_layouts
 from .atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups

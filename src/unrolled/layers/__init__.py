@@ -1,16 +1,13 @@
 """Layers with Keras's names and arguments (``keras.layers``)."""
 from .base import Layer
-from .cells import SimpleRNN, SimpleRNNCell
 from .core import Activation, Dense, Flatten
 from .embedding import Embedding, Masking
-from .gru import GRU, GRUCell
-from .lstm import LSTM, LSTMCell
 from .dot import Dot, dot
 from .merge import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                     average, concatenate, maximum, minimum, multiply, subtract)
-from .recurrent import RNN
+from .recurrent import (GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell,
+                        StackedRNNCells)
 from .reshaping import Dropout, Permute, RepeatVector, Reshape
-from .stacked import StackedRNNCells
 from .symbolic import Input, InputLayer, KerasTensor
 from .wrappers import Bidirectional, TimeDistributed
 from . import (activation_layers, attention, convolutional, multi_head_attention, noise,

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import activations, initializers
 from .base import Layer
-from .gates import matmul_last
+from .recurrent.gates import matmul_last
 
 
 class Dense(Layer):

@@ -2,7 +2,7 @@
 
 A mask is a boolean array ``(batch, timesteps)``: True where a step is real data. These
 two layers create one; the functional ``Model`` hands it to the layers downstream, and
-``RNN`` skips the masked steps (see ``recurrent.py``).
+``RNN`` skips the masked steps (see ``recurrent/loop.py``).
 """
 import numpy as np
 

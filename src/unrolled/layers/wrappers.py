@@ -10,8 +10,7 @@ import numpy as np
 
 from ..utils import to_list
 from .base import Layer
-from .recurrent import CELL_RULES, RNN
-from .stacked import StackedRNNCells
+from .recurrent import CELL_RULES, RNN, StackedRNNCells
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 

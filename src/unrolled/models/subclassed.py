@@ -350,7 +350,7 @@ _NPZ = "Use save_weights/load_weights with a '.weights.npz' file (weights in mod
 
 
 def save_weights(self, filepath):
-    from .saving import _suffix
+    from ..saving.model_files import _suffix
     if _suffix(filepath) not in (".weights.npz", ".npz"):
         _refuse_file("save_weights", "Keras 3 lays a subclassed model's .weights.h5 out by "
                      "its attribute names, which unrolled does not write. " + _NPZ)(self,
@@ -360,7 +360,7 @@ def save_weights(self, filepath):
 
 
 def load_weights(self, filepath, skip_mismatch=False, **kwargs):
-    from .saving import _suffix
+    from ..saving.model_files import _suffix
     given = sorted(kwargs) + (["skip_mismatch"] if skip_mismatch else [])
     if given:
         raise NotImplementedError(f"load_weights of a subclassed model takes the file alone; "

@@ -1,11 +1,11 @@
 """LSTM: the cell's step math, forward and backward beside it, and the ``LSTM`` layer."""
 import numpy as np
 
-from .. import initializers
+from ... import initializers
 from .cells import Cell, project
-from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    is_per_gate, stack_steps, unmask)
-from .recurrent import RNN
+from .dropout import apply_mask, is_per_gate, unmask
+from .gates import gate_kernel_gradient, gate_product, gate_product_backward, stack_steps
+from .loop import RNN
 
 
 class _UnitForgetBias(initializers.Initializer):

@@ -1,7 +1,7 @@
 """``keras.saving``: model files, the registry of user classes, and object configs.
 
 ``load_model``, ``save_model``, ``load_weights``, ``save_weights``
-    Keras 3's signatures over ``unrolled.models.saving`` (``.keras``, legacy ``.h5``,
+    Keras 3's signatures over ``model_files`` (``.keras``, legacy ``.h5``,
     ``.unrolled.npz``). Every argument is honoured or refused by name.
 
 ``register_keras_serializable(package="Custom", name=None)``
@@ -105,9 +105,9 @@ def _reset_scope():
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file
     (``unrolled.models.load_model``)."""
-    from unrolled.models import saving
-    return saving.load_model(filepath, custom_objects=custom_objects, compile=compile,
-                             safe_mode=safe_mode)
+    from . import model_files
+    return model_files.load_model(filepath, custom_objects=custom_objects, compile=compile,
+                                  safe_mode=safe_mode)
 
 
 def _may_write(filepath, overwrite):
@@ -127,7 +127,7 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     ``.unrolled.npz``. ``include_optimizer`` (legacy ``.h5``) must stay True: the file
     holds the optimizer when the model is compiled; ``zipped=False`` (an unzipped
     directory) is not written by unrolled."""
-    from unrolled.models import saving
+    from . import model_files
     path = os.fspath(filepath)
     include_optimizer = kwargs.pop("include_optimizer", True)
     save_format = kwargs.pop("save_format", False)
@@ -144,7 +144,7 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
         raise NotImplementedError("save_model(zipped=False) is not implemented in unrolled: "
                                   "it writes zipped .keras archives only.")
     if _may_write(path, overwrite):
-        saving.save_model(model, filepath)
+        model_files.save_model(model, filepath)
 
 
 def load_weights(model, filepath, skip_mismatch=False, **kwargs):
@@ -166,7 +166,7 @@ def save_weights(model, filepath, overwrite=True, max_shard_size=None, **kwargs)
 # ---- object configs -------------------------------------------------------------------------
 def serialize_keras_object(obj):
     """Keras 3's config of ``obj`` (see the module docstring for what is covered)."""
-    from unrolled.saving_objects import serialize
+    from .objects import serialize
     return serialize(obj)
 
 
@@ -174,7 +174,7 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     """The object a Keras 3 config describes: one of unrolled's classes by ``module`` and
     ``class_name``, or an object registered or passed in ``custom_objects`` (built with its
     ``from_config``). Nothing the config names is imported."""
-    from unrolled.saving_objects import deserialize
+    from .objects import deserialize
     module_objects = kwargs.pop("module_objects", None)
     if kwargs:
         raise ValueError(f"deserialize_keras_object: arguments not supported: {list(kwargs)}")

@@ -1,66 +1,14 @@
-"""Fused gate products and dropout masks, shared by every cell and the time loop.
+"""Fused gate products, shared by every cell and the time loop.
 
 A cell with G gates multiplies its input by one fused ``(F, G*N)`` kernel and its state
 by one fused ``(M, G*N)`` recurrent kernel: one matrix product gives every gate, columns
 gate-major (``[gate 0 | gate 1 | ...]``).
 
-Keras's LSTM and GRU with ``recurrent_dropout > 0`` (its "implementation 1") draw an
-independent dropout mask *per gate*, for the inputs and for the state. Then each gate
-sees its own masked copy of the operand: ``a`` has a leading gate axis ``(G, ..., K)``
-and gate g's columns of the kernel multiply ``a[g]``. ``per_gate`` says which form
-an operand has; a single mask (``(B, K)``) is shared by all gates.
+With Keras's per-gate dropout masks (``dropout.py``) each gate sees its own masked copy
+of the operand: ``a`` has a leading gate axis ``(G, ..., K)`` and gate g's columns of the
+kernel multiply ``a[g]``; ``per_gate`` says which form an operand has.
 """
 import numpy as np
-
-from .. import utils
-
-
-def dropout_mask(shape, rate, dtype):
-    """Keras's inverted dropout mask: 0 with probability ``rate``, else ``1/(1-rate)``."""
-    keep = utils.rng().random(shape) >= rate
-    return (keep / (1.0 - rate)).astype(dtype)
-
-
-def draw_dropout_masks(cell, batch, features, dtype, training):
-    """The input mask ``(B, F)`` and recurrent mask ``(B, M)`` of one call — or, for a cell
-    with ``dropout_mask_count = G > 1``, ``(G, B, F)`` and ``(G, B, M)``. None where the rate
-    is not in (0, 1) or outside training, as Keras applies dropout only for 0 < rate < 1."""
-    count = getattr(cell, "dropout_mask_count", 1)
-
-    def draw(rate, width):
-        if not (training and 0 < rate < 1):
-            return None
-        return dropout_mask((batch, width) if count == 1 else (count, batch, width), rate, dtype)
-
-    dp = draw(getattr(cell, "dropout", 0), features)
-    rec_rate = getattr(cell, "recurrent_dropout", 0)
-    return dp, (draw(rec_rate, cell.units) if rec_rate else None)
-
-
-def is_per_gate(mask):
-    return mask is not None and mask.ndim == 3
-
-
-def apply_mask(a, mask, time_axis=False):
-    """What the kernel sees: ``a``, ``a * mask``, or one masked copy per gate (gate axis first).
-
-    With ``time_axis`` ``a`` is a whole sequence ``(T, B, K)`` and the mask, drawn per
-    sequence, is the same at every step."""
-    if mask is None:
-        return a
-    if mask.ndim == 2:
-        return a * mask
-    return a[None] * (mask[:, None] if time_axis else mask)
-
-
-def unmask(da, mask):
-    """dLoss/da from dLoss/d(apply_mask(a, mask)): per-gate copies add up."""
-    if mask is None:
-        return da
-    if mask.ndim == 2:
-        return da * mask
-    shaped = mask[:, None] if da.ndim == 4 else mask
-    return (da * shaped).sum(axis=0)
 
 
 def matmul_last(a, b, out=None):
@@ -149,61 +97,6 @@ def _rows(a):
     if a.strides[0] == b * a.strides[1] and a.strides[2] == a.itemsize:
         return np.lib.stride_tricks.as_strided(a, (t * b, n), a.strides[1:])
     return a.reshape(t * b, n)
-
-
-class TimeMajorInputs:
-    """A recurrent layer's inputs as its time loop reads them: time-major, in processing
-    order (reversed for ``go_backwards``), with the input dropout mask applied.
-    ``inputs[t0:t1]`` is a new contiguous ``(t1-t0, B, F)`` array (``(G, t1-t0, B, F)``
-    for per-gate masks). Made a chunk of steps at a time, for the projection and again for
-    BPTT's weight gradients, so no ``(T, B, F)`` copy of ``x`` is kept beside the
-    activations during training: the same values, a chunk of memory instead of the
-    sequence's."""
-
-    def __init__(self, x, go_backwards, mask):
-        self.steps = x.transpose(1, 0, 2)[::-1] if go_backwards else x.transpose(1, 0, 2)
-        self.mask, self.shape, self.dtype = mask, self.steps.shape, x.dtype
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, steps):
-        return apply_mask(np.ascontiguousarray(self.steps[steps]), self.mask, time_axis=True)
-
-
-PROJECTION_CHUNK_BYTES = 4 * 2 ** 20
-
-
-def projection_chunk(cell, xs, width=None):
-    """Steps per input projection product: about PROJECTION_CHUNK_BYTES of output (of
-    ``width`` values per row when given: the inputs themselves, for a folded cell)."""
-    shape = getattr(getattr(cell, "kernel", None), "shape", None)
-    width = width or (shape[-1] if shape else 4 * cell.output_size)
-    T, B = xs.shape[-3], xs.shape[-2]
-    return max(1, min(T, PROJECTION_CHUNK_BYTES // max(1, B * width * xs.dtype.itemsize)))
-
-
-def project_in_chunks(project, xs, chunk, out=None):
-    """Every step's input projection, ``project(xs[t0:t1], out=...)`` chunk by chunk, in
-    one (T, B, G*M) buffer (``out`` when given), in the chunks inference uses, so that
-    training's forward, ``explain``'s trace and ``predict`` make the same products.
-    ``xs[t0:t1]`` are steps t0 .. t1-1 of the time-major inputs (``TimeMajorInputs``)."""
-    T = xs.shape[0]
-    xp = out
-    for t0 in range(0, T, chunk):
-        x_c = xs[t0:t0 + chunk]
-        if xp is None:                                       # the first chunk sizes the buffer
-            got = project(x_c)
-            if chunk >= T:
-                return got
-            xp = np.empty((T,) + got.shape[1:], got.dtype)
-            xp[:chunk] = got
-        else:
-            part = xp[t0:t0 + chunk]
-            got = project(x_c, out=part)
-            if got is not part:                              # (a cell without ``out``)
-                part[...] = got
-    return xp
 
 
 def stack_steps(items, per_gate=False):

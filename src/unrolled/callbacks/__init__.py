@@ -1,6 +1,6 @@
 """Callbacks with Keras's names and hooks: History, EarlyStopping, ModelCheckpoint,
 TerminateOnNaN, CSVLogger, LambdaCallback, LearningRateScheduler, ReduceLROnPlateau,
-BackupAndRestore (in ``callbacks_backup``), and the Callback base class."""
+BackupAndRestore (in ``backup.py``), and the Callback base class."""
 import csv
 import math
 import os
@@ -335,4 +335,4 @@ class ReduceLROnPlateau(Callback):
                     self.cooldown_counter, self.wait = self.cooldown, 0
 
 
-from .callbacks_backup import BackupAndRestore  # noqa: E402,F401  (it uses Callback)
+from .backup import BackupAndRestore  # noqa: E402,F401  (it uses Callback)

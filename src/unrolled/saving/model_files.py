@@ -112,7 +112,7 @@ def _load_model(compile, filepath):
     if head.startswith(HDF5_MAGIC):
         return keras_format.load_legacy_h5(filepath, compile)
     raise ModelFileError(f"{os.fspath(filepath)!r} is not a model file: expected a .keras or "
-                         ".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
+                         f".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
 
 
 def model_from_json(json_string, custom_objects=None):

@@ -13,6 +13,11 @@ that is about time rather than about the cell:
 * dropout masks drawn once per call and kept for every step, as Keras does;
 * backpropagation through time, the same loop run in reverse.
 
+This module holds the forward loop; ``bptt.py`` the backward one, ``states.py`` the
+states, ``dropout.py`` the dropout masks and ``inputs.py`` the time-major inputs and their
+projection. The cells (``cells.py``, ``lstm.py``, ``gru.py``, ``stacked.py``,
+``custom_cells.py``) hold the step math.
+
 The loop is the notebook's loop::
 
     for t in range(T):
@@ -22,17 +27,14 @@ import inspect
 
 import numpy as np
 
-from .. import fast
-from ..utils import to_list
+from ...utils import to_list
 from . import custom_cells
-from .base import Layer, _snake_case, check_array
-from .gates import (TimeMajorInputs, cell_input_gradient, draw_dropout_masks, project_in_chunks,
-                    projection_chunk, unmask)
+from ..base import Layer, _snake_case
+from .bptt import BackpropThroughTime
+from .dropout import draw_dropout_masks
+from .inputs import TimeMajorInputs, project_in_chunks, projection_chunk
 from .stacked import StackedRNNCells
-
-
-BACKWARD_CHUNK_ROWS = 2048      # rows (steps x batch) per weight-gradient product, at least
-SEPARATE_DXP_CHUNK_ROWS = 256   # the same for a cell whose BPTT keeps dxp apart (SimpleRNN)
+from .states import LoopStates
 
 
 # A recurrent layer's options that belong to its cell's weights (``Layer.weight_rules``).
@@ -50,21 +52,6 @@ class _Cache(tuple):
         self = super().__new__(cls, (xs, mask, dp_mask, caches, n_states, x_shape))
         self.xp, self.consumed, self.sequence = xp, False, None
         return self
-
-
-def _chunk_start(t, chunk):
-    """The first step of step t's weight-gradient chunk (see ``RNN._backward_chunk``)."""
-    return t - t % chunk
-
-
-def _chunk_end(t0, T, chunk):
-    """One past the last step of the weight-gradient chunk that starts at step t0."""
-    return min(t0 + chunk, T)
-
-
-def _chunks(T, chunk):
-    """The weight-gradient chunks ``[(t0, t1), ...]`` in time order."""
-    return [(t0, _chunk_end(t0, T, chunk)) for t0 in range(0, T, chunk)]
 
 
 # RNN's own arguments after the cell, in Keras's positional order.
@@ -93,7 +80,7 @@ def _name_cell_weights(prefix, cell):
             w.path = f"{prefix}/{cell.name}/{w.name}"
 
 
-class RNN(Layer):
+class RNN(LoopStates, BackpropThroughTime, Layer):
     """A recurrent layer from a cell: ``RNN(SimpleRNNCell(4))`` is ``SimpleRNN(4)``.
 
     Input ``(batch, timesteps, features)``. Output ``(batch, units)``, or
@@ -147,7 +134,8 @@ class RNN(Layer):
             if not hasattr(cell, attr):
                 raise TypeError(
                     f"RNN cell {cell!r} has no `{attr}`: a cell must provide project_inputs, "
-                    "step, step_backward, weight_gradients and state_size (see unrolled.layers.cells)."
+                    "step, step_backward, weight_gradients and state_size (see "
+                    "unrolled.layers.recurrent.cells)."
                 )
         self.cell = cell
         self.return_sequences = return_sequences
@@ -191,61 +179,6 @@ class RNN(Layer):
             return [out_mask] + [None] * len(self.cell.state_size)
         return out_mask
 
-    # --- states ------------------------------------------------------------------------------
-    def _create_states(self, batch_size):
-        self.states = self._zero_states(batch_size)
-
-    def _zero_states(self, batch):
-        """The states a sequence starts from: zeros, or a Keras cell's get_initial_state."""
-        own = getattr(self.cell, "initial_states", None)
-        if own is not None:
-            return own(batch, self.dtype)
-        return [np.zeros((batch, s), self.dtype) for s in self.cell.state_size]
-
-    def reset_state(self):
-        """Zero the states of a stateful layer (Keras's ``reset_state``)."""
-        if self.states is not None:
-            for s in self.states:
-                s[...] = 0
-
-    reset_states = reset_state
-
-    def _check_initial_state_shapes(self, state_shapes, input_shape):
-        sizes = self.cell.state_size
-        if len(state_shapes) != len(sizes):
-            raise ValueError(
-                f"Layer '{self.name}' expects {len(sizes)} initial state(s) of shapes "
-                f"{[(input_shape[0], s) for s in sizes]}, but received {len(state_shapes)}: "
-                f"{[tuple(s) for s in state_shapes]}."
-            )
-        for i, (shape, size) in enumerate(zip(state_shapes, sizes)):
-            shape = tuple(shape)
-            if len(shape) != 2 or shape[1] != size or (
-                    shape[0] is not None and input_shape[0] is not None and shape[0] != input_shape[0]):
-                raise ValueError(
-                    f"Initial state {i} of layer '{self.name}' must have shape "
-                    f"(batch_size, {size}) = {(input_shape[0], size)}; received {shape}."
-                )
-
-    def _initial_states(self, x, initial_state):
-        batch = x.shape[0]
-        if initial_state is not None:
-            states = [check_array(s, f"initial_state of layer '{self.name}'", self.dtype)
-                      for s in to_list(initial_state)]
-            self._check_initial_state_shapes([s.shape for s in states], x.shape)
-            return states
-        if self.stateful:
-            if self.states is None:
-                self._create_states(batch)
-            if self.states[0].shape[0] != batch:
-                raise ValueError(
-                    f"If an RNN is stateful, the batch size of the input sequences must be the "
-                    f"same as the batch size of the initial state.\n- Expected batch size: "
-                    f"{self.states[0].shape[0]}\n- Received batch size: {batch}"
-                )
-            return [s.copy() for s in self.states]
-        return self._zero_states(batch)
-
     def _check_mask(self, mask, x):
         mask = np.asarray(mask)
         if mask.shape != x.shape[:2]:
@@ -284,7 +217,9 @@ class RNN(Layer):
         ys = np.empty((B, T, cell.output_size), self.dtype) if self.return_sequences else None
         caches, xp, trained = [], None, None
         # The one place the loop knows a fast path exists: a compiled implementation of the
-        # whole sequence, when one covers this cell, dtype and call (``unrolled.fast``).
+        # whole sequence, when one covers this cell, dtype and call (``unrolled.fast``,
+        # optional: imported at the first call, never by the layers' modules).
+        from ... import fast
         fast_plan = fast.plan(cell, xs.dtype, B, training=keep_cache, rec_mask=rec_mask,
                               dp_mask=dp_mask)
         if fast_plan is not None and keep_cache:
@@ -333,109 +268,6 @@ class RNN(Layer):
             states = new_states
             prev_out = out
         return out, states, caches, xp
-
-    optional_input_gradient = True
-
-    def backward(self, cache, doutputs, input_gradient=True):
-        """Backpropagation through time: the forward loop run from the last step to the first.
-        Without ``input_gradient`` dLoss/dx is not computed (None): training's first layer.
-        A forward cache serves one backward pass (the compiled path writes gradients over
-        the activations it holds; the reference path refuses a second pass the same way)."""
-        cell = self.cell
-        xs, m, dp_mask, caches, n_states, x_shape = cache
-        if cache.consumed:
-            raise RuntimeError(
-                f"Layer '{self.name}': this forward cache was already used by a backward pass. "
-                "Run forward() again.")
-        cache.consumed = True
-        if self.return_state:
-            dy, *dfinal = doutputs
-        else:
-            dy, dfinal = doutputs, [None] * len(cell.state_size)
-        T, B = len(caches), x_shape[0]
-        dtype = xs.dtype
-        dstates = [np.zeros((B, s), dtype) if d is None else d
-                   for d, s in zip(dfinal, cell.state_size)]
-        dx = np.empty(x_shape, dtype) if input_gradient else None   # batch-major, by chunks
-        dxs = None if dx is None else dx.transpose(1, 0, 2)[::-1 if self.go_backwards else 1]
-        dweights = []
-
-        def flush(t0, t1, dxp_c, stacked=None):
-            """Steps t0 .. t1-1 are done: add their weight gradients, write their dx."""
-            xs_c = xs[t0:t1]
-            grads = (cell.weight_gradients(xs_c, caches[t0:t1], dxp_c) if stacked is None else
-                     cell.weight_gradients(xs_c, None, dxp_c, stacked))
-            if not dweights:
-                dweights.extend(grads)
-            else:
-                for total, g in zip(dweights, grads):
-                    total += g
-            # xp = project(apply_mask(x, dp_mask))  =>  dx = unmask(the cell's input gradient)
-            if dxs is not None:                              # (in processing order)
-                dxs[t0:t1] = unmask(cell_input_gradient(cell, dxp_c, xs_c), dp_mask)
-
-        trained = cache.sequence
-        if trained is not None:                              # compiled forward: compiled BPTT
-            chunk = self._backward_chunk(T, B, trained.separate_dxp)
-            dstates = trained.backward(dy, dstates, _chunks(T, chunk), flush,
-                                       self.return_sequences)
-        else:
-            dstates = self._backward_steps(cache, dy, dstates, flush)
-        dinit = dstates if n_states else []
-        return [dx] + list(dinit), dweights
-
-    def _backward_steps(self, cache, dy, dstates, flush):
-        cell = self.cell
-        xs, m, dp_mask, caches, n_states, x_shape = cache
-        T, B, dtype = len(caches), x_shape[0], xs.dtype
-        chunk = self._backward_chunk(T, B)                   # steps per weight-gradient product
-        dxp = None                                           # dxp of the current chunk's steps
-        dcarry = None                                        # dLoss/d(previous output), masks only
-        for t in range(T - 1, -1, -1):
-            if dy is None:
-                dout = np.zeros((B, cell.output_size), dtype)
-            elif self.return_sequences:
-                dout = dy[:, t]
-            elif t == T - 1:
-                dout = dy
-            else:
-                dout = np.zeros_like(dy)
-            if dcarry is not None:
-                dout = dout + dcarry
-            if m is not None:                                # a masked step passed states through
-                keep = m[t][:, None]
-                dcarry = None if self.zero_output_for_mask else np.where(keep, 0, dout)
-                dout = np.where(keep, dout, 0)
-                dpass = [np.where(keep, 0, d) for d in dstates]
-                dstates = [np.where(keep, d, 0) for d in dstates]
-            dxp_t, dstates = cell.step_backward(caches[t], dout, dstates)
-            if m is not None:
-                dstates = [a + b for a, b in zip(dstates, dpass)]
-            if dxp is None:
-                dxp = np.empty((chunk,) + dxp_t.shape, dtype)
-            t0 = _chunk_start(t, chunk)                      # this chunk: steps t0 .. t1-1
-            dxp[t - t0] = dxp_t
-            if t == t0:                                      # the chunk is complete
-                t1 = _chunk_end(t0, T, chunk)
-                flush(t0, t1, dxp[:t1 - t0])
-        return dstates
-
-    def _backward_chunk(self, T, batch, separate_dxp=False):
-        """Steps per weight-gradient product in BPTT.
-
-        The weight gradients are sums over time (``dW_h = sum_t h_{t-1}^T dz_t``). Summing
-        them one chunk of steps at a time keeps their stacked operands (previous states,
-        and dxp) at an eighth of the sequence instead of whole-sequence copies next to the
-        activations. A chunk has at least BACKWARD_CHUNK_ROWS rows (steps x batch): each
-        product stays large enough for BLAS speed, and small models, whose time goes to
-        per-call overhead, keep one chunk. The compiled LSTM and GRU write dxp over their
-        activations and keep h_{-1} .. h_{T-1} in one buffer, so their operands are slices
-        whatever the chunks. The compiled SimpleRNN, whose h lives where they write dxp,
-        needs a new dxp buffer per chunk, as large as its h for those steps: its chunks
-        need only SEPARATE_DXP_CHUNK_ROWS rows, so that buffer stays near an eighth of h.
-        """
-        rows = SEPARATE_DXP_CHUNK_ROWS if separate_dxp else BACKWARD_CHUNK_ROWS
-        return min(T, max(-(-T // 8), -(-rows // max(1, batch))))
 
     def get_config(self):
         config = {**super().get_config(), "return_sequences": self.return_sequences,

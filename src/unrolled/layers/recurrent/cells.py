@@ -1,7 +1,7 @@
 """Recurrent cells: the math of one time step, forward and backward side by side, and
 the SimpleRNN layer (LSTM and GRU live in lstm.py and gru.py, each with its cell).
 
-A cell knows nothing about sequences, masks or directions — ``recurrent.RNN`` owns the
+A cell knows nothing about sequences, masks or directions — ``loop.RNN`` owns the
 time loop. A cell provides:
 
 ``project_inputs(x, out=None)``
@@ -29,11 +29,12 @@ Naming: ``d<name>`` is dLoss/d<name>, as in min-char-rnn.
 """
 import numpy as np
 
-from .. import activations, initializers
-from .base import Layer
-from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    stack_steps, transposed)
-from .recurrent import RNN
+from ... import activations, initializers
+from ..base import Layer
+from .dropout import apply_mask
+from .gates import (gate_kernel_gradient, gate_product, gate_product_backward, stack_steps,
+                    transposed)
+from .loop import RNN
 
 
 def _check_units(units):

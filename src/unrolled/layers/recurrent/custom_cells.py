@@ -5,7 +5,7 @@ A Keras cell is a layer with ``state_size`` (an int, or a list of ints: one per 
 ``call(inputs, states[, training]) -> (output, new_states)``, optionally ``output_size``
 (else the first state's size) and ``get_initial_state(batch_size=None)`` (else zeros).
 ``RNN(cell)`` and ``RNN([cell, cell])`` wrap such cells in a ``KerasCells``, a cell of
-the library's contract (``cells.py``), so ``recurrent.RNN`` runs them as it runs its own:
+the library's contract (``cells.py``), so ``loop.RNN`` runs them as it runs its own:
 masks, ``go_backwards``, ``return_sequences``, ``return_state``, ``initial_state``,
 ``stateful``. Its input projection is the identity (the cell's ``call`` reads ``x_t``
 itself); in a list, each cell reads the previous one's output, and receives its own
@@ -23,8 +23,8 @@ Without it, ``fit`` refuses the model before its first step.
 """
 import numpy as np
 
-from .base import Layer, unique_name
-from .custom import missing_backward_message, weight_gradients
+from ..base import Layer, unique_name
+from ..custom import missing_backward_message, weight_gradients
 
 
 def _state_sizes(cell):

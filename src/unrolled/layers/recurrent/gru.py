@@ -2,9 +2,10 @@
 import numpy as np
 
 from .cells import Cell, project
-from .gates import (apply_mask, gate_kernel_gradient, gate_product, gate_product_backward,
-                    matmul_last, is_per_gate, stack_steps, unmask)
-from .recurrent import RNN
+from .dropout import apply_mask, is_per_gate, unmask
+from .gates import (gate_kernel_gradient, gate_product, gate_product_backward, matmul_last,
+                    stack_steps)
+from .loop import RNN
 
 
 

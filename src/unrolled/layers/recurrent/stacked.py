@@ -4,7 +4,7 @@
 network that walks the sequence once: at every step the first cell reads ``x_t``, the
 second reads the first one's output, and the last cell's output is the step's output.
 
-It is a cell like any other (see ``cells.py``), so the shared loop in ``recurrent.py``
+It is a cell like any other (see ``cells.py``), so the shared loop in ``loop.py``
 runs it unchanged. Two details make that work:
 
 * ``project_inputs`` can only do the first cell's input product ahead of time (the later
@@ -17,7 +17,7 @@ runs it unchanged. Two details make that work:
 """
 import numpy as np
 
-from .base import Layer
+from ..base import Layer
 from .gates import cell_input_gradient
 
 
@@ -44,7 +44,7 @@ class StackedRNNCells(Layer):
                 if not hasattr(cell, attr):
                     raise ValueError(
                         f"Cell {i} of StackedRNNCells ({cell!r}) has no `{attr}`: every cell "
-                        "must follow the cell contract of unrolled.layers.cells."
+                        "must follow the cell contract of unrolled.layers.recurrent.cells."
                     )
             rates = (getattr(cell, "dropout", 0), getattr(cell, "recurrent_dropout", 0))
             if any(rates):
@@ -141,7 +141,7 @@ class StackedRNNCells(Layer):
 
     @classmethod
     def from_config(cls, config):
-        from .. import layers                                # the cell classes, by name
+        from ... import layers                               # the cell classes, by name
 
         config = dict(config)
         cells = [getattr(layers, c["class_name"]).from_config(c["config"])

@@ -33,13 +33,13 @@ computations use:
   cells' reference steps run.
 
 ``unrolled.fast.plan`` chooses these per call (``fast/cells.py`` says what each covers);
-the cells themselves (``layers/cells.py``, ``lstm.py``, ``gru.py``) are plain NumPy and
+the cells themselves (``layers/recurrent/cells.py``, ``lstm.py``, ``gru.py``) are plain NumPy and
 are the reference: the compiled loops equal them within float32 rounding, not bit for bit
 (``tests/unit/test_fast.py`` states the bound). ``unfused()`` runs the reference steps with the
 compiled ``tanh`` still on (``explain`` does, to show every value of every step).
 
 Without numba, or for float64 (used by the gradient checks), or after
-``unrolled.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),
+``unrolled.fast.kernels.set_enabled(False)`` (or ``UNROLLED_COMPILED=0`` in the environment),
 everything is plain NumPy with ``np.tanh``. Both paths pass the same Keras parity tests.
 The matrix products are always BLAS's: ``np.dot``, or the same BLAS function called from
 the sequence loops.
@@ -98,7 +98,7 @@ def unfused():
 def _load():
     global _kernels
     if _kernels is None:
-        from .fast import load
+        from . import load
         _kernels = load()
     return _kernels
 
