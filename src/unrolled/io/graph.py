@@ -14,7 +14,8 @@ from ..layers import InputLayer
 from ..layers.weights import WeightsFromFile
 from ..models import Model, Sequential
 from ..utils import to_list
-from . import custom_objects
+from . import custom_objects, nested_models
+from .config_scan import check_classes
 from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
                         layer_config, layer_from_config, snake_name)
 from .safety import ModelFileError, UnsupportedModelError
@@ -34,6 +35,8 @@ def _unique(name, used):
 def _groups(obj, path):
     """[(group path, variables)] for one layer or cell, following Keras's attribute names."""
     class_name = type(obj).__name__
+    if nested_models.is_model(obj):                 # a model used as a layer: its own layers
+        return [(path, [])] + weight_groups(obj, None, f"{path}/layers")
     if class_name == "Bidirectional":
         return [(path, [])] + _groups(obj.forward_layer, f"{path}/forward_layer") + \
             _groups(obj.backward_layer, f"{path}/backward_layer")
@@ -53,19 +56,22 @@ def _groups(obj, path):
     return [(path, list(obj.weights))]
 
 
-def weight_groups(model, layers=None):
-    """Every ``(group path, [Variable, ...])`` of ``model`` in Keras 3's weights-file layout."""
+def weight_groups(model, layers=None, prefix="layers"):
+    """Every ``(group path, [Variable, ...])`` of ``model`` in Keras 3's weights-file layout
+    (a nested model's layers under ``<its path>/layers``)."""
     used, out = {}, []
     for layer in layers if layers is not None else model.layers:
         class_name = type(layer).__name__
         if custom_objects.is_custom(layer):                  # a layer written the Keras way
             snake = custom_objects.snake(class_name)
+        elif nested_models.is_model(layer):
+            snake = nested_models.snake(layer)
         elif class_name not in LAYERS:
             raise UnsupportedModelError(f"Layer {layer.name} ({class_name}) has no Keras weight "
                                         "layout.")
         else:
             snake = snake_name(class_name)
-        out += _groups(layer, f"layers/{_unique(snake, used)}")
+        out += _groups(layer, f"{prefix}/{_unique(snake, used)}")
     return out
 
 
@@ -94,14 +100,14 @@ def model_config(model):
         raise ValueError(f"Model '{model.name}' is not built: call it on data or give it an "
                          "Input first, so that its shapes are known.")
     if isinstance(model, Sequential):
-        layers = [layer_config(model._input.node.layer)] + [layer_config(l) for l in model.layers]
+        layers = [layer_config(model._input.node.layer)] + [_layer_entry(l) for l in model.layers]
         return {"module": "keras", "class_name": "Sequential", "registered_name": None,
                 "config": {"name": model.name, "trainable": True,
                            "dtype": dtype_policy("float32"), "layers": layers}}
     own = _model_nodes(model)
     entries = []
     for layer in model.layers:
-        entry = layer_config(layer)
+        entry = _layer_entry(layer)
         entry["name"] = layer.name
         nodes = [n for n in layer._inbound_nodes if id(n) in own and not isinstance(layer, InputLayer)]
         entry["inbound_nodes"] = []
@@ -123,6 +129,11 @@ def model_config(model):
             "config": {"name": model.name, "trainable": True, "layers": entries,
                        "input_layers": ins if model._multi_input else ins[0],
                        "output_layers": outs if model._multi_output else outs[0]}}
+
+
+def _layer_entry(layer):
+    """A layer's config entry; a nested model's is its own model config."""
+    return model_config(layer) if nested_models.is_model(layer) else layer_config(layer)
 
 
 # --- reading configs ------------------------------------------------------------------------
@@ -180,6 +191,7 @@ def model_from_config(config, where="model", hard_sigmoid="hard_sigmoid", weight
     ``weights_bytes``: the model's weights will come from a file that can hold at most
     that many bytes of them; the model is then built without running initializers, and a
     config declaring more is refused before anything is allocated (``WeightsFromFile``)."""
+    check_classes(config, where)                    # an unsupported class is named first
     if weights_bytes is None:
         return _model_from_config(config, where, hard_sigmoid)
     with WeightsFromFile(weights_bytes, ModelFileError, where):
@@ -204,6 +216,9 @@ def _model_from_config(config, where, hard_sigmoid):
         if entry["class_name"] == "InputLayer":
             layer = input_layer_from_config(entry, f"{where} layer {name!r}")
             tensors[(name, 0, 0)] = layer.output
+        elif entry["class_name"] in nested_models.MODEL_CLASSES:   # a model used as a layer
+            layer = _model_from_config(entry, f"{where} layer {name!r}", hard_sigmoid)
+            pending.append((layer, nested_models.node_list(entry, name, cfg)))
         elif entry["class_name"] in LAYERS or custom_objects.lookup(entry) is not None:
             layer = layer_from_config(entry, f"{where} layer", hard_sigmoid)
             pending.append((layer, list(entry.get("inbound_nodes", []))))
@@ -223,7 +238,7 @@ def _model_from_config(config, where, hard_sigmoid):
             raise UnsupportedModelError(
                 f"{where}: the model uses {name!r}, a {unknown[name]!r}, which is not "
                 f"supported. Supported classes: {', '.join(sorted(LAYERS))}.")
-        if name not in by_name or k >= len(by_name[name][1]):
+        if name not in by_name or k >= len(by_name[name][1]) or by_name[name][1][k] is None:
             raise ModelFileError(f"{where}: the config refers to node {k} of {name!r}, which "
                                  "it does not define.")
         needed.add((name, k))
@@ -291,6 +306,11 @@ def _sequential(cfg, where, hard_sigmoid):
             dtype = entry["config"].get("dtype") if entry["class_name"] != "Embedding" else "int32"
             dtype = dtype if isinstance(dtype, str) else "float32"
             input_tensor = InputLayer(batch_shape=tuple(shape), dtype=dtype).output
+        if entry.get("class_name") in nested_models.MODEL_CLASSES:
+            layers.append(_model_from_config(entry, f"{where} layer", hard_sigmoid))
+            if i == 0 and input_tensor is None:              # the inner model's input
+                input_tensor = nested_models.input_like(layers[-1])
+            continue
         layers.append(layer_from_config(entry, f"{where} layer", hard_sigmoid))
     if input_tensor is None and cfg.get("build_input_shape"):
         input_tensor = InputLayer(batch_shape=tuple(cfg["build_input_shape"])).output

@@ -15,7 +15,10 @@ in how the inner path is spelled:
   early ``_save_container_state`` counted a class on every entry, visited or not, so the
   second LSTM of a model is ``lstm_2`` (later writers skip visited entries: ``lstm_1``).
   Both numberings are tried; a file that fits both differently is refused as ambiguous.
-  (Keras 3's reader only renames the prefix: ``H5IOStore``'s "Fix for 2.13 compatibility".)
+  A nested model's layers come from its own dict, numbered inside it:
+  ``_layer_checkpoint_dependencies/sequential/_layer_checkpoint_dependencies/lstm/cell``.
+  (Keras 3's reader only renames every ``layers`` to that name: ``H5IOStore``'s "Fix for
+  2.13 compatibility".)
 * Windows: tf.keras 2.12-2.15 joined inner paths with ``tf.io.gfile.join`` and
   keras-core with ``os.path.join``, so on Windows ``h5py.create_group("layers\\\\lstm\\\\
   cell")`` made one root-level group whose *name* holds backslashes (HDF5 splits on ``/``
@@ -25,7 +28,7 @@ in how the inner path is spelled:
   under fixed names (only ``assets/`` members, which recurrent models do not have, were
   joined with the OS separator).
 
-``layout_view(f, groups, layers, path)`` returns an object whose ``get("<keras 3 path>")``
+``layout_view(f, groups, entries, path)`` returns an object whose ``get("<keras 3 path>")``
 finds the group of the file's own layout; it is ``f`` itself for the Keras 3 layout.
 """
 from .h5_sandbox import H5Group
@@ -84,13 +87,15 @@ def _holds(view, name):
 
 
 class _Renamed:
-    """Keras 3 layer paths (``layers/lstm_1/...``) read at other top-level names."""
+    """Keras 3 layer paths (``layers/lstm_1/...``) read at other names; the longest renamed
+    prefix of a path wins (a nested model's layers are renamed with it)."""
 
     def __init__(self, f, renames):
-        self._f, self._renames = f, renames
+        self._f = f
+        self._renames = sorted(renames.items(), key=lambda kv: -len(kv[0]))
 
     def get(self, name, default=None):
-        for old, new in self._renames.items():
+        for old, new in self._renames:
             if name == old or name.startswith(old + "/"):
                 return self._f.get(new + name[len(old):], default)
         return self._f.get(name, default)
@@ -103,32 +108,26 @@ def _has_backslash(f):
     return any("\\" in key for key in f.keys())
 
 
-def layer_tops(groups):
-    """The top path of each layer (``layers/lstm_1``) with its class name's snake form and
-    whether it holds any variables, in ``model.layers`` order."""
-    tops = []
-    for path, variables in groups:
-        if path.count("/") == 1 and path.startswith("layers/"):
-            tops.append([path, 0])
-        if variables and tops and (path == tops[-1][0] or path.startswith(tops[-1][0] + "/")):
-            tops[-1][1] += len(variables)
-    return [(path, count > 0) for path, count in tops]
-
-
-def _keras213_names(tops, snakes, twice):
-    """``_layer_checkpoint_dependencies`` names of each top, counting a layer that has
-    weights on both of its entries (``twice``) or once."""
+def _keras213_names(entries, twice):
+    """``_layer_checkpoint_dependencies`` path of each layer's Keras 3 path. ``entries``:
+    ``(container, path, snake, weighted)`` of every layer, nested models' layers included
+    (``container``: ``"layers"``, or ``"<nested model's path>/layers"``). A class is counted
+    once per layer, or (``twice``) twice for a layer that has weights: the dict holds it as
+    ``layer_with_weights-i`` and ``layer-j``, and the first writers counted visited entries."""
     used, out = {}, {}
-    for (path, weighted), snake in zip(tops, snakes):
+    for container, path, snake, weighted in entries:
+        owner = container[:-len("layers")].rstrip("/")
+        parent = f"{out[owner]}/{KERAS213_ROOT}" if owner else KERAS213_ROOT
+        counts = used.setdefault(container, {})
         for k in range(2 if (twice and weighted) else 1):
-            if snake in used:
-                used[snake] += 1
-                name = f"{snake}_{used[snake]}"
+            if snake in counts:
+                counts[snake] += 1
+                name = f"{snake}_{counts[snake]}"
             else:
-                used[snake] = 0
+                counts[snake] = 0
                 name = snake
             if k == 0:
-                out[path] = f"{KERAS213_ROOT}/{name}"
+                out[path] = f"{parent}/{name}"
     return out
 
 
@@ -138,9 +137,9 @@ def _fits(f, renames, groups):
                len(view.get(f"{p}/vars").keys()) == len(v) for p, v in groups if v)
 
 
-def layout_view(f, groups, snakes, path):
+def layout_view(f, groups, entries, path):
     """``f`` seen in the Keras 3 layout. ``groups`` are ``graph.weight_groups`` of the model's
-    layers, ``snakes`` the snake-case class name of each layer (in the same order)."""
+    layers, ``entries`` ``(container, path, snake, weighted)`` of each layer (``layer_entries``)."""
     view = _Normalized(f, path) if _has_backslash(f) else f
     if not _holds(view, KERAS213_ROOT):
         return view
@@ -149,13 +148,9 @@ def layout_view(f, groups, snakes, path):
             f"{path!r}: the weights file holds both a 'layers' group (Keras 3, tf.keras >= "
             f"2.14) and a '{KERAS213_ROOT}' group (tf.keras 2.12-2.13); which one holds the "
             "model's weights is ambiguous.")
-    tops = layer_tops(groups)
-    if len(tops) != len(snakes):
-        raise ModelFileError(f"{path!r}: cannot match the model's {len(snakes)} layers to the "
-                             f"tf.keras 2.13 weights layout.")
     fitting = []
     for twice in (True, False):
-        renames = _keras213_names(tops, snakes, twice)
+        renames = _keras213_names(entries, twice)
         if _fits(view, renames, groups) and renames not in fitting:
             fitting.append(renames)
     if len(fitting) > 1:
@@ -163,16 +158,33 @@ def layout_view(f, groups, snakes, path):
             f"{path!r}: the tf.keras 2.13 weights layout fits the model with two numberings "
             f"of its layers ({sorted(fitting[0].values())} and {sorted(fitting[1].values())}); "
             "which layer holds which weights is ambiguous.")
-    renames = fitting[0] if fitting else _keras213_names(tops, snakes, False)
+    renames = fitting[0] if fitting else _keras213_names(entries, False)
     return _Renamed(view, renames)
+
+
+def layer_entries(layers, container="layers"):
+    """``(container, Keras 3 path, snake class name, has weights)`` of each layer, and of
+    the layers of nested models after their model, as ``graph.weight_groups`` names them."""
+    from . import custom_objects, nested_models
+    from .serialize import snake_name
+    used, out = {}, []
+    for layer in layers:
+        if custom_objects.is_custom(layer):
+            snake = custom_objects.snake(type(layer).__name__)
+        elif nested_models.is_model(layer):
+            snake = nested_models.snake(layer)
+        else:
+            snake = snake_name(type(layer).__name__)
+        k = used[snake] = used.get(snake, -1) + 1
+        path = f"{container}/{snake}" + (f"_{k}" if k else "")
+        out.append((container, path, snake, bool(layer.weights)))
+        if nested_models.is_model(layer):
+            out += layer_entries(layer.layers, f"{path}/layers")
+    return out
 
 
 def view_for(model, layers, f, path):
     """``layout_view`` for ``model`` (its ``layers`` in the file's order, or all)."""
-    from . import custom_objects
     from .graph import weight_groups
-    from .serialize import snake_name
     layers = list(layers if layers is not None else model.layers)
-    snakes = [custom_objects.snake(type(l).__name__) if custom_objects.is_custom(l)
-              else snake_name(type(l).__name__) for l in layers]
-    return layout_view(f, weight_groups(model, layers), snakes, path)
+    return layout_view(f, weight_groups(model, layers), layer_entries(layers), path)

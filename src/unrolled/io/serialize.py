@@ -91,9 +91,13 @@ NEUTRAL = {"sparse": (False,), "ragged": (False,), "optional": (False,), "time_m
            "data_format": ("channels_last", None), "quantization_config": (None,),
            "lora_rank": (None,), "activity_regularizer": (None,)}
 NEUTRAL_SUFFIXES = ("_regularizer", "_constraint")
-# Keys without effect on the computed numbers.
+# Keys without effect on the computed numbers. ``batch_input_shape``/``batch_shape`` on a
+# layer: Keras 2 used them only to make the Input of a Sequential's first layer (which
+# ``graph._sequential`` reads before the layer is built); elsewhere (an Embedding inside a
+# functional model) the layer takes the shape of the tensor it is called on, as in Keras.
 IGNORED = {"implementation", "use_cudnn", "input_length", "lora_alpha", "batch_size",
-           "build_config", "module", "registered_name", "shared_object_id", "input_dtype"}
+           "build_config", "module", "registered_name", "shared_object_id", "input_dtype",
+           "batch_input_shape", "batch_shape"}
 FLOAT_DTYPES = ("float32", "float64")
 
 # Keras initializer class: the config keys our initializer takes (others must be None).
