@@ -6,7 +6,8 @@ File commands (formats and what each needs: ``unrolled.interop.commands``)::
     unrolled verify FILE             FILE in Keras (or torch) and in unrolled, compared per layer
     unrolled convert IN OUT          between .keras, .h5, .unrolled.npz, .weights.h5/.npz, .pt;
                                      .onnx as output
-    unrolled predict FILE DATA       predictions for DATA (.npy or .csv), printed or --out
+    unrolled predict FILE DATA       predictions for DATA (.npy or .csv), printed or --out;
+                                     --model M for a weights-only FILE
 
     unrolled explain FILE --input DATA --out report.html   (or --demo): one HTML page with
                                      the equations, values and gradient flow step by step
@@ -185,10 +186,10 @@ def explain_main(args):
 FAILURES = (OSError, ValueError, TypeError, ImportError, RuntimeError, KeyError)
 
 
-def _failed(command, err):
+def _failed(command, err, code=1):
     text = " ".join(str(err).split()) or type(err).__name__
     print(f"unrolled {command}: error: {text}", file=sys.stderr)
-    return 1
+    return code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -205,6 +206,27 @@ def _seed(text):
     return value
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+    return value
+
+
+def _tolerance(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"a tolerance is a non-negative number; received "
+                                         f"{text!r}")
+    return value
+
+
 def _steps(text):
     try:
         steps = [int(s) for s in text.split(",") if s.strip()]
@@ -218,6 +240,29 @@ def _steps(text):
 
 
 def main(argv=None):
+    """The ``unrolled`` command; returns the exit code: 0, 1 for a failure, 2 for a usage
+    error, 130 when interrupted. Errors are one line on stderr; one that no command expects
+    (a bug) is reported on one line too, with its type; ``UNROLLED_TRACEBACK=1`` lets its
+    traceback through instead."""
+    import os
+    command = next((a for a in (sys.argv[1:] if argv is None else argv)
+                    if not a.startswith("-")), None)
+    prefix = f"unrolled {command}" if command else "unrolled"
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print(f"{prefix}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if os.environ.get("UNROLLED_TRACEBACK") == "1":
+            raise
+        text = " ".join(str(err).split())
+        print(f"{prefix}: internal error: {type(err).__name__}: {text} (set "
+              "UNROLLED_TRACEBACK=1 to see where)", file=sys.stderr)
+        return 1
+
+
+def _main(argv):
     from . import __version__
 
     parser = _Parser(prog="unrolled", description=__doc__,
@@ -251,7 +296,11 @@ def main(argv=None):
         if args.command == "demo":
             return demo(seed=args.seed)
         if args.command == "example":
-            from .examples import example_main
+            from .examples import EXAMPLES, example_main
+            if args.name not in EXAMPLES:
+                print(f"unrolled example: error: unknown example {args.name!r}; the examples "
+                      f"are {', '.join(EXAMPLES)} (see unrolled example --help)", file=sys.stderr)
+                return 2
             return example_main(args.name, quick=args.quick, out_dir=args.out_dir,
                                 seed=args.seed)
     except FAILURES as err:
@@ -265,8 +314,9 @@ def _add_file_commands(sub):
     p.add_argument("file")
     p = sub.add_parser("verify", help="compare a file's outputs in Keras/torch and in unrolled")
     p.add_argument("file")
-    p.add_argument("--tol", type=float, default=1e-5)
-    p.add_argument("--timesteps", type=int, default=10, help="for inputs of unknown length")
+    p.add_argument("--tol", type=_tolerance, default=1e-5)
+    p.add_argument("--timesteps", type=_positive_int, default=10,
+                   help="for inputs of unknown length")
     p.add_argument("--seed", type=_seed, default=0)
     _add_torch_options(p)
     p = sub.add_parser("convert", help="convert a model file to another format")
@@ -276,9 +326,12 @@ def _add_file_commands(sub):
     _add_torch_options(p)
     p = sub.add_parser("predict", help="run a model file on DATA (.npy or .csv)")
     p.add_argument("file")
-    p.add_argument("data")
-    p.add_argument("--out", help="write predictions to .npy or .csv instead of printing")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("data", help="inputs: .npy of shape (N, ...) as the model's input, or .csv "
+                                "with one sample a row")
+    p.add_argument("--out", help="write predictions to a .npy file (any other name: CSV rows) instead of printing")
+    p.add_argument("--model",
+                   help="architecture for a weights-only FILE (.keras/.h5/.unrolled.npz)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
     _add_torch_options(p)
 
 
@@ -297,7 +350,8 @@ def _add_torch_options(p):
     p.add_argument("--kind", type=_torch_kind,
                    help="torch state: RNN, LSTM, GRU, Linear or Embedding; for a whole model "
                         "NAME=KIND,... per submodule (e.g. enc=LSTM,dec=Linear)")
-    p.add_argument("--nonlinearity", default="tanh", help="torch nn.RNN state: tanh or relu")
+    p.add_argument("--nonlinearity", default="tanh", choices=("tanh", "relu"),
+                   help="torch nn.RNN state: tanh or relu")
     p.add_argument("--head-on", choices=("last", "final", "sequence"),
                    help="torch state with a Linear head: what the head reads, out[:, -1] "
                         "(last, the default), h_n (final) or every step (sequence)")
@@ -317,7 +371,13 @@ def _run_file_command(args):
             return commands.convert(args.input, args.output, args.model, args.kind,
                                     args.nonlinearity, args.head_on)
         return commands.predict(args.file, args.data, args.out, args.batch_size, args.kind,
-                                args.nonlinearity, args.head_on)
+                                args.nonlinearity, args.head_on, model=args.model)
+    except commands.UsageError as e:                         # a wrong kind of file, an option
+        return _failed(args.command, e, code=2)              # missing or out of place
+    except SystemExit as e:
+        if not isinstance(e.code, str):
+            raise
+        return _failed(args.command, e.code, code=2)
     except FAILURES as e:                                    # ModelFileError is a ValueError
         return _failed(args.command, e)
 

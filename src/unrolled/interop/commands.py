@@ -30,6 +30,11 @@ WEIGHT_SUFFIXES = (".weights.h5", ".weights.npz")
 TORCH_SUFFIXES = (".pt", ".pth")
 
 
+class UsageError(ValueError):
+    """A command given the wrong kind of file or a missing option: the CLI prints it on one
+    line and exits with code 2, as for argparse's own usage errors."""
+
+
 def _is(path, suffixes):
     return os.fspath(path).lower().endswith(suffixes)
 
@@ -37,16 +42,19 @@ def _is(path, suffixes):
 def load_any(path, model_path=None, kind=None, nonlinearity="tanh", head_on=None):
     """A model from any input format of the table above."""
     from ..models import load_model
-    from ..models.saving import load_weights
+    from ..saving.model_files import load_weights
 
     torch_options = [f"--{k}" for k, v in (("kind", kind), ("head-on", head_on),
                                              ("nonlinearity", nonlinearity)) if v not in (None, "tanh")]
     if torch_options and not _is(path, TORCH_SUFFIXES):
-        raise SystemExit(f"{', '.join(torch_options)} apply to PyTorch state files (.pt/.pth); "
+        raise UsageError(f"{', '.join(torch_options)} apply to PyTorch state files (.pt/.pth); "
+                         f"{path} is not one.")
+    if model_path is not None and not _is(path, WEIGHT_SUFFIXES):
+        raise UsageError(f"--model applies to weights-only files (.weights.h5, .weights.npz); "
                          f"{path} is not one.")
     if _is(path, WEIGHT_SUFFIXES):
         if model_path is None:
-            raise SystemExit(f"{path} holds weights only: pass --model FILE (a .keras, .h5 or "
+            raise UsageError(f"{path} holds weights only: pass --model FILE (a .keras, .h5 or "
                              ".unrolled.npz with the same architecture).")
         model = load_model(model_path)
         load_weights(model, path)
@@ -56,13 +64,14 @@ def load_any(path, model_path=None, kind=None, nonlinearity="tanh", head_on=None
         return load_torch_model(path, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
     if _is(path, MODEL_SUFFIXES):
         return load_model(path)
-    raise SystemExit(f"Cannot read {path}: expected one of {MODEL_SUFFIXES + WEIGHT_SUFFIXES + TORCH_SUFFIXES}.")
+    raise UsageError(f"Cannot read {path}: expected a name ending in "
+                     f"{', '.join(MODEL_SUFFIXES + WEIGHT_SUFFIXES + TORCH_SUFFIXES)}.")
 
 
 def save_any(model, path):
     """Write ``model`` in the output format named by ``path``'s suffix."""
     from ..models import save_model
-    from ..models.saving import save_weights
+    from ..saving.model_files import save_weights
 
     if _is(path, WEIGHT_SUFFIXES):
         save_weights(model, path)
@@ -75,7 +84,7 @@ def save_any(model, path):
         from .torch_checkpoint import save_torch_model
         save_torch_model(model, path)
     else:
-        raise SystemExit(f"Cannot write {path}: expected a name ending in .keras, .h5, "
+        raise UsageError(f"Cannot write {path}: expected a name ending in .keras, .h5, "
                          ".unrolled.npz, .weights.h5, .weights.npz, .pt or .onnx.")
 
 
@@ -133,9 +142,22 @@ def _torch_model_file(path):
     return is_checkpoint(torch_load(path))
 
 
+def _legacy_weights_only(path):
+    """Whether ``path`` is a legacy ``.h5`` of weights alone (Keras 2's ``save_weights``):
+    no ``model_config`` attribute."""
+    if not _is(path, (".h5", ".hdf5")):
+        return False
+    from ..io.h5_sandbox import open_h5
+    from ..io.safety import read_file
+    with open_h5(read_file(path), path) as f:
+        return "model_config" not in f.attrs and ("layer_names" in f.attrs
+                                                  or "layer_names0" in f.attrs)
+
+
 def inspect(path):
     header = f"{'weight':<48} {'shape':<14} {'dtype':<8} {'min':>11} {'max':>11} {'mean':>11}"
-    model_file = _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES)
+    model_file = _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES) \
+        and not _legacy_weights_only(path)
     if model_file or _torch_model_file(path):
         from ..io.graph import weight_groups
         from ..models import load_model
@@ -190,21 +212,22 @@ def read_data(path):
         return read_npy(read_file(path), os.path.basename(path), path)
     if _is(path, (".csv",)):
         return np.loadtxt(path, delimiter=",", ndmin=2)
-    raise SystemExit(f"DATA must be a .npy or .csv file; received {path}.")
+    raise UsageError(f"DATA must be a .npy or .csv file; received {path}.")
 
 
 def predict(model_path, data_path, out=None, batch_size=32, kind=None, nonlinearity="tanh",
-            head_on=None):
-    model = load_any(model_path, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
-    x = read_data(data_path)
-    shape = model.inputs[0].shape
-    if x.ndim == 2 and len(shape) == 3 and None not in shape[1:]:
-        x = x.reshape((x.shape[0],) + tuple(shape[1:]))     # CSV rows of T*F values
-    if "int" in str(model.inputs[0].dtype):
-        x = x.astype(model.inputs[0].dtype)
-    y = model.predict(x, batch_size=batch_size, verbose=0)
-    if isinstance(y, list):
-        raise SystemExit("predict writes models with one output; this one has several.")
+            head_on=None, model=None):
+    """``unrolled predict FILE DATA``: the model's outputs for DATA, printed or written to
+    ``out`` (``.npy``; any other name, ``/dev/stdout`` included, gets CSV rows).
+    ``model``: the architecture file for a weights-only FILE. DATA is checked against the
+    model's input shape before anything runs."""
+    net = load_any(model_path, model, kind=kind, nonlinearity=nonlinearity, head_on=head_on)
+    if len(net.inputs) != 1 or len(net.outputs) != 1:
+        raise ValueError(f"predict runs models with one input and one output; "
+                         f"'{net.name}' has {len(net.inputs)} inputs and {len(net.outputs)} "
+                         "outputs. Use model.predict in Python.")
+    x = _shaped(read_data(data_path), net.inputs[0], data_path)
+    y = net.predict(x, batch_size=batch_size, verbose=0)
     if out is None:
         with np.printoptions(precision=6, suppress=True, threshold=np.inf):
             print(y)
@@ -221,3 +244,25 @@ def predict(model_path, data_path, out=None, batch_size=32, kind=None, nonlinear
         with atomic_write(out, "w") as f:
             f.write(buf.getvalue())
     return 0
+
+
+def _shaped(x, model_input, data_path):
+    """``x`` as the model's input: the same rank and sizes where the model fixes them. A
+    CSV (2-D) for a sequence model holds one sample a row, its T*F values step by step."""
+    shape = tuple(model_input.shape)
+    expected = "(N, " + ", ".join("any" if d is None else str(d) for d in shape[1:]) + ")"
+    fixed = [d for d in shape[1:] if d is not None]
+    if x.ndim == 2 and len(shape) > 2 and len(fixed) == len(shape) - 1:
+        size = int(np.prod(fixed))
+        if x.shape[1] != size:
+            raise ValueError(f"DATA {data_path} has shape {x.shape}; the model expects "
+                             f"{expected}, or rows of {size} values ({' x '.join(map(str, fixed))})"
+                             " in a 2-D file.")
+        x = x.reshape((x.shape[0],) + shape[1:])
+    if x.ndim != len(shape) or any(d is not None and d != n
+                                   for d, n in zip(shape[1:], x.shape[1:])):
+        raise ValueError(f"DATA {data_path} has shape {x.shape}; the model expects {expected}"
+                         " (N samples).")
+    if "int" in str(model_input.dtype):
+        x = x.astype(model_input.dtype)
+    return x

@@ -434,13 +434,13 @@ class Model(Trainer, Layer):
     def save(self, filepath):
         """Save config and weights: ``.keras`` (Keras 3), ``.h5`` (legacy) or ``.unrolled.npz``
         (NumPy only, no h5py), atomically."""
-        from .saving import save_model
+        from ..saving.model_files import save_model
         save_model(self, filepath)
 
     def save_weights(self, filepath):
         """Write the weights: ``.weights.h5`` (Keras 3 layout) or ``.weights.npz``/``.npz``
         (native), atomically."""
-        from . import saving
+        from ..saving import model_files as saving
         saving.save_weights(self, filepath)
 
     def to_json(self, **kwargs):
@@ -456,7 +456,7 @@ class Model(Trainer, Layer):
         ``.weights.npz``, as Keras 3 does: a legacy ``.h5`` by layer order, or by layer
         name with ``by_name=True``; ``skip_mismatch=True`` leaves what does not fit, with a
         warning. Counts and shapes are checked before anything is assigned."""
-        from . import saving
+        from ..saving import model_files as saving
         by_name = kwargs.pop("by_name", None)
         objects_to_skip = kwargs.pop("objects_to_skip", None)
         if kwargs:
@@ -467,3 +467,8 @@ class Model(Trainer, Layer):
     def get_config(self):
         return {"name": self.name}
 
+    def __reduce__(self):
+        """``pickle`` and ``copy.deepcopy``: the model through unrolled's own format, as
+        Keras 3 pickles through a ``.keras`` archive (``models/pickling.py``)."""
+        from .pickling import reduce_model
+        return reduce_model(self)
