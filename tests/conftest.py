@@ -68,6 +68,16 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="module")
+def shared():
+    """One module's reference runs that several of its tests assert on, keyed by their
+    inputs (``if key not in shared: shared[key] = run()``). The first test that needs a key
+    runs Keras; the others read what it computed (with pytest-xdist, each worker that runs
+    some of them computes a key once). What is kept must not be changed by a test: models
+    are saved or called, never trained."""
+    return {}
+
+
 def varied(rng, *shape, scale=0.5):
     """Weights that differ from entry to entry, so that layout and gate-order mistakes show."""
     return (rng.standard_normal(shape) * scale).astype("float32")

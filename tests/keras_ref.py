@@ -23,11 +23,12 @@ def copy_weights(ours, theirs, x_shape):
     theirs.set_weights(ours.get_weights())
 
 
-def files_both_ways(theirs, ours, x, folder, ext):
+def files_both_ways(theirs, ours, x, folder, ext, want=None):
     """Save the Keras model and ours as ``.{ext}``; load Keras's file in unrolled and ours in
     Keras; each loaded model must predict what its original predicts (ours holds other
-    weights than theirs, so a file read the wrong way cannot pass by luck). Returns
-    ``(theirs loaded by unrolled, ours loaded by Keras)``."""
+    weights than theirs, so a file read the wrong way cannot pass by luck). ``want``: Keras's
+    prediction of ``x``, when the caller has it already (one Keras run for several
+    formats). Returns ``(theirs loaded by unrolled, ours loaded by Keras)``."""
     import warnings
 
     from unrolled.models import load_model
@@ -37,8 +38,9 @@ def files_both_ways(theirs, ours, x, folder, ext):
         ours.save(folder / f"ours.{ext}")
         back_ours = keras.models.load_model(folder / f"ours.{ext}")
     back_theirs = load_model(folder / f"theirs.{ext}")
-    np.testing.assert_allclose(back_theirs.predict(x, verbose=0), theirs.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    if want is None:
+        want = theirs.predict(x, verbose=0)
+    np.testing.assert_allclose(back_theirs.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(back_ours.predict(x, verbose=0), ours.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
     return back_theirs, back_ours

@@ -239,14 +239,50 @@ def test_an_interrupted_fit_resumes_where_the_backup_left_it(rng, tmp_path):
     assert resumed.fit(x, y, **FIT).epoch == [0, 1, 2, 3]
 
 
+def _keras_interrupted_at_epoch_2(shared, x, y, folder):
+    """Keras's fit interrupted at the start of epoch 2 with a ``BackupAndRestore`` saving
+    each epoch, and a fresh model's fit resuming from that backup: run once for the two
+    tests that compare with it. Returns the first model's initial weights, the backup's
+    metadata, a copy of the backup as the interruption left it, the resumed fit's epochs,
+    history and weights, the resumed model's weights before its fit, and whether the
+    backup was deleted after the resumed fit."""
+    if "keras-epoch-2" in shared:
+        return shared["keras-epoch-2"]
+    model = _compile(_regressor(keras), keras)
+    init = model.get_weights()
+    backup = folder / "keras"
+    with pytest.raises(_Interrupt):
+        model.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup, "epoch"),
+                                   _interrupter(keras, epoch=2)], **FIT)
+    meta = json.loads((backup / "training_metadata.json").read_text())
+    shutil.copytree(backup, folder / "left")
+    again = _compile(_regressor(keras, seed=9), keras)
+    again_init = again.get_weights()
+    history = again.fit(x, y, callbacks=[keras.callbacks.BackupAndRestore(backup, "epoch")],
+                        **FIT)
+    shared["keras-epoch-2"] = dict(
+        init=init, meta=meta, left=folder / "left", epoch=history.epoch,
+        history=history.history, weights=again.get_weights(), again_init=again_init,
+        deleted=not backup.exists())
+    return shared["keras-epoch-2"]
+
+
 @pytest.mark.parametrize("save_freq, where", [("epoch", dict(epoch=2)), (2, dict(batch=1)),
                                               (1, dict(batch=2))])
-def test_interrupt_and_resume_equal_keras(save_freq, where, rng, tmp_path):
+def test_interrupt_and_resume_equal_keras(save_freq, where, rng, tmp_path, shared,
+                                          tmp_path_factory):
     """The same interruption in both libraries; with a batch frequency the resumed fit
     repeats the interrupted epoch from the state of the last backed-up batch."""
     x, y = _xy(rng)
     results = {}
+    if save_freq == "epoch":                   # Keras's run is the next test's too
+        k = _keras_interrupted_at_epoch_2(shared, x, y, tmp_path_factory.mktemp("backup"))
+        assert k["deleted"]
+        results["keras_init"] = k["init"]
+        results["keras"] = (k["meta"], k["epoch"], k["history"], k["weights"])
     for m in (keras, unrolled):
+        if m.__name__ in results:
+            continue
         model = _compile(_regressor(m), m)
         if m is unrolled:
             model.set_weights(results["keras_init"])
@@ -292,28 +328,36 @@ def test_keep_the_backup_and_double_checkpoint(rng, tmp_path):
 
 
 @pytest.mark.parametrize("writer", ["keras", "unrolled"])
-def test_a_backup_directory_is_shared_with_keras(writer, rng, tmp_path):
+def test_a_backup_directory_is_shared_with_keras(writer, rng, tmp_path, shared,
+                                                 tmp_path_factory):
     """Keras's file names and layout (weights and optimizer state in one .weights.h5, the
     epoch in JSON): a fit interrupted in one library resumes in the other."""
     x, y = _xy(rng)
     writer_m, reader_m = (keras, unrolled) if writer == "keras" else (unrolled, keras)
-    first = _compile(_regressor(writer_m), writer_m)
-    if writer_m is unrolled:
+    if writer_m is keras:                      # the interruption and resumption of the test
+        k = _keras_interrupted_at_epoch_2(      # above, with save_freq="epoch"
+            shared, x, y, tmp_path_factory.mktemp("backup"))
+        shutil.copytree(k["left"], tmp_path / "c")
+        want_epoch, want_history, want_weights = k["epoch"], k["history"], k["weights"]
+    else:
+        first = _compile(_regressor(writer_m), writer_m)
         first.set_weights(_regressor(keras).get_weights())
-    with pytest.raises(_Interrupt):
-        first.fit(x, y, callbacks=[writer_m.callbacks.BackupAndRestore(tmp_path / "b"),
-                                   _interrupter(writer_m, epoch=2)], **FIT)
-    shutil.copytree(tmp_path / "b", tmp_path / "c")
-    reference = _compile(_regressor(writer_m, seed=9), writer_m)
-    want = reference.fit(x, y, callbacks=[writer_m.callbacks.BackupAndRestore(tmp_path / "b")],
-                         **FIT)
+        with pytest.raises(_Interrupt):
+            first.fit(x, y, callbacks=[writer_m.callbacks.BackupAndRestore(tmp_path / "b"),
+                                       _interrupter(writer_m, epoch=2)], **FIT)
+        shutil.copytree(tmp_path / "b", tmp_path / "c")
+        reference = _compile(_regressor(writer_m, seed=9), writer_m)
+        want = reference.fit(x, y,
+                             callbacks=[writer_m.callbacks.BackupAndRestore(tmp_path / "b")],
+                             **FIT)
+        want_epoch, want_history, want_weights = want.epoch, want.history, reference.get_weights()
     resumed = _compile(_regressor(reader_m, seed=9), reader_m)
     if reader_m is unrolled:
-        resumed.set_weights(_regressor(keras, seed=9).get_weights())
+        resumed.set_weights(k["again_init"])   # Keras's model of seed 9, before its fit
     got = resumed.fit(x, y, callbacks=[reader_m.callbacks.BackupAndRestore(tmp_path / "c")],
                       **FIT)
-    assert got.epoch == want.epoch == [2, 3]
-    for key in want.history:
-        np.testing.assert_allclose(got.history[key], want.history[key], rtol=1e-5, err_msg=key)
-    for a, b in zip(resumed.get_weights(), reference.get_weights()):
+    assert got.epoch == want_epoch == [2, 3]
+    for key in want_history:
+        np.testing.assert_allclose(got.history[key], want_history[key], rtol=1e-5, err_msg=key)
+    for a, b in zip(resumed.get_weights(), want_weights):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -15,7 +15,7 @@ import pytest
 
 from unrolled import initializers
 from unrolled.layers import LSTM
-from unrolled.layers.lstm import _UnitForgetBias
+from unrolled.layers.recurrent.lstm import _UnitForgetBias
 from unrolled.io.safety import ModelFileError
 from unrolled.models import load_model
 
@@ -28,6 +28,13 @@ def _keras_files(tmp_path):
     for path in paths.values():
         model.save(path)
     return model, paths
+
+
+@pytest.fixture(scope="module")
+def keras_files(tmp_path_factory):
+    """``_keras_files`` written once for the module: the tests read them, never change them
+    (their altered copies go to their own folders)."""
+    return _keras_files(tmp_path_factory.mktemp("declared"))
 
 
 def _declare_units(path, units, out):
@@ -54,8 +61,9 @@ def _declare_units(path, units, out):
 
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_a_file_declaring_a_huge_layer_is_refused_at_once_in_little_memory(tmp_path, ext):
-    _, paths = _keras_files(tmp_path)
+def test_a_file_declaring_a_huge_layer_is_refused_at_once_in_little_memory(tmp_path, ext,
+                                                                          keras_files):
+    _, paths = keras_files
     bomb = _declare_units(paths[ext], 6000, tmp_path / f"bomb{ext}")
     assert bomb.stat().st_size < 100_000
     program = (
@@ -82,8 +90,8 @@ def test_a_file_declaring_a_huge_layer_is_refused_at_once_in_little_memory(tmp_p
 
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_loading_runs_no_initializer_and_gives_the_files_weights(tmp_path, ext, monkeypatch):
-    model, paths = _keras_files(tmp_path)
+def test_loading_runs_no_initializer_and_gives_the_files_weights(ext, monkeypatch, keras_files):
+    model, paths = keras_files
 
     def refuse(*args, **kwargs):
         raise AssertionError("an initializer ran while loading")
@@ -100,8 +108,9 @@ def test_loading_runs_no_initializer_and_gives_the_files_weights(tmp_path, ext, 
         np.testing.assert_array_equal(got, want)
 
 
-def test_a_declared_shape_within_the_budget_but_not_the_files_is_still_refused(tmp_path):
-    _, paths = _keras_files(tmp_path)
+def test_a_declared_shape_within_the_budget_but_not_the_files_is_still_refused(tmp_path,
+                                                                               keras_files):
+    _, paths = keras_files
     other = _declare_units(paths[".keras"], 7, tmp_path / "other.keras")
     with pytest.raises(ModelFileError, match="shape"):
         load_model(other)

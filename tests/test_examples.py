@@ -30,8 +30,30 @@ def test_sine_forecasters_learn_and_beat_naive(tmp_path):
     check_plots(r, tmp_path, ["sine_forecasts.png"])
 
 
-def test_co2_model_beats_the_naive_forecast_on_the_test_part(tmp_path):
-    r = co2.run(quick=True, out_dir=str(tmp_path), verbose=False)
+@pytest.fixture(scope="module")
+def co2_main(tmp_path_factory):
+    """``example_main("co2", quick=True, out_dir=...)`` run once, as ``unrolled example co2
+    --quick --out DIR`` runs it: its exit code, what it printed, what ``co2.run`` returned
+    and the folder. The example's outcome and the command's messages are asserted on this
+    one run (a quick co2 run takes seconds)."""
+    import contextlib
+    import io
+    out_dir = tmp_path_factory.mktemp("co2")
+    returned = []
+
+    def run(*args, real=co2.run, **kwargs):
+        returned.append(real(*args, **kwargs))
+        return returned[-1]
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setattr(co2, "run", run)
+        code = example_main("co2", quick=True, out_dir=str(out_dir))
+    assert len(returned) == 1
+    return code, printed.getvalue(), returned[0], out_dir
+
+
+def test_co2_model_beats_the_naive_forecast_on_the_test_part(co2_main):
+    _, _, r, tmp_path = co2_main
     assert r["model_mae"] < 0.6 * r["naive_mae"]
     assert r["model_rmse"] < r["naive_rmse"]
     assert r["naive_mae"] == pytest.approx(1.130, abs=1e-3)    # the data's own property
@@ -77,13 +99,14 @@ def test_no_out_dir_saves_no_plots(tmp_path):
     assert r["plots"] == []
 
 
-def test_example_main(tmp_path, capsys):
+def test_example_main(tmp_path, capsys, co2_main):
     assert example_main("nope", quick=True, out_dir=str(tmp_path)) == 2
     out = capsys.readouterr().out
     assert "Unknown example 'nope'" in out and all(name in out for name in EXAMPLES)
-    assert example_main("co2", quick=True, out_dir=str(tmp_path)) == 0
-    out = capsys.readouterr().out
+    code, out, _, out_dir = co2_main
+    assert code == 0
     assert "naive: last value" in out and "Example 'co2' finished in" in out
+    assert f"figures and files go to {out_dir}" in out
 
 
 def test_the_command_writes_under_unrolled_examples_name_by_default(tmp_path):

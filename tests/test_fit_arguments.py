@@ -18,11 +18,15 @@ from unrolled.optimizers import SGD
 RTOL = 1e-5
 
 
-def pair(rng, units=3, activation=None, cell="lstm", seq=False):
+def pair(rng, units=3, activation=None, cell="lstm", seq=False, keras_too=True):
+    """Our model with varied weights and Keras's with a copy (``keras_too=False``: ours
+    alone, for the tests that check refusals and our own numbers)."""
     i = Input(shape=(5, 2))
     rnn = (LSTM if cell == "lstm" else SimpleRNN)(4, return_sequences=seq)
     ours = Model(i, Dense(units, activation=activation)(rnn(i)))
     ours.set_weights([varied(rng, *w.shape) for w in ours.weights])
+    if not keras_too:
+        return ours, None
     ki = keras.Input(shape=(5, 2))
     krnn = (keras.layers.LSTM if cell == "lstm" else keras.layers.SimpleRNN)(4, return_sequences=seq)
     theirs = keras.Model(ki, keras.layers.Dense(units, activation=activation)(krnn(ki)))
@@ -83,7 +87,7 @@ def test_class_weight_matches_keras(rng, kind):
 
 def test_class_weight_changes_the_loss(rng):
     """A test able to fail: the weighted loss is not the unweighted one."""
-    ours, _ = pair(rng, 3, "softmax")
+    ours, _ = pair(rng, 3, "softmax", keras_too=False)
     ours.compile(optimizer=SGD(0.0), loss="sparse_categorical_crossentropy")
     x, y = xs(rng, 12), rng.integers(0, 3, 12)
     plain = ours.fit(x, y, epochs=1, verbose=0).history["loss"][0]
@@ -92,7 +96,7 @@ def test_class_weight_changes_the_loss(rng):
 
 
 def test_class_weight_refusals(rng):
-    ours, _ = pair(rng, 3, "softmax")
+    ours, _ = pair(rng, 3, "softmax", keras_too=False)
     ours.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy")
     x, y = xs(rng, 6), rng.integers(0, 3, 6)
     with pytest.raises(ValueError, match="class_weight"):
@@ -101,7 +105,7 @@ def test_class_weight_refusals(rng):
         ours.train_on_batch(x, y, class_weight={0: 2.0}, sample_weight=np.ones(6))
     with pytest.raises(TypeError, match="class_weight"):
         ours.fit(x, y, class_weight=[1.0, 2.0, 3.0], verbose=0)
-    seq, _ = pair(rng, 3, "softmax", seq=True)
+    seq, _ = pair(rng, 3, "softmax", seq=True, keras_too=False)
     seq.compile(optimizer=SGD(0.1), loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="sequence"):
         seq.fit(x, rng.integers(0, 3, (6, 5)), class_weight={0: 2.0}, verbose=0)
@@ -215,7 +219,7 @@ def test_evaluate_predict_steps_and_callbacks_match_keras(rng):
 # --- arguments that do not exist ---------------------------------------------------------
 @pytest.mark.parametrize("name", ["workers", "use_multiprocessing", "max_queue_size", "foo"])
 def test_unknown_arguments_are_refused_by_name(rng, name):
-    ours, _ = pair(rng, 2, cell="simple")
+    ours, _ = pair(rng, 2, cell="simple", keras_too=False)
     ours.compile(optimizer=SGD(0.1), loss="mse")
     x, y = xs(rng, 4), np.zeros((4, 2), "float32")
     with pytest.raises(TypeError, match=name):
@@ -235,7 +239,7 @@ def test_unknown_arguments_are_refused_by_name(rng, name):
 
 
 def test_missing_targets_and_unimplemented_compile_arguments_are_refused(rng):
-    ours, _ = pair(rng, 2, cell="simple")
+    ours, _ = pair(rng, 2, cell="simple", keras_too=False)
     x = xs(rng, 4)
     for name, value in [("weighted_metrics", ["mae"]), ("loss_weights", [2.0])]:
         with pytest.raises(NotImplementedError, match=name):

@@ -355,11 +355,13 @@ def test_fit_equals_keras(kind, rng):
 
 @pytest.mark.parametrize("kind", list(MODELS))
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_files_both_ways(kind, ext, tmp_path, rng):
-    theirs = MODELS[kind](keras)
-    theirs.set_weights(_varied_weights(theirs, rng))
-    x, _ = _xy(kind, rng, n=5)
-    want = theirs.predict(x, verbose=0)
+def test_files_both_ways(kind, ext, tmp_path, rng, shared):
+    if ("files", kind) not in shared:           # one Keras model and run for both formats
+        theirs = MODELS[kind](keras)
+        theirs.set_weights(_varied_weights(theirs, rng))
+        x, _ = _xy(kind, rng, n=5)
+        shared["files", kind] = theirs, x, theirs.predict(x, verbose=0)
+    theirs, x, want = shared["files", kind]
     theirs.save(tmp_path / f"k{ext}")
     ours = unrolled.models.load_model(tmp_path / f"k{ext}")
     got = ours.predict(x, verbose=0)

@@ -292,15 +292,22 @@ def test_fit_equals_keras(kind, rng):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5)
 
 
-@pytest.mark.parametrize("ext", ["keras", "h5"])
-@pytest.mark.parametrize("kind", MODELS)
-def test_files_both_ways(kind, ext, rng, tmp_path):
+def _file_case(kind, rng):
+    """Keras's model with varied weights, ours with a copy, the input, Keras's prediction."""
     theirs, ours = MODELS[kind](keras), MODELS[kind](unrolled)
     for w in theirs.weights:
         w.assign(varied(rng, *w.shape))
     ours.set_weights(theirs.get_weights())
     x, _ = _data(kind, rng)
-    want = theirs.predict(x, verbose=0)
+    return theirs, ours, x, theirs.predict(x, verbose=0)
+
+
+@pytest.mark.parametrize("ext", ["keras", "h5"])
+@pytest.mark.parametrize("kind", MODELS)
+def test_files_both_ways(kind, ext, rng, tmp_path, shared):
+    if ("files", kind) not in shared:           # one Keras run for both formats
+        shared["files", kind] = _file_case(kind, rng)
+    theirs, ours, x, want = shared["files", kind]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs.save(tmp_path / f"theirs.{ext}")

@@ -354,11 +354,14 @@ FILE_MODELS = {"spatial": lambda m: _embedding_spatial_gru(m, 0.25),
 
 @pytest.mark.parametrize("ext", ["keras", "h5"])
 @pytest.mark.parametrize("kind", sorted(FILE_MODELS))
-def test_files_both_ways(kind, ext, rng, tmp_path):
-    theirs, ours = FILE_MODELS[kind](keras), FILE_MODELS[kind](unrolled)
-    ours.set_weights([w * 1.5 for w in theirs.get_weights()])   # ours differ from theirs
-    x, _ = _data("embedding" if kind == "spatial" else "lstm", rng)
-    back_theirs, back_ours = files_both_ways(theirs, ours, x, tmp_path, ext)
+def test_files_both_ways(kind, ext, rng, tmp_path, shared):
+    if ("files", kind) not in shared:           # one Keras model and run for both formats
+        theirs, ours = FILE_MODELS[kind](keras), FILE_MODELS[kind](unrolled)
+        ours.set_weights([w * 1.5 for w in theirs.get_weights()])   # ours differ from theirs
+        x, _ = _data("embedding" if kind == "spatial" else "lstm", rng)
+        shared["files", kind] = theirs, ours, x, theirs.predict(x, verbose=0)
+    theirs, ours, x, want = shared["files", kind]
+    back_theirs, back_ours = files_both_ways(theirs, ours, x, tmp_path, ext, want=want)
     for a, b in zip(back_theirs.layers, theirs.layers):
         assert type(a).__name__ == type(b).__name__
         for key in ("rate", "stddev", "seed", "l1", "l2"):

@@ -324,10 +324,12 @@ def _all_layers_model(m):
 
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_files_both_ways(ext, rng, tmp_path):
-    theirs = _all_layers_model(keras)
-    x = rng.standard_normal((5, 6, 4)).astype("float32")
-    want = theirs.predict(x, verbose=0)
+def test_files_both_ways(ext, rng, tmp_path, shared):
+    if "files" not in shared:                   # one Keras model and run for both formats
+        theirs = _all_layers_model(keras)
+        x = rng.standard_normal((5, 6, 4)).astype("float32")
+        shared["files"] = theirs, x, theirs.predict(x, verbose=0)
+    theirs, x, want = shared["files"]
     assert np.isfinite(want).all()
     theirs.save(tmp_path / f"k{ext}")
     ours = load_model(str(tmp_path / f"k{ext}"))

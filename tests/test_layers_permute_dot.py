@@ -225,11 +225,14 @@ def test_fit_equals_keras(kind, rng):
 
 @pytest.mark.parametrize("ext", ["keras", "h5"])
 @pytest.mark.parametrize("kind", sorted(MODELS))
-def test_files_both_ways(kind, ext, rng, tmp_path):
-    theirs, ours = MODELS[kind](keras), MODELS[kind](unrolled)
-    ours.set_weights([w * 1.5 for w in theirs.get_weights()])
-    x, _ = _data(kind, rng)
-    back_theirs, back_ours = files_both_ways(theirs, ours, x, tmp_path, ext)
+def test_files_both_ways(kind, ext, rng, tmp_path, shared):
+    if ("files", kind) not in shared:           # one Keras model and run for both formats
+        theirs, ours = MODELS[kind](keras), MODELS[kind](unrolled)
+        ours.set_weights([w * 1.5 for w in theirs.get_weights()])
+        x, _ = _data(kind, rng)
+        shared["files", kind] = theirs, ours, x, theirs.predict(x, verbose=0)
+    theirs, ours, x, want = shared["files", kind]
+    back_theirs, back_ours = files_both_ways(theirs, ours, x, tmp_path, ext, want=want)
 
 
 def test_tf_keras_h5_loads(rng, tmp_path):

@@ -14,10 +14,11 @@ from unrolled.models import Model, load_model
 from unrolled.optimizers import Adam
 
 
-def _pair(seed=0):
+def _pair(seed=0, keras_too=True):
     """The same graph in both frameworks: LSTM -> Bidirectional(GRU) -> TimeDistributed(Dense)
     -> LSTM -> Dense, every layer named (inner ones too: auto names carry a per-process
-    counter that differs between the two frameworks), so weight paths compare."""
+    counter that differs between the two frameworks), so weight paths compare.
+    ``keras_too=False``: ours alone (``None`` for Keras's), with the same weights."""
     def build(L, M):
         i = L.Input((6, 3), name="x")
         h = L.LSTM(4, return_sequences=True, name="enc")(i)
@@ -25,12 +26,13 @@ def _pair(seed=0):
         h = L.TimeDistributed(L.Dense(4, name="dense"), name="td")(h)
         h = L.LSTM(5, name="dec")(h)
         return M(i, L.Dense(2, name="head")(h))
-    k = build(keras.layers, keras.Model)
-    k.layers[0]  # built
+    k = build(keras.layers, keras.Model) if keras_too else None
     u = build(U, Model)
     r = np.random.default_rng(seed)
-    weights = [(r.standard_normal(w.shape) * 0.4).astype("float32") for w in k.get_weights()]
-    k.set_weights(weights)
+    weights = [(r.standard_normal(w.shape) * 0.4).astype("float32")
+               for w in (u if k is None else k).get_weights()]
+    if k is not None:
+        k.set_weights(weights)
     u.set_weights(weights)
     x = r.standard_normal((16, 6, 3)).astype("float32")
     y = r.standard_normal((16, 2)).astype("float32")
@@ -96,7 +98,7 @@ def test_constructor_flag_and_summary_counts_match_keras():
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5", ".unrolled.npz"])
 def test_the_flag_is_saved_and_loaded(tmp_path, suffix):
-    _, u, x, _ = _pair()
+    _, u, x, _ = _pair(keras_too=False)
     u.get_layer("enc").trainable = False
     u.get_layer("bi").trainable = False
     path = tmp_path / f"m{suffix}"
@@ -108,7 +110,7 @@ def test_the_flag_is_saved_and_loaded(tmp_path, suffix):
 
 
 def test_keras_reads_our_flag_from_a_keras_file(tmp_path):
-    _, u, _, _ = _pair()
+    _, u, _, _ = _pair(keras_too=False)
     u.get_layer("dec").trainable = False
     u.save(tmp_path / "m.keras")
     k = keras.saving.load_model(tmp_path / "m.keras", compile=False)

@@ -12,11 +12,15 @@ from unrolled.models import Model, Sequential
 from unrolled.optimizers import SGD, Adam
 
 
-def notebook_pair(rng, return_sequences=False, go_backwards=False):
+def notebook_pair(rng, return_sequences=False, go_backwards=False, keras_too=True):
+    """Our notebook model with random weights and Keras's with a copy (``keras_too=False``:
+    ours alone, for the tests of our callbacks and refusals)."""
     i = Input(shape=(10, 3))
     out = Dense(2)(SimpleRNN(5, return_sequences=return_sequences, go_backwards=go_backwards)(i))
     ours = Model(i, out)
     ours.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.5 for w in ours.weights])
+    if not keras_too:
+        return ours, None
     ki = keras.Input(shape=(10, 3))
     ko = keras.layers.Dense(2)(keras.layers.SimpleRNN(
         5, return_sequences=return_sequences, go_backwards=go_backwards)(ki))
@@ -113,7 +117,7 @@ def test_sequential_fit_and_predict(rng):
 
 
 def test_callbacks(rng, tmp_path):
-    ours, _ = notebook_pair(rng)
+    ours, _ = notebook_pair(rng, keras_too=False)
     x, y = data(rng, 32)
     ours.compile(loss="mse", optimizer=Adam(0.05))
     seen = []
@@ -137,7 +141,7 @@ def test_callbacks(rng, tmp_path):
 
 
 def test_terminate_on_nan_stops_and_history_reports_nan(rng):
-    ours, _ = notebook_pair(rng)
+    ours, _ = notebook_pair(rng, keras_too=False)
     x, y = data(rng, 32)
     ours.compile(loss="mse", optimizer=SGD(learning_rate=1e30))
     h = ours.fit(x, y * 1e30, epochs=5, batch_size=8, verbose=0, callbacks=[ucb.TerminateOnNaN()])
@@ -146,7 +150,7 @@ def test_terminate_on_nan_stops_and_history_reports_nan(rng):
 
 
 def test_training_bad_input(rng):
-    ours, _ = notebook_pair(rng)
+    ours, _ = notebook_pair(rng, keras_too=False)
     x, y = data(rng, 8)
     with pytest.raises(ValueError, match="compile"):
         ours.fit(x, y)

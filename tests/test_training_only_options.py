@@ -27,13 +27,15 @@ def _keras_model():
 
 
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_files_with_regularizers_load_predict_and_save_them_back(tmp_path, ext):
-    theirs = _keras_model()
+def test_files_with_regularizers_load_predict_and_save_them_back(tmp_path, ext, shared):
+    if "model" not in shared:                   # one Keras model and run for both formats
+        x = np.random.default_rng(5).standard_normal((3, 5, 3)).astype("float32")
+        model = _keras_model()
+        shared["model"] = model, x, model.predict(x, verbose=0)
+    theirs, x, want = shared["model"]
     theirs.save(tmp_path / f"k{ext}")
     ours = load_model(tmp_path / f"k{ext}")
-    x = np.random.default_rng(5).standard_normal((3, 5, 3)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
-                               atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, verbose=0), want, atol=1e-6, rtol=1e-5)
     ours.save(tmp_path / f"again{ext}")
     back = keras.models.load_model(tmp_path / f"again{ext}", compile=False)
     lstm, dense = back.get_layer("lstm"), back.get_layer("d")

@@ -52,17 +52,47 @@ def _close(got, want, atol=1e-6, rtol=1e-5):
         np.testing.assert_allclose(g, w, atol=atol, rtol=rtol)
 
 
-@pytest.mark.parametrize("kind,merge_mode,return_sequences,return_state", list(itertools.product(
-    ["simple_rnn", "lstm", "gru"], MERGE_MODES, [False, True], [False, True])))
-def test_bidirectional_forward_matches_keras(rng, kind, merge_mode, return_sequences, return_state):
+BIDIRECTIONAL_CASES = list(itertools.product(
+    ["simple_rnn", "lstm", "gru"], MERGE_MODES, [False, True], [False, True]))
+
+
+def _bidir_case(shared, rng, kind, merge_mode, return_sequences, return_state):
+    """One configuration's layers (ours with random weights, Keras's with a copy), input,
+    initial states and mask, and Keras's side of the forward and the gradient tests: its
+    outputs called without and with the mask and the states (the last call under a
+    ``tf.GradientTape``), the random ``dys`` of the loss ``sum(out * dy)`` and the gradients
+    of that loss for the input, the states and the weights. Run once for both tests."""
+    key = ("bidirectional", kind, merge_mode, return_sequences, return_state)
+    if key in shared:
+        return shared[key]
     ours, theirs = _bidir_pair(rng, kind, 3, (4, 6, 5), merge_mode,
                                return_sequences=return_sequences, return_state=return_state)
     x = rng.standard_normal((4, 6, 5)).astype("float32")
     states = [rng.standard_normal((4, 3)).astype("float32") for _ in range(2 * N_STATES[kind])]
     mask = _mask(rng, 4, 6)
-    for kwargs in ({}, {"mask": mask}, {"initial_state": states},
-                   {"mask": mask, "initial_state": states}):
-        _close(ours(x, **kwargs), theirs(x, **kwargs))
+    outs = [[np.asarray(o) for o in to_list(theirs(x, **kwargs))]
+            for kwargs in ({}, {"mask": mask}, {"initial_state": states})]
+    xv, sv = tf.constant(x), [tf.constant(s) for s in states]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([xv] + sv)
+        last = to_list(theirs(xv, initial_state=sv, mask=tf.constant(mask)))
+        dys = [rng.standard_normal(o.shape).astype("float32") for o in last]
+        loss = sum(tf.reduce_sum(o * d) for o, d in zip(last, dys))
+    outs.append([np.asarray(o) for o in last])
+    k_dinputs = [np.asarray(g) for g in tape.gradient(loss, [xv] + sv)]
+    k_dweights = [np.asarray(g) for g in tape.gradient(loss, theirs.trainable_weights)]
+    shared[key] = ours, x, states, mask, outs, dys, k_dinputs + k_dweights
+    return shared[key]
+
+
+@pytest.mark.parametrize("kind,merge_mode,return_sequences,return_state", BIDIRECTIONAL_CASES)
+def test_bidirectional_forward_matches_keras(rng, shared, kind, merge_mode, return_sequences,
+                                             return_state):
+    ours, x, states, mask, outs, _, _ = _bidir_case(shared, rng, kind, merge_mode,
+                                                    return_sequences, return_state)
+    for kwargs, want in zip(({}, {"mask": mask}, {"initial_state": states},
+                             {"mask": mask, "initial_state": states}), outs):
+        _close(ours(x, **kwargs), want)
 
 
 def _keras_grads(theirs, x, dys, states=(), mask=None):
@@ -78,20 +108,17 @@ def _keras_grads(theirs, x, dys, states=(), mask=None):
     return dinputs, [np.asarray(g) for g in tape.gradient(loss, theirs.trainable_weights)]
 
 
-@pytest.mark.parametrize("kind,merge_mode,return_sequences,return_state", list(itertools.product(
-    ["simple_rnn", "lstm", "gru"], MERGE_MODES, [False, True], [False, True])))
-def test_bidirectional_gradients_match_keras(rng, kind, merge_mode, return_sequences, return_state):
-    ours, theirs = _bidir_pair(rng, kind, 3, (4, 6, 5), merge_mode,
-                               return_sequences=return_sequences, return_state=return_state)
-    x = rng.standard_normal((4, 6, 5)).astype("float32")
-    states = [rng.standard_normal((4, 3)).astype("float32") for _ in range(2 * N_STATES[kind])]
-    mask = _mask(rng, 4, 6)
+@pytest.mark.parametrize("kind,merge_mode,return_sequences,return_state", BIDIRECTIONAL_CASES)
+def test_bidirectional_gradients_match_keras(rng, shared, kind, merge_mode, return_sequences,
+                                             return_state):
+    ours, x, states, mask, _, dys, k_grads = _bidir_case(shared, rng, kind, merge_mode,
+                                                         return_sequences, return_state)
     out, cache = ours.forward(x, mask=mask, initial_state=states)
-    dys = [rng.standard_normal(o.shape).astype("float32") for o in to_list(out)]
+    assert [o.shape for o in to_list(out)] == [d.shape for d in dys]
     dinputs, dweights = ours.backward(cache, dys if isinstance(out, list) else dys[0])
-    k_dinputs, k_dweights = _keras_grads(theirs, x, dys, states, mask)
     assert len(dinputs) == 1 + len(states) and len(dweights) == len(ours.weights)
-    for g, k in zip(dinputs + dweights, k_dinputs + k_dweights):
+    assert len(k_grads) == len(dinputs) + len(dweights)
+    for g, k in zip(dinputs + dweights, k_grads):
         np.testing.assert_allclose(g, k, atol=1e-5, rtol=1e-5)
 
 
