@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-all test-unit test-matrix bench fuzz clean
+.PHONY: demo test test-all test-unit test-matrix test-oldest bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,7 @@ test-all: $(VENV)/.installed-test
 # (AVX-512) and Prescott (generic SSE) kernels, on 1 and 2 BLAS threads. NumPy's wheels pick
 # their kernels at run time, so OPENBLAS_CORETYPE selects them on one machine (a CPU runs
 # the kernels of its own kind and older ones: SkylakeX needs AVX-512). MATRIX_TESTS narrows
-# it (default: the whole suite, six times: about half an hour on 2 cores).
+# it (default: the whole suite, six times: about half an hour on 2 cores). Then test-oldest.
 MATRIX_CORES ?= Haswell SkylakeX Prescott
 MATRIX_TESTS ?=
 test-matrix: $(VENV)/.installed-test
@@ -64,6 +64,26 @@ test-matrix: $(VENV)/.installed-test
 	  OPENBLAS_CORETYPE=$$core OPENBLAS_NUM_THREADS=$$threads $(BIN)/python -m pytest -q \
 	    -n $(JOBS) -p no:cacheprovider $(MATRIX_TESTS); \
 	done; done
+	$(MAKE) test-oldest
+
+# The oldest versions pyproject.toml allows (NumPy 1.23, with the oldest releases of the
+# extras that work beside it on Python 3.11), in a venv of their own: tests/unit, with the
+# compiled kernels and without. The reference frameworks need newer NumPy (TensorFlow 2.21:
+# NumPy >= 1.26), so the parity tests run with the current versions only.
+OLDEST := numpy==1.23.2 numba==0.60.0 threadpoolctl==3.5.0 h5py==3.8.0 pandas==2.0.0 \
+          matplotlib==3.6.3 pytest pytest-xdist hypothesis>=6.100
+.venv-oldest/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-oldest
+	.venv-oldest/bin/python -m pip install --quiet --upgrade pip
+	.venv-oldest/bin/python -m pip install --quiet $(foreach p,$(OLDEST),'$(p)')
+	.venv-oldest/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test-oldest: .venv-oldest/.installed
+	.venv-oldest/bin/python -c "import numpy; assert numpy.__version__ == '1.23.2', numpy.__version__"
+	UNROLLED_TEST_NUMPY_ALONE=1 .venv-oldest/bin/python -m pytest -q -n $(JOBS) -p no:cacheprovider tests/unit
+	UNROLLED_TEST_NUMPY_ALONE=1 UNROLLED_COMPILED=0 .venv-oldest/bin/python -m pytest -q -n $(JOBS) \
+	  -p no:cacheprovider tests/unit
 
 # The NumPy path's second pass: the cells' Keras parity modules in `make test`; the wrappers
 # and training modules too in `make test-all`. Those two exercise the time loop and the
@@ -81,4 +101,4 @@ fuzz: $(VENV)/.installed-test
 	FUZZ_RANDOM=1 FUZZ_FORMATS=$${FUZZ_FORMATS:-.keras,.h5,.unrolled.npz,.weights.npz} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25000} $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .venv-oldest build *.egg-info src/*.egg-info

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from gradcheck import check_layer_gradients
-from unrolled import kernels, utils
+from unrolled import utils
+from unrolled.fast import kernels
 from unrolled.layers import GRU, LSTM, RNN, Bidirectional, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell, StackedRNNCells
-from unrolled.layers import recurrent
+from unrolled.layers.recurrent import bptt
 
 B, T, F, M = 3, 7, 4, 5
 
@@ -37,8 +38,8 @@ CASES = [
 
 def _chunk_rows(monkeypatch, rows):
     """Chunks of max(ceil(T/8), ceil(rows/B)) steps: rows=B gives one step per chunk."""
-    monkeypatch.setattr(recurrent, "BACKWARD_CHUNK_ROWS", rows)
-    monkeypatch.setattr(recurrent, "SEPARATE_DXP_CHUNK_ROWS", rows)
+    monkeypatch.setattr(bptt, "BACKWARD_CHUNK_ROWS", rows)
+    monkeypatch.setattr(bptt, "SEPARATE_DXP_CHUNK_ROWS", rows)
 
 
 def _build(kind, case, dtype, seed=0):
@@ -119,6 +120,7 @@ def test_compiled_bptt_reads_the_previous_states_as_a_slice_of_the_training_buff
     """The compiled training forward keeps h_{-1} .. h_{T-1} in one (T+1, B, M) buffer, so
     each chunk's weight gradient gets its previous states as a slice of it, not a copy;
     they are the reference steps' previous states within float32 rounding."""
+    monkeypatch.setattr(kernels, "_enabled", True)      # on, even in the NumPy-path run
     if not kernels.fused(np.dtype("float32")):
         pytest.fail("numba is a test dependency: the compiled kernels must be active")
     _chunk_rows(monkeypatch, 2 * B)                            # chunks of 2 steps

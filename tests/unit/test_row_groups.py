@@ -3,7 +3,7 @@ outputs and states as one group, within float32 rounding, for every option of th
 import numpy as np
 import pytest
 
-from unrolled.fast import threads
+from unrolled.fast import kernels, threads
 from unrolled.layers import GRU, LSTM, SimpleRNN
 
 LAYERS = {
@@ -14,6 +14,15 @@ LAYERS = {
     "simple": lambda: SimpleRNN(96, return_sequences=True, return_state=True),
     "simple-relu-last": lambda: SimpleRNN(96, activation="relu", return_state=True),
 }
+
+
+@pytest.fixture(autouse=True)
+def compiled_on():
+    """Row groups are a way of running the compiled loops: on, even in the NumPy-path run."""
+    before = kernels._enabled
+    kernels.set_enabled(True)
+    yield
+    kernels.set_enabled(before)
 
 
 @pytest.fixture
