@@ -238,6 +238,15 @@ def main(argv=None):
                   "`benchmarks/cold.py`; target at most 0.5x PyTorch):", ""]
         models = list(cold.MODELS)[:1] if args.smoke else list(cold.MODELS)   # smoke: the path
         lines += cold.table(cold.run(frameworks, 1 if args.smoke else cold.ROUNDS, models))
+    if not args.smoke and (not args.only or args.only in "end to end"):
+        # (--smoke leaves it out: `python -m benchmarks.endtoend --smoke` is its own.)
+        from . import endtoend
+        frameworks = tuple(f for f in FRAMEWORKS if f in args.frameworks.split(","))
+        before = os.getloadavg()[0]
+        times = endtoend.run(frameworks, endtoend.ROUNDS)
+        lines += ["", endtoend.intro(endtoend.ROUNDS), "",
+                  endtoend.load_note(before, os.getloadavg()[0]), ""]
+        lines += endtoend.table(times)
     print("\n".join(lines))
     if args.write:
         memory = subprocess.run([sys.executable, "-m", "benchmarks.memory"], check=True,

@@ -45,7 +45,7 @@ def test_bench_smoke_prints_a_complete_table():
 def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
     """Folded layers issue [x_t | h] @ [W; U], (B, F+M) @ (F+M, G*M); the others h @ U."""
     from benchmarks.__main__ import recurrent_rates
-    from unrolled import kernels
+    from unrolled.fast import kernels
     from unrolled.fast.cells import LSTMSequence, SimpleRNNSequence
     monkeypatch.setattr(SimpleRNNSequence, "fold_min_macs", 0)
     monkeypatch.setattr(LSTMSequence, "fold_min_macs", 0)
@@ -64,10 +64,37 @@ def test_the_rate_table_times_the_product_the_layer_issues(monkeypatch):
 def test_the_profile_times_the_parts_of_a_call(monkeypatch):
     """``benchmarks.profile``: the whole call and its products, folded or not."""
     from benchmarks.profile import breakdown
-    from unrolled import kernels
+    from unrolled.fast import kernels
     from unrolled.fast.cells import LSTMSequence
     (whole, products, projection), folded = breakdown("GRU", 4, 3, 2, 5, repeats=3)
     assert not folded and whole > 0 and products > 0 and projection > 0
     monkeypatch.setattr(LSTMSequence, "fold_min_macs", 0)
     (whole, products, projection), folded = breakdown("LSTM", 4, 3, 2, 5, repeats=3)
     assert folded == kernels.folds("float32") and whole > 0 and products > 0
+
+
+def test_end_to_end_smoke_prints_every_example_in_every_framework():
+    """``benchmarks.endtoend --smoke``: one round of the three examples (reduced data, one
+    epoch), each framework in its own process; a wall time, a ratio and final losses on every
+    row, the threads each used, and where each run's time went."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.endtoend", "--smoke"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tables = [[line for line in block.splitlines() if line.startswith("| ") and "---" not in line]
+              for block in proc.stdout.split("\n\n")]
+    walls, phases = [t for t in tables if t]
+    assert "PyTorch" in walls[0] and "Keras" in walls[0] and "final loss" in walls[0]
+    assert [r.split(" ")[1] for r in walls[1:]] == ["sine", "co2", "dante"]
+    for row in walls[1:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(re.fullmatch(r"[\d.]+ s", c) for c in cells[1:4]), row
+        assert float(cells[4]) > 0 and cells[5] == "-", row     # one round: no range
+        losses = [[float(v) for v in part.split(",")] for part in cells[6].split(" / ")]
+        assert len(losses) == 3 and all(0 < v < 10 for part in losses for v in part), row
+        assert len({len(part) for part in losses}) == 1, row   # sine: two models in each
+    assert re.search(r"^Threads .*unrolled: BLAS \d+ threads.*PyTorch: torch \d+ intra-op.*"
+                     r"Keras: TensorFlow intra-op", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^CPU: .+; AVX2 (yes|no), AVX-512 .+, AMX .+; .*core type \w+",
+                     proc.stdout, re.M), proc.stdout
+    assert len(phases) == 1 + 9 and all(re.fullmatch(r"[\d.]+ s", c.strip())
+                                        for row in phases[1:] for c in row.split("|")[3:9])
