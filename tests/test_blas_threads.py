@@ -39,7 +39,7 @@ def test_all_threads_are_kept_when_their_steps_are_faster_by_the_margin():
     choice = Choice(4, clock=Clock())
     times = {1: 2e-3, 4: 1e-3}
     used = _run_steps(choice, times, 1 + 2 * SAMPLES)
-    assert used[0] == 4                          # the warm-up step, on the default count
+    assert used[0] == 1                          # the warm-up step, on one thread
     assert used[1:] == [1, 4] * SAMPLES          # alternating
     assert choice.best == 4
     assert _run_steps(choice, times, PERIOD - 1) == [4] * (PERIOD - 1)
@@ -48,7 +48,58 @@ def test_all_threads_are_kept_when_their_steps_are_faster_by_the_margin():
 def test_one_much_slower_all_threads_step_settles_it_at_once():
     choice = Choice(2, clock=Clock())
     used = _run_steps(choice, {1: 1e-3, 2: 1e-3 * (GIVE_UP + 0.5)}, 3)
-    assert used == [2, 1, 2] and choice.best == 1
+    assert used == [1, 1, 2] and choice.best == 1
+
+
+def test_no_step_runs_on_all_threads_while_another_process_holds_a_core(monkeypatch):
+    """``limit`` asks whether other processes' threads are runnable before a timed step
+    on all threads; if so it settles on one thread without running that step."""
+    from unrolled.fast import threads
+
+    class Controller:
+        num_threads = 2
+
+        def set_num_threads(self, n):
+            self.num_threads = n
+            used.append(n)
+
+    class Model:
+        weights = []
+
+    used, busy = [], []
+    monkeypatch.setattr(threads, "_controllers", (Controller(),))
+    monkeypatch.setattr(threads, "_cores", lambda: 2)
+    monkeypatch.setattr(threads, "work", lambda model, rows: threads.TINY_WORK)
+    monkeypatch.setattr(threads, "_others_busy", lambda n: busy[-1])
+    monkeypatch.setattr(threads, "_choices", {})
+    model = Model()
+    busy.append(True)
+    for _ in range(4):                               # warm-up, a sample on one, then busy
+        with threads.limit(model, 32, "train"):
+            pass
+    (choice,) = threads._choices.values()
+    assert choice.best == 1 and not choice.times[2]  # settled, no step timed on two
+    assert used.count(1) == 4                        # every step ran on one thread
+    quiet = threads.Choice(2)
+    quiet.record(1, 1.0)                             # warm-up
+    quiet.record(1, 1e-3)
+    quiet.busy()
+    assert quiet.best == 1
+    monkeypatch.setattr(threads, "_choices", {})     # a quiet machine: all threads are timed
+    busy.append(False)
+    for _ in range(3):
+        with threads.limit(model, 32, "train"):
+            pass
+    (choice,) = threads._choices.values()
+    assert len(choice.times[2]) == 1
+
+
+def test_other_processes_running_threads_are_counted_on_linux():
+    from unrolled.fast import threads
+    n = threads._others_running()
+    assert n is None or n >= 0
+    if sys.platform.startswith("linux"):
+        assert n is not None
 
 
 def test_all_threads_must_win_by_the_margin_and_by_their_median():

@@ -13,7 +13,10 @@ batch, a predict batch, a ``*_on_batch`` call). For each (model, rows, kind) a
 ``Choice`` times its steps per row: after a warm-up step, a few steps on one thread and as
 many on all, alternating; it keeps the count found faster (see ``Choice``) for a while,
 then times both again (the machine's load changes). Products too small for OpenBLAS to
-split (below ``TINY_WORK`` multiply-adds) skip all this.
+split (below ``TINY_WORK`` multiply-adds) skip all this. A step on all threads is timed only
+when no other process holds a core at that moment (Linux's count of runnable threads,
+``_others_busy``): beside a busy process one such step cost 0.3-4 s where one thread's took
+36 ms, so probing alone made the Dante example 2-4x slower than ``OPENBLAS_NUM_THREADS=1``.
 
 The user's choice is kept: ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``,
 ``MKL_NUM_THREADS`` or ``BLIS_NUM_THREADS`` set, or a thread count already below the
@@ -91,12 +94,42 @@ def work(model, rows):
     return largest * rows
 
 
+def _others_running():
+    """Threads of other processes running or runnable right now (Linux: the kernel's count
+    in /proc/loadavg less this process's threads in state R), or None where unknown."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+        ours = 0
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+            ours += stat[stat.rindex(")") + 2] == "R"
+    except (OSError, ValueError, IndexError):
+        return None
+    return running - ours
+
+
+def _others_busy(threads):
+    """True when other processes' runnable threads leave fewer than ``threads`` cores free,
+    read three times 1 ms apart (the smallest count: a command that just ran is not load)."""
+    counts = []
+    for i in range(3):
+        if i:
+            time.sleep(0.001)
+        n = _others_running()
+        if n is None:
+            return False
+        counts.append(n)
+    return _cores() - min(counts) < threads
+
+
 class Choice:
     """One or ``all_threads`` threads for a kind of step, from the steps' own times.
 
     ``threads()`` says which count the next step runs on; ``record(threads, seconds)``
-    takes its time. The first step warms up (compiling, first allocations) and is not
-    counted; then steps alternate between one thread and all, ``SAMPLES`` on each. All
+    takes its time. The first step warms up (compiling, first allocations), on one thread,
+    and is not counted; then steps alternate between one thread and all, ``SAMPLES`` on each. All
     threads are kept when their median time is under ``MARGIN`` times one thread's, else
     one thread. Step times on a shared machine are noisy (a thread waits for a busy core now
     and then), and a wrong choice of all threads costs more (a step 2-5x slower, measured)
@@ -124,7 +157,7 @@ class Choice:
         if self.best is not None:
             return self.best
         if not self.warm:
-            return self.all
+            return 1                      # (a warm-up on all threads could cost seconds)
         ones, alls = len(self.times[1]), len(self.times[self.all])
         return 1 if ones <= alls else self.all
 
@@ -146,6 +179,13 @@ class Choice:
             self._choose(1)
         elif len(ones) >= SAMPLES and len(alls) >= SAMPLES:
             self._choose(self.all if alls[SAMPLES // 2] < MARGIN * ones[SAMPLES // 2] else 1)
+
+    def busy(self):
+        """Another process holds a core now: settle on one thread without timing a step on
+        all of them (on a busy machine one such step cost 0.3-4 s where one thread's took
+        36 ms). Only between a one-thread sample and an all-threads one."""
+        if self.times[1]:
+            self._choose(1)
 
     def _choose(self, n):
         if n == self.last:
@@ -189,7 +229,11 @@ class limit:
         before = [c.num_threads for c in controllers]
         if min(before) < choice.all:             # the user lowered it: theirs to choose
             return
-        self.choice, self.before, self.n = choice, before, choice.threads()
+        n = choice.threads()
+        if n > 1 and choice.best is None and _others_busy(choice.all):
+            choice.busy()                        # no all-threads step while a core is taken
+            n = choice.threads()
+        self.choice, self.before, self.n = choice, before, n
         if self.n != min(before):
             for c in controllers:
                 c.set_num_threads(self.n)
