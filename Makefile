@@ -89,8 +89,8 @@ test-oldest: .venv-oldest/.installed
 # and training modules too in `make test-all`. Those two exercise the time loop and the
 # models, which both paths share; what differs between the paths, the cell steps, is
 # checked here against Keras and in tests/unit/test_fast.py against the compiled kernels.
-NUMPY_PATH_TESTS := tests/test_lstm_gru.py tests/test_simple_rnn.py tests/test_notebook.py
-NUMPY_PATH_TESTS_ALL := $(NUMPY_PATH_TESTS) tests/test_wrappers.py tests/test_training.py
+NUMPY_PATH_TESTS := tests/reference/layers/recurrent/test_lstm_gru.py tests/reference/layers/recurrent/test_simple_rnn.py tests/reference/test_notebook.py
+NUMPY_PATH_TESTS_ALL := $(NUMPY_PATH_TESTS) tests/reference/layers/test_wrappers.py tests/reference/models/test_training.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks
@@ -98,7 +98,7 @@ bench: $(VENV)/.installed-test
 # A longer fuzzing run of the file readers than CI's 2000 examples (500 a format): 25000 a
 # format, freshly random. A .h5 that hangs the HDF5 library costs its 3 s parse time limit.
 fuzz: $(VENV)/.installed-test
-	FUZZ_RANDOM=1 FUZZ_FORMATS=$${FUZZ_FORMATS:-.keras,.h5,.unrolled.npz,.weights.npz} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25000} $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
+	FUZZ_RANDOM=1 FUZZ_FORMATS=$${FUZZ_FORMATS:-.keras,.h5,.unrolled.npz,.weights.npz} FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-25000} $(BIN)/python -m pytest -q tests/unit/io/test_fuzz.py
 
 clean:
 	rm -rf $(VENV) .venv-oldest build *.egg-info src/*.egg-info

@@ -4,7 +4,7 @@
     h_t = activation(a_t)
 
 Import this module and ``IndRNN(units)`` trains, masks, saves and loads, and explain traces
-it, shows its equations and writes it as NumPy code. ``tests/unit/test_add_a_cell.py``
+it, shows its equations and writes it as NumPy code. ``tests/unit/layers/recurrent/test_add_a_cell.py``
 checks it against a hand-written loop and by finite differences.
 """
 import numpy as np

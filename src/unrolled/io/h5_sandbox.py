@@ -1,6 +1,6 @@
 """HDF5 files parsed in a separate process with a time limit, read back as a snapshot.
 
-Why: a corrupted HDF5 file can make the HDF5 C library loop forever. tests/unit/test_fuzz.py
+Why: a corrupted HDF5 file can make the HDF5 C library loop forever. tests/unit/io/test_fuzz.py
 found one: a variable-length string attribute pointing into a mangled global heap. h5py
 holds the GIL in that loop, so no thread, alarm or timeout of this process can stop it.
 

@@ -3,7 +3,7 @@
 Keras's TensorFlow backend gives an Embedding's weights the gradient of a gather: one row
 of values per *looked-up position* (``IndexedSlices``), indices repeated where a token
 repeats, never summed first. Its optimizers then mix that with dense state, and the rule
-that comes out (checked against Keras 3.15 / TF 2.21, tests/test_embedding_sparse_updates.py):
+that comes out (checked against Keras 3.15 / TF 2.21, tests/reference/optimizers/test_embedding_sparse_updates.py):
 
 * every quantity linear in the gradient sees the row sums ``G`` (the dense gradient);
 * every *squared* gradient is squared per position, then summed: ``S = sum_i g_i**2`` for

@@ -50,7 +50,7 @@ def _reader_boundary(read):
     The format checks raise ``ModelFileError`` with a precise message. A corrupted file can
     still trip something deeper (h5py on a mangled B-tree, a config with a wrong type); that
     is turned into a ``ModelFileError`` naming the original error, instead of escaping as an
-    ``OverflowError`` or ``TypeError`` the caller could not expect. (Found by tests/unit/test_fuzz.py.)
+    ``OverflowError`` or ``TypeError`` the caller could not expect. (Found by tests/unit/io/test_fuzz.py.)
     """
     import functools
     import zipfile

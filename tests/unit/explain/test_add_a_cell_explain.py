@@ -3,7 +3,7 @@
 needs. The equations are checked against a hand-written IndRNN loop, the generated program
 against ``model.predict`` (IndRNN has no Keras or PyTorch reference). The built-in cells'
 text comes from the same entries; their numbers are checked against Keras in
-tests/test_explain_*.py."""
+tests/reference/explain/ and tests/system/explain/."""
 import dataclasses
 
 import numpy as np

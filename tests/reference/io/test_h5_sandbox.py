@@ -23,8 +23,8 @@ from unrolled.saving.model_files import load_weights, save_weights
 # A legacy .h5 of Sequential([Input((2,)), Dense(1)]) with bytes 16-31 of its global heap
 # collection ("GCOL") zeroed: the first heap object has index 0 and size 0, and reading the
 # model_config attribute, a variable-length string, makes the HDF5 library loop forever
-# (holding the GIL). Found by tests/unit/test_fuzz.py.
-HANGING = Path(__file__).parent / "data" / "hanging_global_heap.h5"
+# (holding the GIL). Found by tests/unit/io/test_fuzz.py.
+HANGING = Path(__file__).parents[2] / "data" / "hanging_global_heap.h5"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import numpy as np
 from unrolled.layers import Dense, Input, SimpleRNN
 from unrolled.models import Model
 
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
+SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
 
 WRITER = textwrap.dedent("""
     import sys

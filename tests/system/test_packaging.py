@@ -6,7 +6,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_sdist_holds_the_license_and_the_test_suite(tmp_path):
