@@ -193,7 +193,7 @@ hard_sigmoid = Activation(
     "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
 )
 # What Keras 2 (up to 2.15, and tf.keras 2) called "hard_sigmoid": slope 0.2 where Keras 3's
-# is 1/6. The loaders give it to layers of files that Keras 2 wrote (io/serialize.py); it is
+# is 1/6. The loaders give it to layers of files that Keras 2 wrote (saving/serialize.py); it is
 # also the name such layers report in get_config(), so a copy built from it computes the same.
 hard_sigmoid_keras2 = Activation(
     "hard_sigmoid_keras2", _hard_sigmoid_keras2,

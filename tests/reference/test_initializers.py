@@ -8,7 +8,7 @@ import pytest
 
 import unrolled
 from unrolled import initializers
-from unrolled.io.graph import model_config, model_from_config
+from unrolled.saving.graph import model_config, model_from_config
 
 SHAPE = (300, 400)
 CASES = [

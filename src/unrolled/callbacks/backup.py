@@ -64,7 +64,7 @@ class BackupAndRestore(Callback):
 
     def _restore(self):
         from unrolled.io.h5_sandbox import open_h5
-        from unrolled.io.keras_format import _group_updates, load_weights_h5
+        from unrolled.saving.keras_format import _group_updates, load_weights_h5
         from unrolled.io.safety import read_file
 
         model = self.model
@@ -113,7 +113,7 @@ class BackupAndRestore(Callback):
             self._save()
 
     def _save(self):
-        from unrolled.io.keras_format import weights_h5_bytes
+        from unrolled.saving.keras_format import weights_h5_bytes
 
         os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint:

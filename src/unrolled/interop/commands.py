@@ -159,7 +159,7 @@ def inspect(path):
     model_file = _is(path, MODEL_SUFFIXES) and not _is(path, WEIGHT_SUFFIXES) \
         and not _legacy_weights_only(path)
     if model_file or _torch_model_file(path):
-        from ..io.graph import weight_groups
+        from ..saving.graph import weight_groups
         from ..models import load_model
 
         model = load_model(path) if model_file else load_any(path)

@@ -38,8 +38,8 @@ def checkpoint_dict(model):
     """The dict ``save_torch_model`` writes (tensors on the CPU). Raises ``ValueError``
     naming what PyTorch modules cannot hold."""
     from .. import __version__
-    from ..io.graph import model_config
-    from ..io.keras_format import KERAS_VERSION
+    from ..saving.graph import model_config
+    from ..saving.keras_format import KERAS_VERSION
     from .torch import to_torch
 
     config = model_config(model)
@@ -93,10 +93,10 @@ def _read(obj, where, size):
     """(model, torch module with the file's state) from a checkpoint dict."""
     import torch
 
-    from ..io.graph import model_from_config
-    from ..io.keras_format import parse_json
+    from ..saving.graph import model_from_config
+    from ..saving.keras_format import parse_json
     from ..io.safety import ModelFileError
-    from ..io.serialize import hard_sigmoid_for
+    from ..saving.serialize import hard_sigmoid_for
     from . import torch_layers
     from .torch import _convert_module, tensor_array, to_torch
 

@@ -43,8 +43,8 @@ def _as_list(y):
 
 
 def _note_keras2_hard_sigmoid(model):
-    from ..io.graph import model_config
-    from ..io.serialize import KERAS2_HARD_SIGMOID, activation_users
+    from ..saving.graph import model_config
+    from ..saving.serialize import KERAS2_HARD_SIGMOID, activation_users
 
     users = activation_users(model_config(model), KERAS2_HARD_SIGMOID)
     if users:
@@ -57,7 +57,7 @@ def writer_version(path):
     """The ``keras_version`` a ``.keras`` (metadata.json) or legacy ``.h5`` (root or
     model_weights attribute) file was written by, as text, or None when it holds none."""
     from ..io.h5_sandbox import open_h5
-    from ..io.keras_format import parse_json
+    from ..saving.keras_format import parse_json
     from ..io.safety import MAX_JSON_BYTES, SafeZip, read_attr, read_file
 
     data = read_file(path)
@@ -101,7 +101,7 @@ def reference_keras(path):
 
 
 def verify_keras(path, tol=1e-5, timesteps=10, batch=4, seed=0):
-    from ..io.nested_models import is_model
+    from ..saving.nested_models import is_model
     from ..models import Model, load_model
 
     ours = load_model(path)

@@ -1,6 +1,7 @@
 """Reading untrusted model files: they are data, never code.
 
-Every reader in ``unrolled.io`` goes through these checks before it allocates or parses:
+Every file reader (``unrolled.saving``, ``unrolled.io``) goes through these checks before it
+allocates or parses:
 
 * a file is read whole into memory only after its size is checked (missing → a
   ``FileNotFoundError``; empty or too large → ``ModelFileError``);

@@ -30,7 +30,7 @@ __all__ = [
     "Dot", "dot", "Permute",
 ]
 # The layers beside the recurrent ones (issue 25), one module per family, each with its
-# ``__all__`` and its ``KERAS_LAYERS`` table (which io/serialize.py reads).
+# ``__all__`` and its ``KERAS_LAYERS`` table (which saving/serialize.py reads).
 COMPANION_MODULES = (activation_layers, attention, convolutional, multi_head_attention, noise,
                      normalization, pooling)
 for _module in COMPANION_MODULES:

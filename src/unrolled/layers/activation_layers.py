@@ -58,7 +58,7 @@ class ReLU(Layer):
 
 class _AliasedOptions(tuple):
     """A layer's config options, where a file may also hold an older name of one (``alias``):
-    the readers (io/serialize.py) accept it and the constructor maps it, the writers write the
+    the readers (saving/serialize.py) accept it and the constructor maps it, the writers write the
     current names only (iterating the tuple)."""
 
     def __new__(cls, options, aliases):
@@ -247,7 +247,7 @@ class Softmax(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
-# class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py
+# class name: (unrolled class, Keras snake-case name, options in the config): saving/serialize.py
 # reads and writes these layers through this table.
 KERAS_LAYERS = {
     "ReLU": (ReLU, "re_lu", ("max_value", "negative_slope", "threshold")),

@@ -331,7 +331,7 @@ class SeparableConv1D(Layer):
 
 
 __all__ = ["Conv1D", "SeparableConv1D"]
-# class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py
+# class name: (unrolled class, Keras snake-case name, options in the config): saving/serialize.py
 # reads and writes these layers through this table.
 KERAS_LAYERS = {
     "Conv1D": (Conv1D, "conv1d", ("filters", "kernel_size", "strides", "padding",

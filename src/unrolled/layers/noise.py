@@ -152,7 +152,7 @@ class ActivityRegularization(Layer):
         return config
 
 
-# class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py
+# class name: (unrolled class, Keras snake-case name, options in the config): saving/serialize.py
 # reads and writes these layers through this table.
 KERAS_LAYERS = {
     "SpatialDropout1D": (SpatialDropout1D, "spatial_dropout1d", ("rate", "seed", "noise_shape")),

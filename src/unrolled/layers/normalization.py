@@ -350,7 +350,7 @@ from .batchnorm import BatchNormalization  # noqa: E402  (it uses the helpers ab
 __all__ = ["BatchNormalization", "GroupNormalization", "LayerNormalization",
            "UnitNormalization"]
 _AFFINE = ("epsilon", "center", "scale", "beta_initializer", "gamma_initializer")
-# class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py
+# class name: (unrolled class, Keras snake-case name, options in the config): saving/serialize.py
 # reads and writes these layers through this table.
 KERAS_LAYERS = {
     "LayerNormalization": (LayerNormalization, "layer_normalization",

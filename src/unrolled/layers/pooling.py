@@ -248,7 +248,7 @@ class Cropping1D(Layer):
 __all__ = ["MaxPooling1D", "AveragePooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D",
            "UpSampling1D", "ZeroPadding1D", "Cropping1D"]
 _POOL = ("pool_size", "strides", "padding", "data_format")
-# class name: (unrolled class, Keras snake-case name, options in the config): io/serialize.py
+# class name: (unrolled class, Keras snake-case name, options in the config): saving/serialize.py
 # reads and writes these layers through this table.
 KERAS_LAYERS = {
     "MaxPooling1D": (MaxPooling1D, "max_pooling1d", _POOL),

@@ -4,7 +4,7 @@ A cell type is registered once, here, with its cell class, its layer class, Kera
 names and snake-case names, the options its config carries, its fused gate blocks (Keras's
 order, and how PyTorch and ONNX order the same blocks), the names of its states, and the
 text explain shows: its equations and the NumPy lines of one step.
-``io.serialize`` (Keras configs), ``interop.torch`` and ``interop.onnx_export``, and
+``saving.serialize`` (Keras configs), ``interop.torch`` and ``interop.onnx_export``, and
 ``explain`` (trace, equations, plots, code) read these entries instead of keeping tables
 of their own. Each layer class gets, from its entry, a read-only attribute per cell option
 (``LSTM(8).units`` is its cell's ``units``), as Keras's recurrent layers have.

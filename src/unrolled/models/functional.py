@@ -448,7 +448,7 @@ class Model(Trainer, Layer):
         ``config.json``), for ``unrolled.models.model_from_json`` or Keras's; ``kwargs`` go
         to ``json.dumps``."""
         import json
-        from ..io.graph import model_config
+        from ..saving.graph import model_config
         return json.dumps(model_config(self), **kwargs)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):

@@ -7,7 +7,7 @@ does the same with its native format, NumPy alone: ``Model.__reduce__`` returns:
     (unrolled.models.pickling.rebuild, (payload, functions, classes))
 
 * ``payload`` (bytes): an uncompressed ``.npz`` archive of ``.npy`` arrays, as
-  ``.unrolled.npz`` (``io.npz_model``): ``__format__``, ``__config__`` (the model's JSON
+  ``.unrolled.npz`` (``saving.npz_model``): ``__format__``, ``__config__`` (the model's JSON
   config), one array per weight (``layers/lstm/cell/vars/0`` ...), and, for a compiled
   model, ``__compile__`` (JSON: optimizer, loss and metrics as ``compile`` received them,
   and which weights the optimizer holds state for) and ``optimizer/vars/0`` ... in
@@ -67,14 +67,14 @@ def reduce_model(model):
 
 def rebuild(payload, functions=(), classes=None):
     """The model a ``reduce_model`` payload describes (compiled, optimizer state restored)."""
-    from ..io import custom_objects as custom
+    from ..saving import custom_objects as custom
     with custom.scope(classes or None, "unpickling a model"):
         return _from_payload(payload, tuple(functions))
 
 
 # --- writing ---------------------------------------------------------------------------------
 def _payload(model, compiled):
-    from ..io.graph import model_config, weight_groups
+    from ..saving.graph import model_config, weight_groups
     arrays = {"__format__": _text(_FORMAT), "__config__": _text(json.dumps(model_config(model)))}
     for group, variables in weight_groups(model, model.layers):
         for i, var in enumerate(variables):
@@ -146,7 +146,7 @@ def _compile_state(model, functions):
 
 def _custom_classes(model):
     """``{registered name: class}`` of the layers and cells written the Keras way."""
-    from ..io.custom_objects import is_custom
+    from ..saving.custom_objects import is_custom
     found, stack, seen = {}, list(model.layers), set()
     while stack:
         obj = stack.pop()
@@ -178,8 +178,8 @@ def _text(text):
 
 # --- reading ---------------------------------------------------------------------------------
 def _from_payload(payload, functions):
-    from ..io.graph import model_from_config, weight_groups
-    from ..io.keras_format import config_layer_order, parse_json
+    from ..saving.graph import model_from_config, weight_groups
+    from ..saving.keras_format import config_layer_order, parse_json
     from ..io.safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_npy, weights_budget
 
     where = "the pickled model"

@@ -27,7 +27,7 @@ def _suffix(path):
 
 def save_model(model, filepath):
     """Save config and weights of ``model`` to ``filepath`` (.keras, .h5 or .unrolled.npz)."""
-    from ..io import keras_format, npz_model
+    from . import keras_format, npz_model
 
     kind = _suffix(filepath)
     if kind == ".keras":
@@ -78,9 +78,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     (Keras's default, True): a ``.keras`` file's compile_config compiles the model and its
     optimizer state is restored. Configs are data: a file never makes unrolled import code.
     ``custom_objects={"Name": Class}`` gives, in code, the classes of custom layers and cells
-    written the Keras way (``io.custom_objects``); ``safe_mode=False`` (allowing code from
+    written the Keras way (``saving.custom_objects``); ``safe_mode=False`` (allowing code from
     the file) is refused."""
-    from ..io import custom_objects as custom
+    from . import custom_objects as custom
     if safe_mode is not True:
         raise NotImplementedError("load_model(safe_mode=False) is not supported: unrolled "
                                   "never runs code from a file.")
@@ -90,7 +90,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 @_reader_boundary
 def _load_model(compile, filepath):
-    from ..io import keras_format, npz_model
+    from . import keras_format, npz_model
     from ..io.safety import HDF5_MAGIC, ZIP_MAGIC, ModelFileError
 
     kind = _suffix(filepath)
@@ -121,12 +121,12 @@ def model_from_json(json_string, custom_objects=None):
     version that wrote the text computed (its ``keras_version``; Keras 2's when the text has
     Keras 2's layout and no version). Configs are data: no code in them is run;
     ``custom_objects`` gives custom layer classes in code, as for ``load_model``."""
-    from ..io.graph import model_from_config
-    from ..io.keras_format import parse_json
+    from .graph import model_from_config
+    from .keras_format import parse_json
     from ..io.safety import ModelFileError
-    from ..io.serialize import hard_sigmoid_for
+    from .serialize import hard_sigmoid_for
 
-    from ..io import custom_objects as custom
+    from . import custom_objects as custom
     config = parse_json(json_string, "the JSON text", "model_from_json")
     if not isinstance(config, dict) or "class_name" not in config:
         raise ModelFileError("model_from_json: the JSON text is not a Keras model config "
@@ -151,7 +151,8 @@ def save(model, filepath):
 
 def save_weights(model, filepath):
     """The weights alone: ``.weights.h5`` (Keras 3 layout) or ``.npz`` (native)."""
-    from ..io import keras_format, native
+    from . import keras_format
+    from ..io import native
 
     kind = _suffix(filepath)
     if kind == ".weights.h5":
@@ -187,7 +188,8 @@ def load_weights(model, filepath, skip_mismatch=False, by_name=None, objects_to_
 
 @_reader_boundary
 def _load_weights(model, kind, skip_mismatch, by_name, filepath):
-    from ..io import keras_format, native
+    from . import keras_format
+    from ..io import native
 
     if kind in (".weights.h5", ".h5", ".hdf5"):
         keras_format.load_weights_file_h5(model, filepath, skip_mismatch, by_name)

@@ -58,12 +58,12 @@ def serialize(obj):
     if isinstance(obj, Layer) and _is_library(obj, ""):
         from unrolled.models import Model
         if isinstance(obj, Model):
-            from unrolled.io.graph import model_config
+            from unrolled.saving.graph import model_config
             return model_config(obj)
-        from unrolled.io.serialize import layer_config
+        from unrolled.saving.serialize import layer_config
         return layer_config(obj)
     if isinstance(obj, initializers.Initializer):
-        from unrolled.io.serialize import serialize_initializer
+        from unrolled.saving.serialize import serialize_initializer
         return serialize_initializer(obj)
     if isinstance(obj, regularizers.Regularizer) and _is_library(obj, "regularizers"):
         return regularizers.serialize(obj)
@@ -111,7 +111,7 @@ def _built_in(entry, module, class_name, inner):
                                                "keras.src.activations.activations"):
         return activations.get(inner)
     if module == "keras.layers":
-        from unrolled.io.serialize import layer_from_config
+        from unrolled.saving.serialize import layer_from_config
         layer = layer_from_config(entry, where)
         shape = (entry.get("build_config") or {}).get("input_shape")
         if shape is not None:                     # Keras builds the layer it reads
@@ -119,10 +119,10 @@ def _built_in(entry, module, class_name, inner):
             layer._maybe_build([tuple(s) for s in shape] if nested else tuple(shape))
         return layer
     if (module == "keras" and class_name == "Sequential") or class_name == "Functional":
-        from unrolled.io.graph import model_from_config
+        from unrolled.saving.graph import model_from_config
         return model_from_config(entry, where)
     if module == "keras.initializers":
-        from unrolled.io.serialize import read_initializer
+        from unrolled.saving.serialize import read_initializer
         return read_initializer(entry, where)
     if module == "keras.regularizers":
         return regularizers.get(entry)

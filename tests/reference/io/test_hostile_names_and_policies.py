@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import unrolled
-from unrolled.io.graph import model_from_config
+from unrolled.saving.graph import model_from_config
 from unrolled.io.safety import UnsafeModelError, UnsupportedModelError
 
 

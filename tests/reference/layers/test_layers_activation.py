@@ -14,7 +14,7 @@ from gradcheck import numeric_grad, rel_error
 
 import unrolled
 from unrolled import activations
-from unrolled.io import serialize
+from unrolled.saving import serialize
 from unrolled.models import load_model
 
 # --- activation functions called with arguments -----------------------------------------------

@@ -39,7 +39,7 @@ def test_an_unregistered_cell_has_no_entry():
 def test_the_readers_take_their_tables_from_the_registry():
     from unrolled.explain import codegen_layers
     from unrolled.interop import onnx_export, torch as torch_interop
-    from unrolled.io import serialize
+    from unrolled.saving import serialize
     for t in CELL_TYPES:
         assert serialize.LAYERS[t.name][:2] == (t.layer, t.snake)
         assert serialize.LAYERS[t.cell_name][:2] == (t.cell, t.cell_snake)

@@ -18,7 +18,7 @@ import contextlib
 import sys
 
 from ..layers.base import Layer, _snake_case
-from .safety import UnsafeModelError, UnsupportedModelError
+from ..io.safety import UnsafeModelError, UnsupportedModelError
 
 _ACTIVE = None                    # {name: class} while a loader with custom_objects runs
 

@@ -28,10 +28,10 @@ import numpy as np
 
 from ..version import __version__
 from . import keras_layouts
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups
-from .h5_sandbox import H5Dataset, H5Group, open_h5
-from .safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, UnsupportedModelError,
+from ..io.h5_sandbox import H5Dataset, H5Group, open_h5
+from ..io.safety import (MAX_JSON_BYTES, ModelFileError, SafeZip, UnsupportedModelError,
                      import_h5py, read_attr, read_dataset, read_file, weights_budget)
 from .serialize import KERAS2_HARD_SIGMOID, activation_users, hard_sigmoid_for, rename_activation
 

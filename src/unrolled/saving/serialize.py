@@ -31,7 +31,7 @@ from ..layers.recurrent import CELL_RULES
 from ..layers import registry
 from ..layers.registry import CELL_TYPES
 from . import custom_objects
-from .safety import UnsafeModelError, UnsupportedModelError
+from ..io.safety import UnsafeModelError, UnsupportedModelError
 
 RNN_FLAGS = ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
              "zero_output_for_mask")

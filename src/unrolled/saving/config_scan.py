@@ -5,7 +5,7 @@ complaint about an option or initializer of another layer (``check_classes``, ca
 ``graph.model_from_config``).
 """
 from . import custom_objects
-from .safety import UnsupportedModelError
+from ..io.safety import UnsupportedModelError
 from .serialize import LAYERS, NESTED, check_not_code, supported_classes
 
 

@@ -54,7 +54,7 @@ def test_files_with_regularizers_load_predict_and_save_them_back(tmp_path, ext, 
 
 
 def test_a_custom_regularizer_is_refused(tmp_path):
-    from unrolled.io.graph import model_from_config
+    from unrolled.saving.graph import model_from_config
     config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
         {"class_name": "InputLayer", "config": {"batch_shape": [None, 3], "name": "in"}},
         {"class_name": "Dense", "config": {"name": "d", "units": 2, "kernel_regularizer": {

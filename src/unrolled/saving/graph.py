@@ -18,7 +18,7 @@ from . import custom_objects, nested_models
 from .config_scan import check_classes
 from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
                         layer_config, layer_from_config, snake_name)
-from .safety import ModelFileError, UnsupportedModelError
+from ..io.safety import ModelFileError, UnsupportedModelError
 
 _TENSOR = "__keras_tensor__"
 

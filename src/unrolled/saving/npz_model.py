@@ -16,9 +16,9 @@ import json
 
 import numpy as np
 
-from .atomic import atomic_write
+from ..io.atomic import atomic_write
 from .graph import model_config, model_from_config, weight_groups
-from .safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_file, read_npy, weights_budget
+from ..io.safety import MAX_JSON_BYTES, ModelFileError, SafeZip, read_file, read_npy, weights_budget
 
 FORMAT = "unrolled.npz/1"
 
