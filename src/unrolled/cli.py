@@ -262,6 +262,21 @@ def main(argv=None):
         return 1
 
 
+def console():
+    """The process's entry (the ``unrolled`` script and ``python -m unrolled``): ``main``,
+    then the exit without the interpreter's last garbage collection. Once the compiled
+    kernels are loaded, numba leaves ~100k objects in reference cycles, and collecting them
+    at exit took 0.15-0.5 s of every command (measured; 0.03-0.05 s frozen). Every file a
+    command writes is closed by then (atomic writes), so the cycles are left to the OS.
+    ``main`` itself, which tests and scripts call in-process, leaves the collector alone."""
+    import gc
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gc.freeze()
+    return code
+
+
 def _main(argv):
     from . import __version__
 
