@@ -4,7 +4,8 @@ For each of unrolled's inference workloads it times, in one process, alternating
 
 - the whole call, ``predict_on_batch``;
 - the per-step matrix products alone, T of them, issued as the layer issues them
-  (``step_operands``): ``[x_t | h] @ [W; U]`` where the layer folds, else ``h @ U``;
+  (``step_operands``): ``[x_t | h] @ [W; U]`` where the layer folds (transposed where the
+  LSTM runs unit-major, ``unit_major``), else ``h @ U``;
 - the input projection alone where the layer does not fold: all steps' ``x W`` as one
   product (the layer makes it in chunks of about 4 MB);
 
@@ -36,6 +37,15 @@ def step_operands(layer, n, dtype=np.float32):
     return lhs, rhs
 
 
+def unit_major(layer, n, dtype=np.float32):
+    """True when the layer's folded inference on a batch of ``n`` takes its step product
+    transposed, ``(o @ fk)^T`` (``fast.blas.matmul_t``: the LSTM's unit-major layout)."""
+    from unrolled.fast import cells
+    impl = cells.of_cell(layer.cell)
+    return (impl is not None and hasattr(impl, "unit_major") and impl.infers(dtype)
+            and impl.folds(dtype, n) and impl.unit_major(n, layer.cell.kernel.shape[0]))
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     fn()
@@ -56,6 +66,15 @@ def breakdown(cell, n, t, d, m, k=2, repeats=None):
     def products():
         for _ in range(t):
             np.dot(lhs, rhs, out=out)
+
+    if unit_major(layer, n):                                  # (o @ fk)^T, as the layer
+        from unrolled.fast import kernels
+        matmul_t, lhs_t = kernels._load()["matmul_t"], lhs.T.copy().reshape(-1)
+        out = out.reshape(-1)
+
+        def products():                                       # noqa: F811
+            for _ in range(t):
+                matmul_t(lhs_t, n, rhs, out)
 
     def projection():                           # all steps' x W as one product
         np.dot(xs, kernel, out=xp)

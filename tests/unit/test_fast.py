@@ -139,6 +139,71 @@ def test_inference_equals_the_reference(kind, b, t, f, m, masked, chunk_steps, f
         np.testing.assert_array_equal(fast[1][0], init[0][0])   # row 0: every step masked
 
 
+UNIT_MAJOR_SIZES = [(1, 10, 3, 5), (4, 7, 3, 2), (17, 9, 3, 5), (32, 12, 5, 64)]
+
+
+@pytest.mark.parametrize("chunk_steps", [2, None])
+@pytest.mark.parametrize("b,t,f,m", UNIT_MAJOR_SIZES)
+@pytest.mark.parametrize("kind", ["lstm", "lstm-last-backwards", "lstm-zero-last"])
+def test_unit_major_inference_equals_the_reference(kind, b, t, f, m, chunk_steps,
+                                                   monkeypatch):
+    """The folded LSTM's unit-major loop (``lstm_folded_t``), forced at every size: the
+    same outputs and final states as the reference steps, carried across chunks."""
+    monkeypatch.setattr(fast_cells.LSTMSequence, "fold_min_macs", 0)
+    monkeypatch.setattr(fast_cells.LSTMSequence, "unit_major_rows", 1)
+    if chunk_steps:
+        monkeypatch.setattr(inputs, "PROJECTION_CHUNK_BYTES", chunk_steps * b * f * 4)
+    ran = []
+    real = fast_cells.LSTMSequence._run_unit_major
+    monkeypatch.setattr(fast_cells.LSTMSequence, "_run_unit_major",
+                        lambda self, *a: ran.append(a[0].shape[0]) or real(self, *a))
+    r, x, layer, init = _layer(LAYERS[kind], 5 + t, b, t, f, m)
+    before = [s.copy() for s in init]
+    fast = layer.call(x, initial_state=init)
+    assert ran and sum(ran) == t and (chunk_steps is None or len(ran) > 1)
+    with kernels.unfused():
+        ref = layer.call(x, initial_state=init)
+    assert len(fast) == len(ref)
+    for i, (a, c) in enumerate(zip(fast, ref)):
+        assert a.flags.c_contiguous
+        close(a, c, f"output {i}")
+    for s, s0 in zip(init, before):
+        np.testing.assert_array_equal(s, s0)           # the initial states are not touched
+
+
+def test_unit_major_is_chosen_per_blas_kernel_family(monkeypatch):
+    """Unit-major folded inference where it was measured faster: from 16 rows on OpenBLAS's
+    AVX-512 kernels; from 8 rows up to 2^22 multiply-adds a step on the others (AVX2)."""
+    from unrolled.fast import blas
+    cell = LSTMCell(64)
+    cell.build((None, 16))
+    big = LSTMCell(256)
+    big.build((None, 32))
+    seq, big_seq = fast_cells.of_cell(cell), fast_cells.of_cell(big)
+    monkeypatch.setattr(blas, "core", lambda: "skylakex")
+    assert seq.unit_major(16, 16) and not seq.unit_major(15, 16)
+    assert big_seq.unit_major(128, 32) and big_seq.unit_major(1024, 32)
+    monkeypatch.setattr(blas, "core", lambda: "haswell")
+    assert seq.unit_major(8, 16) and not seq.unit_major(7, 16)
+    assert seq.unit_major(32, 16) and not big_seq.unit_major(64, 32)
+    monkeypatch.setattr(blas, "core", lambda: "")
+    assert not big_seq.unit_major(128, 32)
+
+
+def test_blas_matmul_t_equals_a_float64_product():
+    """``blas.matmul_t``: the transposed product, from the transposed left operand."""
+    r = np.random.default_rng(8)
+    matmul_t = kernels._load()["matmul_t"]
+    for rows, k, n in [(1, 5, 20), (2, 3, 4), (17, 80, 256), (32, 64, 256)]:
+        a = r.standard_normal((rows, k)).astype(np.float32)
+        w = r.standard_normal((k, n)).astype(np.float32)
+        out_t = np.full(n * rows, np.nan, np.float32)
+        matmul_t(np.ascontiguousarray(a.T).reshape(-1), rows, w, out_t)
+        exact = a.astype(np.float64) @ w.astype(np.float64)
+        np.testing.assert_allclose(out_t.reshape(n, rows).T, exact, rtol=0,
+                                   atol=4 * k * 6e-8 * np.abs(exact).max())
+
+
 def _train(layer, x, init, mask, training, seed):
     utils.set_random_seed(3)                            # the same dropout masks in both paths
     out, cache = layer.forward(x, initial_state=init, mask=mask, training=training)

@@ -28,9 +28,9 @@ sgemv = types.ExternalFunction(SGEMV, types.void(
     _i32, _i32, _i64, _i64, _f32, _ptr, _i64, _ptr, _i64, _f32, _ptr, _i64))
 
 
-def numpy_blas():
-    """The addresses of NumPy's own ``cblas_sgemm``/``cblas_sgemv`` (64-bit integer
-    OpenBLAS), or None when NumPy's BLAS is not one this module knows how to call."""
+def _numpy_openblas():
+    """(library, prefix, suffix) of NumPy's own 64-bit-integer OpenBLAS, whose symbols are
+    ``{prefix}cblas_sgemm{suffix}`` etc., or None when it is not one this module knows."""
     root = os.path.dirname(os.path.dirname(np.__file__))
     libs = (glob.glob(os.path.join(root, "numpy.libs", "*openblas64*"))        # Linux wheels
             + glob.glob(os.path.join(os.path.dirname(np.__file__), ".dylibs", "*openblas64*")))
@@ -40,13 +40,42 @@ def numpy_blas():
         except OSError:
             continue
         for prefix, suffix in (("scipy_", "64_"), ("", "64_")):
-            gemm = getattr(lib, f"{prefix}cblas_sgemm{suffix}", None)
-            gemv = getattr(lib, f"{prefix}cblas_sgemv{suffix}", None)
-            if gemm is None or gemv is None:
-                continue
-            return (ctypes.cast(gemm, ctypes.c_void_p).value,
-                    ctypes.cast(gemv, ctypes.c_void_p).value)
+            if (getattr(lib, f"{prefix}cblas_sgemm{suffix}", None) is not None
+                    and getattr(lib, f"{prefix}cblas_sgemv{suffix}", None) is not None):
+                return lib, prefix, suffix
     return None
+
+
+def numpy_blas():
+    """The addresses of NumPy's own ``cblas_sgemm``/``cblas_sgemv`` (64-bit integer
+    OpenBLAS), or None when NumPy's BLAS is not one this module knows how to call."""
+    found = _numpy_openblas()
+    if found is None:
+        return None
+    lib, prefix, suffix = found
+    return tuple(ctypes.cast(getattr(lib, f"{prefix}cblas_{f}{suffix}"), ctypes.c_void_p).value
+                 for f in ("sgemm", "sgemv"))
+
+
+_core = None
+AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+
+
+def core():
+    """The kernel family NumPy's OpenBLAS runs in this process, lower case (``skylakex``,
+    ``haswell``, ``zen``...: ``openblas_get_corename``, which ``OPENBLAS_CORETYPE`` can
+    change), or '' when unknown. Layout choices that depend on the CPU read it."""
+    global _core
+    if _core is None:
+        _core = ""
+        found = _numpy_openblas()
+        if found is not None:
+            lib, prefix, suffix = found
+            name = getattr(lib, f"{prefix}openblas_get_corename{suffix}", None)
+            if name is not None:
+                name.restype = ctypes.c_char_p
+                _core = (name() or b"").decode("ascii", "replace").strip().lower()
+    return _core
 
 
 def register():
@@ -91,3 +120,17 @@ def matmul_add(a, b, b_fortran, out):
     """out += a @ b, BLAS adding the product into out itself (beta = 1): no product
     array is written and read back. Its sums are BLAS's own, not ``out + np.dot(a, b)``."""
     gemm(a, b, b_fortran, one, out)
+
+
+@jit
+def matmul_t(a_t, rows, b, out_t):
+    """out_t = (a @ b)^T, unit-major, for a given as its transpose: a_t the (K * rows,)
+    values of a (rows, K) stored column by column (a_t[k * rows + r] = a[r, k]), b (K, N)
+    C-contiguous, out_t (N * rows,) with out_t[n * rows + r] = (a @ b)[r, n]. One sgemm,
+    column-major: out_t read as the (rows x N) product, a_t as a (rows x K) matrix, b as
+    the transpose of the (N x K) matrix its C order stores. At a recurrent step's sizes
+    OpenBLAS's SkylakeX kernels take this layout as fast as, or faster than, np.dot's
+    (see ``fast.cells.LSTMSequence``)."""
+    k, n = b.shape
+    sgemm(_COL_MAJOR, _NO_TRANS, _TRANS, rows, n, k, one, a_t.ctypes.data, rows,
+          b.ctypes.data, n, zero, out_t.ctypes.data, rows)

@@ -199,6 +199,24 @@ class LSTMSequence(CellSequence):
     # 0.86 at (16,50,16,64), 0.90 at (8,50,16,64), 1.00 at (1,10,3,5) and at F = M = 64.
     # From (32,50,16,64) on, it gains on both.
     fold_min_macs = 2 ** 19       # B * M * 4M, the recurrent product's multiply-adds per step
+    # Folded inference without a mask runs unit-major (``_run_unit_major``) where that was
+    # measured faster: in-process A/B, predict_on_batch, one BLAS thread, unit-major /
+    # row-major. OpenBLAS's AVX-512 kernels (Intel Xeon, AVX-512 + AMX): 0.83-0.95 at
+    # (32,50,16,64), 0.81-0.94 at (16,50,16,128), 0.86-0.89 at 40 and 48 rows, 0.94-0.95 at
+    # (128,50,32,256), but 1.04-1.06 at (8,50,16,128) and 0.99-1.06 at 4 rows. Its Haswell
+    # kernels (AVX2, ``OPENBLAS_CORETYPE=Haswell``, numba compiling for haswell, same
+    # machine): 0.89-0.91 at (8,50,16,128), 0.94-0.99 at 16 to 64 rows of 64 to 128
+    # units, but 1.01-1.05 from (64,50,32,256) up, where the product is large.
+    unit_major_rows = None        # tests: unit-major from this many rows, at every size
+
+    def unit_major(self, rows, width):
+        """True when folded inference of ``rows`` rows of ``width`` inputs runs unit-major."""
+        if self.unit_major_rows is not None:
+            return rows >= self.unit_major_rows
+        from .blas import AVX512_CORES, core
+        if core() in AVX512_CORES:
+            return rows >= 16
+        return rows >= 8 and rows * (width + self.cell.units) * 4 * self.cell.units <= 2 ** 22
 
     def infers(self, dtype):
         return _default_gates(self.cell) and kernels.sequence(dtype, self.cell.units)
@@ -210,6 +228,8 @@ class LSTMSequence(CellSequence):
         """As ``SimpleRNNSequence.run_steps``. Returns (output, [h, c])."""
         cell, dt = self.cell, xp.dtype
         bias = _bias(cell, xp.shape[-1], dt)
+        if fold is not None and mask is None and self.unit_major(*fold[0].shape[1:]):
+            return self._run_unit_major(fold[0], fold[2], bias, states, ys)
         h0, c0 = (np.array(s, dt, order="C") for s in states)
         if fold is not None and mask is None:
             h, c = kernels.run_sequence("lstm_folded", *fold, xp[0], bias, h0, c0, ys)
@@ -219,6 +239,21 @@ class LSTMSequence(CellSequence):
                 rk += fold or kernels.NO_FOLD
             h, c = kernels.run_sequence("lstm_sequence", xp, bias, *rk, h0, c0, ys, mask=mask)
         return (h if mask is None else mask[1]), [h, c]
+
+    def _run_unit_major(self, x, fk, bias, states, ys):
+        """Folded inference without a mask in the unit-major layout (``lstm_folded_t``):
+        states, gates and the product's operand transposed, so that BLAS takes
+        ``(o @ fk)^T`` and the gates run as one flat loop. Returns (h, [h, c])."""
+        steps, rows, d = x.shape
+        dt = x.dtype
+        units = self.cell.units
+        o_t = np.empty((d + units) * rows, dt)
+        o_t[d * rows:] = np.asarray(states[0], dt).T.reshape(-1)
+        c_t = np.array(np.asarray(states[1]).T, dt, order="C").reshape(-1)   # (a copy)
+        z_t = np.empty(4 * units * rows, dt)
+        kernels.run_sequence("lstm_folded_t", x, o_t, fk, z_t, np.repeat(bias, rows), c_t, ys)
+        h = np.ascontiguousarray(o_t[d * rows:].reshape(units, rows).T)
+        return h, [h, np.ascontiguousarray(c_t.reshape(units, rows).T)]
 
     def train_steps(self, xp, states, ys, mask=None, rec_mask=None, fold=None):
         """The training forward, keeping h and c in ``(T+1, B, M)`` buffers and the gates

@@ -23,7 +23,10 @@ computations use:
   every derivative comes from an output.
 * the fold: large SimpleRNN and LSTM layers compute ``z = [x_t | h] @ [kernel;
   recurrent_kernel]``, one product per step (``fold_product``), instead of ``x W`` for all
-  steps (inner dimension F, where BLAS runs at half its rate) and ``h U`` per step.
+  steps (inner dimension F, where BLAS runs at half its rate) and ``h U`` per step. The
+  LSTM's folded inference runs unit-major where that was measured faster
+  (``lstm_folded_t``, ``fast.cells.LSTMSequence.unit_major``): states and gates stored
+  transposed, BLAS computing ``(o @ fk)^T``, the gates one flat loop.
 * whole-sequence loops (``*_sequence``, and ``*_sequence_masked`` with a mask, for
   inference; ``*_train_sequence`` and ``*_backward_steps``, masked or not, with recurrent
   dropout or without, for training; GRU with ``reset_after=False`` for inference only,

@@ -8,9 +8,9 @@ calls it (the reference cells' ``np.dot``), with no copy of the operands per ste
 """
 import numpy as np
 
-from .blas import matmul, matmul_add
-from .steps import (gru_before_gates, gru_before_output, gru_forward_h, jit,
-                    lstm_forward_h, lstm_forward_to, simple_forward, simple_forward_to, zero)
+from .blas import matmul, matmul_add, matmul_t
+from .steps import (gru_before_gates, gru_before_output, gru_forward_h, jit, lstm_forward_h,
+                    lstm_forward_t, lstm_forward_to, simple_forward, simple_forward_to, zero)
 
 
 
@@ -86,6 +86,32 @@ def lstm_folded(x, o, fk, z, bias, h, c, ys, keep):
         if keep:
             ys[:, t, :] = o[:, d:]
     return o[:, d:].copy(), c
+
+
+@jit
+def lstm_folded_t(x, o_t, fk, z_t, bias_t, c_t, ys, keep):
+    """lstm_folded in the unit-major (transposed) layout: o_t ((F+M) * B,) holds [x[t] | h]
+    column by column (o_t[k * B + b] = [x[t] | h][b, k]; h, the last M * B values, in
+    place from the caller), z_t (4M * B,) takes (o @ fk)^T (``blas.matmul_t``), and the
+    gates run as one flat loop (``steps.lstm_forward_t``, bias_t the bias in that layout)
+    writing h into o_t and c into c_t (M * B,), in place. ys[:, t] = h when keep. Returns
+    nothing: the last h and c are in o_t and c_t."""
+    rows, d = x.shape[1], x.shape[2]
+    units = c_t.shape[0] // rows
+    h = o_t[d * rows:]
+    for t in range(x.shape[0]):
+        xt = x[t]
+        for b in range(rows):
+            xb = xt[b]
+            for f in range(d):
+                o_t[f * rows + b] = xb[f]
+        matmul_t(o_t, rows, fk, z_t)
+        lstm_forward_t(z_t, bias_t, c_t, h)
+        if keep:
+            for b in range(rows):
+                yb = ys[b, t]
+                for j in range(units):
+                    yb[j] = h[j * rows + b]
 
 
 @jit

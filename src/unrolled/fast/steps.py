@@ -121,6 +121,25 @@ def lstm_forward_to(z, bias, c_prev, c, h, off):
         lstm_row(z[b], bias, c_prev[b], c[b], h[b][off:], False)
 
 @jit
+def lstm_forward_t(z, bias, c, h):
+    """``lstm_forward_h`` in the unit-major layout of ``sequences.lstm_folded_t``: z (4n,)
+    holds the blocks [i | f | g | o], each of n = M * B values ordered unit by unit (value
+    j * B + b is unit j of row b), bias (4n,) the bias in that layout, c (n,) the cell
+    state, updated in place, h (n,) written. One flat loop over the n values: no per-row
+    slices, and unit stride everywhere, so LLVM vectorizes it whole."""
+    n = c.shape[0]
+    zi, zf, zg, zo = z[:n], z[n:2 * n], z[2 * n:3 * n], z[3 * n:]
+    bi, bf, bg, bo = bias[:n], bias[n:2 * n], bias[2 * n:3 * n], bias[3 * n:]
+    for k in range(n):
+        i = sigmoid(zi[k] + bi[k])
+        f = sigmoid(zf[k] + bf[k])
+        g = tanh(zg[k] + bg[k])
+        o = sigmoid(zo[k] + bo[k])
+        cc = f * c[k] + i * g
+        c[k] = cc
+        h[k] = o * tanh(cc)
+
+@jit
 def lstm_backward(dout, dh_next, dc_next, a, c_prev, c, dc_prev):
     """d(loss)/d(z) of one step, written over a = [i | f | g | o], and dc_prev, as
     LSTMCell.step_backward computes them."""

@@ -3,9 +3,10 @@
 numba compiles each kernel at its first call, for the argument types of that call, and
 caches the machine code on disk (see ``unrolled.fast``). This runs the calls a model makes
 -- inference and a training step of each built-in cell, with and without masks, dropout
-and the folded product -- on tiny inputs, so that the cache holds them before any real
-work starts: after an install (the first ``predict`` then costs milliseconds), or before a
-test run's parallel workers start (each would otherwise compile the same kernels).
+and the folded product (row-major and unit-major) -- on tiny inputs, so that the cache
+holds them before any real work starts: after an install (the first ``predict`` then
+costs milliseconds), or before a test run's parallel workers start (each would otherwise
+compile the same kernels).
 
 ``--part I/N`` warms the I-th of N shares of the cells (0-based), so that N processes
 compile in parallel. A kernel that a later call needs and this did not reach is compiled
@@ -29,22 +30,27 @@ def _layer(name, **options):
 
 @contextlib.contextmanager
 def _fold(on):
-    """The folded product ``[x_t | h] @ [W; U]`` on (or off) for every size."""
+    """The folded product ``[x_t | h] @ [W; U]`` on (or off) for every size; ``on`` =
+    "unit-major": folded, and the LSTM's inference in its unit-major layout."""
     from . import cells
     classes = (cells.SimpleRNNSequence, cells.LSTMSequence)
     saved = [c.__dict__.get("fold_min_macs") for c in classes]
+    unit_major = cells.LSTMSequence.unit_major_rows
     for c in classes:
         c.fold_min_macs = 0 if on else 2 ** 62
+    cells.LSTMSequence.unit_major_rows = 1 if on == "unit-major" else 2 ** 62
     try:
         yield
     finally:
         for c, value in zip(classes, saved):
             c.fold_min_macs = value
+        cells.LSTMSequence.unit_major_rows = unit_major
 
 
 def warm(name):
     """Run ``name``'s kernels once: predict and a training step, masked and not, with and
-    without dropout and the folded product, returning sequences and the last step."""
+    without dropout and the folded product (both layouts), returning sequences and the last
+    step."""
     from .. import Input, Sequential
     from . import kernels
     if not kernels.enabled():
@@ -54,7 +60,7 @@ def warm(name):
     y = rng.standard_normal((4, 1)).astype("float32")
     masked = x.copy()
     masked[0, 3:] = 0.0
-    for fold in (False, True):
+    for fold in (False, True, "unit-major"):
         with _fold(fold):
             for options in ({}, {"dropout": 0.2, "recurrent_dropout": 0.2}):
                 from ..layers import Dense, Masking
