@@ -416,8 +416,8 @@ def test_what_unrolled_saving_cannot_do_is_refused(tmp_path):
     model = small_model(unrolled)
     with pytest.raises(NotImplementedError, match="zipped=False"):
         unrolled.saving.save_model(model, tmp_path / "m.keras", zipped=False)
-    with pytest.raises(NotImplementedError, match="include_optimizer=False"):
-        unrolled.saving.save_model(model, tmp_path / "m.h5", include_optimizer=False)
+    unrolled.saving.save_model(model, tmp_path / "m.h5", include_optimizer=False)  # honoured
+    assert not unrolled.saving.load_model(tmp_path / "m.h5").compiled
     with pytest.raises(NotImplementedError, match="max_shard_size"):
         unrolled.saving.save_weights(model, tmp_path / "m.weights.h5", max_shard_size=1)
     with pytest.raises(TypeError, match="cannot serialize"):

@@ -124,8 +124,9 @@ def _may_write(filepath, overwrite):
 
 def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     """Save ``model`` to ``.keras`` (Keras 3 archive), ``.h5`` (legacy) or
-    ``.unrolled.npz``. ``include_optimizer`` (legacy ``.h5``) must stay True: the file
-    holds the optimizer when the model is compiled; ``zipped=False`` (an unzipped
+    ``.unrolled.npz``. ``include_optimizer`` (default True): a compiled model's file holds
+    its compile arguments and optimizer state (False: weights and config alone; Keras 3
+    honours it for ``.h5`` only, unrolled in every format); ``zipped=False`` (an unzipped
     directory) is not written by unrolled."""
     from . import model_files
     path = os.fspath(filepath)
@@ -137,14 +138,11 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
                          f"extension.Received: save_format={save_format}")
     if kwargs:
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
-    if include_optimizer is not True:
-        raise NotImplementedError("save_model(include_optimizer=False) is not implemented in "
-                                  "unrolled: a compiled model's file holds its optimizer.")
     if zipped is False:
         raise NotImplementedError("save_model(zipped=False) is not implemented in unrolled: "
                                   "it writes zipped .keras archives only.")
     if _may_write(path, overwrite):
-        model_files.save_model(model, filepath)
+        model_files.save_model(model, filepath, include_optimizer)
 
 
 def load_weights(model, filepath, skip_mismatch=False, **kwargs):

@@ -4,8 +4,11 @@
 file name              what it holds                                 needs
 =====================  ============================================  ===================
 ``*.keras``            Keras 3 archive: config + weights + metadata  h5py
+                       (+ compile_config, optimizer variables)
 ``*.h5``, ``*.hdf5``   legacy Keras/tf.keras model (config+weights)  h5py
+                       (+ training_config, optimizer_weights)
 ``*.unrolled.npz``     unrolled's native model: config + weights     NumPy only
+                       (+ __compile__, optimizer/vars)
 ``*.weights.h5``       weights only, Keras 3 layout                  h5py
 ``*.weights.npz``      weights only, unrolled's native layout        NumPy only
 =====================  ============================================  ===================
@@ -25,17 +28,22 @@ def _suffix(path):
     return os.path.splitext(name)[1]
 
 
-def save_model(model, filepath):
-    """Save config and weights of ``model`` to ``filepath`` (.keras, .h5 or .unrolled.npz)."""
-    from . import keras_format, npz_model
+def save_model(model, filepath, include_optimizer=True):
+    """Save config and weights of ``model`` to ``filepath`` (.keras, .h5 or .unrolled.npz)
+    and, for a compiled model with ``include_optimizer``, its training state (compile
+    arguments and optimizer variables), which ``load_model(compile=True)`` restores. Keras
+    3 honours ``include_optimizer=False`` in ``.h5`` files only (its ``.keras`` files keep
+    the optimizer whatever it says); unrolled honours it in all three formats."""
+    from . import keras_format, legacy_h5, npz_model
 
     kind = _suffix(filepath)
+    include_optimizer = bool(include_optimizer)
     if kind == ".keras":
-        keras_format.save_keras(model, filepath)
+        keras_format.save_keras(model, filepath, include_optimizer)
     elif kind in (".h5", ".hdf5"):
-        keras_format.save_legacy_h5(model, filepath)
+        legacy_h5.save_legacy_h5(model, filepath, include_optimizer)
     elif kind == ".unrolled.npz":
-        npz_model.save_npz_model(model, filepath)
+        npz_model.save_npz_model(model, filepath, include_optimizer)
     else:
         raise ValueError(
             f"save_model: cannot tell the format of {os.fspath(filepath)!r}. Use a name ending "
@@ -75,8 +83,10 @@ def _reader_boundary(read):
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model from a ``.keras``, legacy ``.h5`` or ``.unrolled.npz`` file. ``compile``
-    (Keras's default, True): a ``.keras`` file's compile_config compiles the model and its
-    optimizer state is restored. Configs are data: a file never makes unrolled import code.
+    (Keras's default, True): the file's compile state (a ``.keras`` file's compile_config,
+    a legacy ``.h5`` file's training_config, an ``.unrolled.npz`` file's ``__compile__``)
+    compiles the model and its optimizer state is restored; False leaves both out. Configs
+    are data: a file never makes unrolled import code.
     ``custom_objects={"Name": Class}`` gives, in code, the classes of custom layers and cells
     written the Keras way (``saving.custom_objects``); ``safe_mode=False`` (allowing code from
     the file) is refused."""
@@ -90,16 +100,16 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 @_reader_boundary
 def _load_model(compile, filepath):
-    from . import keras_format, npz_model
+    from . import keras_format, legacy_h5, npz_model
     from ..io.safety import HDF5_MAGIC, ZIP_MAGIC, ModelFileError
 
     kind = _suffix(filepath)
     if kind == ".keras":
         return keras_format.load_keras(filepath, compile)
     if kind in (".h5", ".hdf5", ".weights.h5"):
-        return keras_format.load_legacy_h5(filepath, compile)
+        return legacy_h5.load_legacy_h5(filepath, compile)
     if kind in (".unrolled.npz", ".npz"):
-        return npz_model.load_npz_model(filepath)
+        return npz_model.load_npz_model(filepath, compile)
     if not os.path.isfile(os.fspath(filepath)):
         raise FileNotFoundError(f"No such file: {os.fspath(filepath)!r}.")
     with open(filepath, "rb") as f:                          # unknown name: sniff the bytes
@@ -108,9 +118,9 @@ def _load_model(compile, filepath):
         try:
             return keras_format.load_keras(filepath, compile)
         except ModelFileError:
-            return npz_model.load_npz_model(filepath)
+            return npz_model.load_npz_model(filepath, compile)
     if head.startswith(HDF5_MAGIC):
-        return keras_format.load_legacy_h5(filepath, compile)
+        return legacy_h5.load_legacy_h5(filepath, compile)
     raise ModelFileError(f"{os.fspath(filepath)!r} is not a model file: expected a .keras or "
                          f".unrolled.npz zip archive or an HDF5 .h5 file; it starts with {head!r}.")
 
