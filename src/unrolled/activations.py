@@ -15,8 +15,15 @@ Called directly, an activation takes Keras's arguments (``relu(x, negative_slope
 max_value=6.0)``, ``gelu(x, approximate=True)``, ``softmax(x, axis=1)``), and its
 ``backward`` the same ones. A layer's ``activation`` is a name, so it uses the defaults; the
 layers ``ReLU``, ``LeakyReLU``, ``ELU`` and ``Softmax`` hold the arguments.
+
+This module holds the ``Activation`` objects, the name table and ``get``; the formulas that
+take arguments or need more than a line (relu's branches, softmax, gelu's erf, ...) are in
+``activation_formulas``, which needs NumPy alone. The ones built on the fast tanh
+(``sigmoid`` and those using it) stay here, beside ``_tanh``.
 """
 import numpy as np
+
+from . import activation_formulas as formulas
 
 
 _REQUIRED = object()          # a parameter without default (``threshold``'s)
@@ -114,99 +121,25 @@ def _sigmoid(x):
     return y
 
 
-def _hard_sigmoid(x):
-    # Keras 3: clip(x / 6 + 1/2, 0, 1).
-    y = x / x.dtype.type(6) + x.dtype.type(0.5)
-    return np.clip(y, 0, 1).astype(x.dtype, copy=False)
-
-
-def _hard_sigmoid_keras2(x):
-    # Keras 2 and tf.keras 2: clip(0.2 x + 1/2, 0, 1), the product and sum in x's dtype.
-    y = x * x.dtype.type(0.2) + x.dtype.type(0.5)
-    return np.clip(y, 0, 1).astype(x.dtype, copy=False)
-
-
-def _softmax(x, axis=-1):
-    # e^x_i / sum_j e^x_j along ``axis`` (an int or a tuple: one softmax over all of them).
-    axis = _axis(axis)
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _softmax_backward(x, y, dy, axis=-1):
-    # dL/dx_i = y_i (dy_i - sum_j dy_j y_j)
-    return y * (dy - (dy * y).sum(axis=_axis(axis), keepdims=True))
-
-
-def _axis(axis):
-    return tuple(axis) if isinstance(axis, (list, tuple)) else axis
-
-
-def _log_softmax(x, axis=-1):
-    # x - log sum_j e^x_j, from the shifted logits: no overflow.
-    axis = _axis(axis)
-    z = x - x.max(axis=axis, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
-
-
-def _log_softmax_backward(x, y, dy, axis=-1):
-    # y_i = x_i - lse(x)  =>  dx_i = dy_i - softmax_i sum_j dy_j, with softmax = e^y
-    return dy - np.exp(y) * dy.sum(axis=_axis(axis), keepdims=True)
-
-
-def _relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    # Keras's relu with arguments, branch for branch (activations.ReLU.static_call):
-    #   x > threshold: x, clipped to [0, max_value] when one is given;
-    #   else: 0, minus negative_slope * (threshold - x).
-    t = x.dtype.type
-    if max_value is None and threshold == 0:
-        if negative_slope == 0:
-            return np.maximum(x, t(0))
-        return np.where(x > 0, x, x * t(negative_slope))            # leaky relu
-    y = np.where(x > t(threshold), x, t(0)) if threshold != 0 else np.maximum(x, t(0))
-    if max_value is not None:
-        y = np.clip(y, t(0), t(max_value))
-    if negative_slope != 0:
-        y = y - t(negative_slope) * np.maximum(t(threshold) - x, t(0))
-    return y
-
-
-def _relu_backward(x, y, dy, negative_slope=0.0, max_value=None, threshold=0.0):
-    t = x.dtype.type
-    if max_value is None and threshold == 0 and negative_slope != 0:
-        return dy * np.where(x > 0, t(1), t(negative_slope))
-    passed = (x > t(threshold)) if threshold != 0 else (x > 0)       # the identity branch
-    if max_value is not None:
-        passed &= (x > 0) & (x < t(max_value))                       # clip(., 0, max_value)
-    slope = passed.astype(x.dtype)
-    if negative_slope != 0:
-        slope += t(negative_slope) * (x < t(threshold))             # -s * relu(threshold - x)
-    return dy * slope
-
-
 linear = Activation("linear", lambda x: x, lambda x, y, dy: dy)
 tanh = Activation("tanh", _tanh, lambda x, y, dy: dy * (1 - y * y))
 sigmoid = Activation("sigmoid", _sigmoid, lambda x, y, dy: dy * y * (1 - y))
-relu = Activation("relu", _relu, _relu_backward,
+relu = Activation("relu", formulas.relu, formulas.relu_backward,
                   {"negative_slope": 0.0, "max_value": None, "threshold": 0.0})
 hard_sigmoid = Activation(
-    "hard_sigmoid", _hard_sigmoid, lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
+    "hard_sigmoid", formulas.hard_sigmoid,
+    lambda x, y, dy: dy * ((x > -3) & (x < 3)) / x.dtype.type(6)
 )
 # What Keras 2 (up to 2.15, and tf.keras 2) called "hard_sigmoid": slope 0.2 where Keras 3's
 # is 1/6. The loaders give it to layers of files that Keras 2 wrote (saving/serialize.py); it is
 # also the name such layers report in get_config(), so a copy built from it computes the same.
 hard_sigmoid_keras2 = Activation(
-    "hard_sigmoid_keras2", _hard_sigmoid_keras2,
+    "hard_sigmoid_keras2", formulas.hard_sigmoid_keras2,
     lambda x, y, dy: dy * ((x > -2.5) & (x < 2.5)) * x.dtype.type(0.2)
 )
-softmax = Activation("softmax", _softmax, _softmax_backward, {"axis": -1})
-log_softmax = Activation("log_softmax", _log_softmax, _log_softmax_backward, {"axis": -1})
-
-
-def _elu(x, alpha=1.0):
-    # x for x > 0, alpha (e^x - 1) else
-    y = np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
-    return y if alpha == 1 else np.where(x > 0, y, x.dtype.type(alpha) * y)
+softmax = Activation("softmax", formulas.softmax, formulas.softmax_backward, {"axis": -1})
+log_softmax = Activation("log_softmax", formulas.log_softmax, formulas.log_softmax_backward,
+                         {"axis": -1})
 
 
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
@@ -220,7 +153,7 @@ def _swish(x):
     return x * _sigmoid(x)
 
 
-elu = Activation("elu", _elu,                      # y = alpha (e^x - 1)  =>  y' = y + alpha
+elu = Activation("elu", formulas.elu,              # y = alpha (e^x - 1)  =>  y' = y + alpha
                  lambda x, y, dy, alpha=1.0: dy * np.where(x > 0, 1, y + x.dtype.type(alpha)),
                  {"alpha": 1.0})
 selu = Activation(
@@ -235,48 +168,7 @@ exponential = Activation("exponential", np.exp, lambda x, y, dy: dy * y)
 relu6 = Activation("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, dy: dy * ((x > 0) & (x < 6)))
 
 
-
 # --- the rest of keras.activations ----------------------------------------------------------
-def _erf(z):
-    """erf, vectorized, in float64 (NumPy has none): its Taylor series for |z| < 3, where 60
-    terms reach 1e-16; beyond, 1 - erfc from erfc's continued fraction
-    erfc(z) = e^(-z^2) / sqrt(pi) / (z + (1/2) / (z + 1 / (z + (3/2) / (z + ...))))."""
-    z = np.asarray(z, np.float64)
-    a = np.abs(z)
-    s = np.minimum(a, 3.0)
-    s2, term = s * s, s.copy()
-    total = s.copy()
-    for n in range(1, 70):            # sum_n (-1)^n s^(2n+1) / (n! (2n+1))
-        term *= -s2 / n
-        total += term / (2 * n + 1)
-    near = total * (2 / np.sqrt(np.pi))
-    b = np.maximum(a, 3.0)
-    f = b.copy()
-    for k in range(60, 0, -1):
-        f = b + (k / 2) / f
-    far = 1 - np.exp(-b * b) / (np.sqrt(np.pi) * f)
-    return np.sign(z) * np.where(a < 3, near, far)
-
-
-_SQRT_2_OVER_PI = 0.7978845608028654
-
-
-def _gelu(x, approximate=False):
-    if approximate:   # x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-        t = x.dtype.type
-        return t(0.5) * x * (1 + np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x ** 3)))
-    return (0.5 * x * (1 + _erf(x / np.sqrt(2.0)))).astype(x.dtype)  # x Phi(x)
-
-
-def _gelu_backward(x, y, dy, approximate=False):
-    if approximate:   # u = c (x + k x^3): y' = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) c (1 + 3k x^2)
-        t = x.dtype.type
-        th = np.tanh(t(_SQRT_2_OVER_PI) * (x + t(0.044715) * x ** 3))
-        du = t(_SQRT_2_OVER_PI) * (1 + t(3 * 0.044715) * x * x)
-        return dy * (t(0.5) * (1 + th) + t(0.5) * x * (1 - th * th) * du)
-    xd = x.astype(np.float64)         # y = x Phi(x)  =>  y' = Phi(x) + x phi(x)
-    g = 0.5 * (1 + _erf(xd / np.sqrt(2.0))) + xd * np.exp(-0.5 * xd * xd) / np.sqrt(2 * np.pi)
-    return dy * g.astype(x.dtype)
 
 
 def _mish(x):
@@ -288,36 +180,6 @@ def _mish_backward(x, y, dy):
     return dy * (t + x * (1 - t * t) * _sigmoid(x))
 
 
-def _hard_silu(x):
-    return x * (np.clip(x + x.dtype.type(3), 0, 6) / x.dtype.type(6))   # x relu6(x + 3) / 6
-
-
-def _hard_silu_backward(x, y, dy):
-    t = x.dtype.type
-    hs = np.clip(x + t(3), 0, 6) / t(6)
-    return dy * (hs + x * ((x > -3) & (x < 3)) / t(6))
-
-
-def _celu(x, alpha=1.0):
-    # max(x, 0) + alpha (e^(min(x, 0) / alpha) - 1)
-    a = x.dtype.type(alpha)
-    return np.maximum(x, 0) + a * np.expm1(np.minimum(x, 0) / a)
-
-
-def _soft_shrink(x, threshold=0.5):
-    t = x.dtype.type(threshold)
-    return np.where(x > t, x - t, np.where(x < -t, x + t, x.dtype.type(0)))
-
-
-def _sparse_plus(x):
-    # 0 for x <= -1, (x + 1)^2 / 4 for |x| < 1, x for x >= 1
-    return np.where(x <= -1, x.dtype.type(0), np.where(x < 1, x.dtype.type(0.25) * (x + 1) ** 2, x))
-
-
-def _squareplus(x, b=4):
-    return (x + np.sqrt(x * x + x.dtype.type(b))) / x.dtype.type(2)
-
-
 def _f(x, c):
     return x.dtype.type(c)
 
@@ -327,10 +189,10 @@ leaky_relu = Activation("leaky_relu",
                         lambda x, y, dy, negative_slope=0.2:
                             dy * np.where(x > 0, _f(x, 1), _f(x, negative_slope)),
                         {"negative_slope": 0.2})
-gelu = Activation("gelu", _gelu, _gelu_backward, {"approximate": False})
+gelu = Activation("gelu", formulas.gelu, formulas.gelu_backward, {"approximate": False})
 mish = Activation("mish", _mish, _mish_backward)
-hard_silu = Activation("hard_silu", _hard_silu, _hard_silu_backward)
-celu = Activation("celu", _celu,                   # y' = e^(x / alpha) for x < 0
+hard_silu = Activation("hard_silu", formulas.hard_silu, formulas.hard_silu_backward)
+celu = Activation("celu", formulas.celu,           # y' = e^(x / alpha) for x < 0
                   lambda x, y, dy, alpha=1.0:
                       dy * np.where(x > 0, _f(x, 1), np.exp(np.minimum(x, 0) / _f(x, alpha))),
                   {"alpha": 1.0})
@@ -341,19 +203,19 @@ hard_shrink = Activation("hard_shrink",
                              np.where(np.abs(x) > _f(x, threshold), x, _f(x, 0)),
                          lambda x, y, dy, threshold=0.5: dy * (np.abs(x) > _f(x, threshold)),
                          {"threshold": 0.5})
-soft_shrink = Activation("soft_shrink", _soft_shrink,
+soft_shrink = Activation("soft_shrink", formulas.soft_shrink,
                          lambda x, y, dy, threshold=0.5: dy * (np.abs(x) > _f(x, threshold)),
                          {"threshold": 0.5})
 log_sigmoid = Activation("log_sigmoid", lambda x: -_softplus(-x),       # -log(1 + e^-x)
                          lambda x, y, dy: dy * _sigmoid(-x))
-sparse_plus = Activation("sparse_plus", _sparse_plus,
+sparse_plus = Activation("sparse_plus", formulas.sparse_plus,
                          lambda x, y, dy: dy * np.where(
                              x <= -1, _f(x, 0), np.where(x < 1, _f(x, 0.5) * (x + 1), _f(x, 1))))
 sparse_sigmoid = Activation(     # 0 for x <= -1, (x + 1) / 2 for |x| < 1, 1 for x >= 1
     "sparse_sigmoid",
     lambda x: np.where(x <= -1, _f(x, 0), np.where(x >= 1, _f(x, 1), _f(x, 0.5) * (x + 1))),
     lambda x, y, dy: dy * ((x > -1) & (x < 1)) * _f(x, 0.5))
-squareplus = Activation("squareplus", _squareplus,      # y' = (1 + x / sqrt(x^2 + b)) / 2
+squareplus = Activation("squareplus", formulas.squareplus,      # y' = (1 + x / sqrt(x^2 + b)) / 2
                         lambda x, y, dy, b=4: dy * (1 + x / np.sqrt(x * x + _f(x, b))) / _f(x, 2),
                         {"b": 4})
 tanh_shrink = Activation("tanh_shrink", lambda x: x - np.tanh(x),       # y' = 1 - (1 - tanh^2)

@@ -107,7 +107,8 @@ def _stats_row(name, a):
 
 def _raw_arrays(path):
     """(name, array) of a weights-only file, read with the same safety checks."""
-    from ..io.h5_sandbox import H5Dataset, open_h5
+    from ..io.h5_sandbox import open_h5
+    from ..io.h5_snapshot import H5Dataset
     from ..io.safety import SafeZip, read_dataset, read_file, read_npy
 
     if _is(path, TORCH_SUFFIXES):

@@ -111,7 +111,7 @@ def activation(g, name, x):
 
 
 def relu_general(g, x, negative_slope=0.0, max_value=None, threshold=0.0):
-    """Keras's relu with arguments, branch for branch as ``activations._relu``."""
+    """Keras's relu with arguments, branch for branch as ``activation_formulas.relu``."""
     if max_value is None and threshold == 0:
         return g.op("Relu", [x]) if negative_slope == 0 else \
             g.op("LeakyRelu", [x], alpha=float(negative_slope))

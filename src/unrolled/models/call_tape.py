@@ -25,7 +25,8 @@ import warnings
 import numpy as np
 
 from ..layers import base
-from ..layers.custom import MaskedOutput, mask_of, missing_backward_message, _needs
+from ..layers.custom import missing_backward_message, _needs
+from ..layers.masked_output import MaskedOutput, mask_of
 from ..utils import to_list
 
 

@@ -40,7 +40,7 @@ import numpy as np
 
 from ..layers import base
 from ..layers.base import Layer, _snake_case, unique_name
-from ..layers.custom import with_mask
+from ..layers.masked_output import with_mask
 from ..layers.symbolic import KerasTensor
 from ..utils import to_list
 from . import summary as summary_mod

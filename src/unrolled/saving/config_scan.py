@@ -6,7 +6,8 @@ complaint about an option or initializer of another layer (``check_classes``, ca
 """
 from . import custom_objects
 from ..io.safety import UnsupportedModelError
-from .serialize import LAYERS, NESTED, check_not_code, supported_classes
+from .config_reader import check_not_code
+from .serialize import LAYERS, NESTED, supported_classes
 
 
 def check_classes(config, where):

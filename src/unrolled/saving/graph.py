@@ -16,8 +16,9 @@ from ..models import Model, Sequential
 from ..utils import to_list
 from . import custom_objects, nested_models
 from .config_scan import check_classes
-from .serialize import (LAYERS, check_not_code, dtype_policy, input_layer_from_config,
-                        layer_config, layer_from_config, snake_name)
+from .config_reader import check_not_code, input_layer_from_config, layer_from_config
+from .config_writer import dtype_policy, layer_config
+from .serialize import LAYERS, snake_name
 from ..io.safety import ModelFileError, UnsupportedModelError
 
 _TENSOR = "__keras_tensor__"

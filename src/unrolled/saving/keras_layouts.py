@@ -31,7 +31,7 @@ in how the inner path is spelled:
 ``layout_view(f, groups, entries, path)`` returns an object whose ``get("<keras 3 path>")``
 finds the group of the file's own layout; it is ``f`` itself for the Keras 3 layout.
 """
-from ..io.h5_sandbox import H5Group
+from ..io.h5_snapshot import H5Group
 from ..io.safety import ModelFileError
 
 KERAS213_ROOT = "_layer_checkpoint_dependencies"

@@ -60,10 +60,10 @@ def serialize(obj):
         if isinstance(obj, Model):
             from unrolled.saving.graph import model_config
             return model_config(obj)
-        from unrolled.saving.serialize import layer_config
+        from unrolled.saving.config_writer import layer_config
         return layer_config(obj)
     if isinstance(obj, initializers.Initializer):
-        from unrolled.saving.serialize import serialize_initializer
+        from unrolled.saving.config_writer import serialize_initializer
         return serialize_initializer(obj)
     if isinstance(obj, regularizers.Regularizer) and _is_library(obj, "regularizers"):
         return regularizers.serialize(obj)
@@ -111,7 +111,7 @@ def _built_in(entry, module, class_name, inner):
                                                "keras.src.activations.activations"):
         return activations.get(inner)
     if module == "keras.layers":
-        from unrolled.saving.serialize import layer_from_config
+        from unrolled.saving.config_reader import layer_from_config
         layer = layer_from_config(entry, where)
         shape = (entry.get("build_config") or {}).get("input_shape")
         if shape is not None:                     # Keras builds the layer it reads
@@ -122,7 +122,7 @@ def _built_in(entry, module, class_name, inner):
         from unrolled.saving.graph import model_from_config
         return model_from_config(entry, where)
     if module == "keras.initializers":
-        from unrolled.saving.serialize import read_initializer
+        from unrolled.saving.config_reader import read_initializer
         return read_initializer(entry, where)
     if module == "keras.regularizers":
         return regularizers.get(entry)

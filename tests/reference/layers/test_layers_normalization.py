@@ -406,7 +406,7 @@ def test_native_npz_round_trip(rng, tmp_path):
 
 
 def test_configs_keras2_and_keras3_options():
-    from unrolled.saving.serialize import layer_from_config
+    from unrolled.saving.config_reader import layer_from_config
     base = {"name": "bn", "axis": [2], "momentum": 0.9, "epsilon": 0.01, "center": True,
             "scale": True}
     layer = layer_from_config({"class_name": "BatchNormalization", "config": base})

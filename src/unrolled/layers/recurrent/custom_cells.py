@@ -24,7 +24,7 @@ Without it, ``fit`` refuses the model before its first step.
 import numpy as np
 
 from ..base import Layer, unique_name
-from ..custom import missing_backward_message, weight_gradients
+from ..custom_methods import missing_backward_message, weight_gradients
 
 
 def _state_sizes(cell):
