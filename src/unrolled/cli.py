@@ -96,7 +96,8 @@ def demo(seed=0):
         return 0 if diff < 1e-6 else 1
     import os
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    from .optional import import_quietly
+    keras = import_quietly("keras")
 
     ki = keras.Input(shape=(T, D))
     kmodel = keras.Model(ki, keras.layers.Dense(K)(keras.layers.SimpleRNN(M)(ki)))

@@ -93,11 +93,14 @@ def verse_report(model, vocab, text, verse, verbose):
 
 def explain_hook(model, vocab, verse, out_dir, verbose):
     """The explain report (equations, states, gates) of the model reading one verse."""
-    import importlib.util
     import os
 
     from .. import explain
-    if importlib.util.find_spec("matplotlib") is None:       # as the plots: skipped, said
+    if out_dir is None:                                      # as the plots: no files at all
+        return None
+    try:                            # an import, not find_spec: a broken install counts too
+        import matplotlib.figure  # noqa: F401
+    except ImportError:                                      # as the plots: skipped, said
         say(verbose, "matplotlib is not installed, so no explain report is written "
                      "(pip install 'unrolled[plot]' to get it).")
         return None

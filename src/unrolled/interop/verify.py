@@ -87,16 +87,17 @@ def reference_keras(path):
     major = version.strip().split(".")[0] if version else None
     keras2 = (major.isdigit() and int(major) < 3) if major else legacy
     written = f"written by Keras {version}" if version else "no keras_version in the file"
+    from ..optional import import_quietly
     if keras2:
         try:
-            import tf_keras
+            tf_keras = import_quietly("tf_keras")
         except ImportError:
-            import keras
+            keras = import_quietly("keras")
             return keras, (f"Keras {keras.__version__} ({written}: Keras 2's reference, "
                            "tf_keras, is not installed -- pip install tf_keras; Keras 3 may "
                            "refuse the file or compute hard_sigmoid otherwise)")
         return tf_keras, f"tf_keras {tf_keras.__version__} ({written}: Keras 2)"
-    import keras
+    keras = import_quietly("keras")
     return keras, f"Keras {keras.__version__} ({written})"
 
 

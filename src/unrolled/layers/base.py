@@ -17,6 +17,7 @@ Calling a layer (``layer(x)``) does one of two things, as in Keras: on arrays it
 and returns arrays; on symbolic ``KerasTensor``s (from ``Input``) it records a node in
 the functional graph and returns symbolic outputs.
 """
+import functools
 import re
 
 import numpy as np
@@ -26,7 +27,7 @@ from .. import regularizers as regularizers_mod
 from ..config import standardize_dtype
 from ..utils import to_list
 from .activity import ActivityRegularized
-from .custom import MaskedOutput
+from .masked_output import MaskedOutput
 from .weights import HasWeights
 
 _NAME_COUNTS = {}
@@ -125,6 +126,22 @@ class _Unbuilt:
         raise AttributeError(f"'{type(layer).__name__}' object has no attribute '{self.name}'")
 
 
+def _builds_first(forward):
+    """``forward`` that builds an unbuilt layer from its inputs before running, as calling
+    the layer does (``layer.forward(x)`` on a new layer works as ``layer(x)`` would; a built
+    layer pays one attribute test)."""
+    if getattr(forward, "_builds_first", False):
+        return forward
+
+    @functools.wraps(forward)
+    def building_forward(self, inputs, *args, **kwargs):
+        if not self.built:
+            inputs = self._prepare_eager(inputs)
+        return forward(self, inputs, *args, **kwargs)
+    building_forward._builds_first = True
+    return building_forward
+
+
 class Layer(HasWeights, ActivityRegularized):
     """Base class. Subclasses define ``build``, ``compute_output_shape``, ``forward``
     and ``backward``; ``input_ndim`` (exact) or ``min_ndim`` declare the accepted rank."""
@@ -168,11 +185,14 @@ class Layer(HasWeights, ActivityRegularized):
     def __init_subclass__(cls, **kwargs):
         """A subclass written the Keras way (``call`` without ``forward``) gets the library's
         contract built from its ``call`` and ``backward`` (``layers/custom.py``). Classes
-        that define ``forward`` (every built-in layer) are left as they are."""
+        that define ``forward`` (every built-in layer) keep it, made to build an unbuilt
+        layer from its inputs first, as ``layer(x)`` does (``_builds_first``)."""
         super().__init_subclass__(**kwargs)
-        if "forward" in cls.__dict__ or any(c.__name__ == "Trainer" and
-                                            c.__module__ == "unrolled.models.training"
-                                            for c in cls.__mro__):
+        is_model = any(c.__name__ == "Trainer" and c.__module__ == "unrolled.models.training"
+                       for c in cls.__mro__)
+        if "forward" in cls.__dict__ and not is_model:
+            cls.forward = _builds_first(cls.__dict__["forward"])
+        if "forward" in cls.__dict__ or is_model:
             return
         if "call" in cls.__dict__ or getattr(cls, "_keras_way", False):
             from . import custom

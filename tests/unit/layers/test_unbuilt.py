@@ -1,7 +1,8 @@
 """Layers and cells used before they are built (issue 24.12): a recurrent layer's
-``forward``/``call``/``gradients`` build it from the input, as ``layer(x)`` does; a bare
-cell's ``step`` and another layer's ``forward`` say the layer is not built instead of an
-AttributeError deep inside the math; a cell's ``get_config`` keeps ``name`` and ``dtype``."""
+``forward``/``call``/``gradients`` build it from the input, as ``layer(x)`` does (every
+layer's ``forward`` does: tests/system/test_issue24_audit.py); a bare cell's ``step`` and
+an unbuilt layer's weights say the layer is not built instead of an AttributeError deep
+inside the math; a cell's ``get_config`` keeps ``name`` and ``dtype``."""
 import numpy as np
 import pytest
 
@@ -36,9 +37,14 @@ def test_an_unbuilt_cell_says_it_is_not_built(kind):
     assert not hasattr(cell, "kernel")          # hasattr still answers False
 
 
-def test_an_unbuilt_dense_forward_says_it_is_not_built():
+def test_an_unbuilt_dense_forward_builds_it_and_its_weights_say_they_are_not_built():
+    x = np.random.default_rng(2).normal(size=(2, 4))
+    layer = L.Dense(3, name="d")
     with pytest.raises(AttributeError, match="'d' \\(Dense\\) is not built yet"):
-        L.Dense(3, name="d").forward(np.zeros((2, 4)))
+        layer.kernel
+    y = layer.forward(x)[0]
+    assert layer.built and y.shape == (2, 3)
+    np.testing.assert_array_equal(y, layer(x))
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -231,7 +231,7 @@ class RNN(LoopStates, BackpropThroughTime, Layer):
                                           self.zero_output_for_mask)
         else:
             out, states, caches, xp = self._run_steps(xs, states, ys, m, rec_mask, keep_cache)
-        if self.stateful:
+        if self.stateful and B > 0:                          # (0 samples: states kept)
             self.states = [s.copy() for s in states]
         y = ys if self.return_sequences else out
         result = [y] + list(states) if self.return_state else y

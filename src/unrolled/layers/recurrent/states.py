@@ -56,6 +56,10 @@ class LoopStates:
                       for s in to_list(initial_state)]
             self._check_initial_state_shapes([s.shape for s in states], x.shape)
             return states
+        if self.stateful and batch == 0:
+            # An empty batch (an empty partition in batch scoring) has no sequences to carry
+            # on: its outputs are empty and the kept states are neither checked nor changed.
+            return self._zero_states(0)
         if self.stateful:
             if self.states is None:
                 self._create_states(batch)
