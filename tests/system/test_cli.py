@@ -1,12 +1,12 @@
-"""The file subcommands, each run as a user runs it: ``python -m unrolled ...`` in a subprocess."""
-import os
-import subprocess
-import sys
-
+"""The file subcommands. Each runs ``unrolled.cli.main`` in this process
+(``cli_run.in_process``: the exit code, stdout and stderr that ``python -m unrolled ...``
+gives, without a fresh Python importing Keras or PyTorch for each case); ``--help``,
+``--version`` and a prediction also run as a user runs them, in a subprocess."""
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from cli_run import in_a_process, in_process
 
 from keras_ref import keras
 from unrolled.models import load_model
@@ -15,11 +15,7 @@ L = keras.layers
 X = np.random.default_rng(5).standard_normal((4, 6, 3)).astype("float32")
 
 
-def run(*args, cwd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-m", "unrolled", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-    return proc.returncode, proc.stdout, proc.stderr
+run = in_process
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +121,16 @@ def test_predict(files, tmp_path, data):
     assert f"{expected[0, 0]:.4f}"[:5] in out
 
 
+def test_predict_in_a_real_process(files, tmp_path):
+    """``python -m unrolled predict`` prints what the in-process run prints."""
+    root, expected, _ = files
+    args = ("predict", root / "m.keras", root / "x.npy")
+    code, out, err = in_a_process(*args, cwd=tmp_path)
+    assert code == 0, err
+    assert f"{expected[0, 0]:.4f}"[:5] in out
+    assert (code, out) == in_process(*args, cwd=tmp_path)[:2]
+
+
 def test_errors_are_one_line_not_tracebacks(files, tmp_path):
     (tmp_path / "junk.keras").write_bytes(b"not a zip at all")
     code, out, err = run("inspect", "junk.keras", cwd=tmp_path)
@@ -149,10 +155,11 @@ def test_usage_errors_are_one_line_and_exit_2(args, code, says, tmp_path):
 
 
 def test_version_and_help_list_one_command_a_line(tmp_path):
+    """In a subprocess: what ``python -m unrolled --version`` and ``--help`` print and exit."""
     from unrolled import __version__
-    code, out, err = run("--version", cwd=tmp_path)
+    code, out, err = in_a_process("--version", cwd=tmp_path)
     assert code == 0 and out.strip() == f"unrolled {__version__}"
-    code, out, err = run("--help", cwd=tmp_path)
+    code, out, err = in_a_process("--help", cwd=tmp_path)
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ")
               and line.split()[0] in ("demo", "example", "explain", "inspect", "verify",
                                       "convert", "predict")]

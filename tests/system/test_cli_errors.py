@@ -1,7 +1,11 @@
 """Issue 24.7: every command, given wrong inputs, says what is wrong on one line of stderr and
 exits with 2 (usage: a wrong option or kind of file) or 1 (a failure: a file that cannot be
-read, data of the wrong shape), never with a traceback. Run as a user runs them:
-``python -m unrolled ...`` in a subprocess."""
+read, data of the wrong shape), never with a traceback.
+
+The cases run ``unrolled.cli.main`` in this process (``cli_run.in_process``: the exit code,
+stdout and stderr a process would give, Python's default warnings included); a usage error, a
+failure and an unexpected error also run as a user runs them, ``python -m unrolled ...`` in a
+subprocess, and must say the same."""
 import os
 import re
 import subprocess
@@ -9,17 +13,10 @@ import sys
 
 import numpy as np
 import pytest
+from cli_run import in_a_process, in_process
 
 import unrolled
 from unrolled import cli
-
-
-def run(*args, cwd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("UNROLLED_TRACEBACK", None)
-    proc = subprocess.run([sys.executable, "-m", "unrolled", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +79,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("args,code,says", CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_wrong_inputs_give_one_line_and_the_exit_code(args, code, says, folder):
-    got, out, err = run(*args, cwd=folder[0])
+def _says_it_on_one_line(args, code, says, result):
+    got, out, err = result
     assert "Traceback" not in err + out
     assert got == code, err
     assert len(err.strip().splitlines()) == 1, err
@@ -92,17 +88,31 @@ def test_wrong_inputs_give_one_line_and_the_exit_code(args, code, says, folder):
     assert re.match(f"unrolled( {args[0]})?: error: ", err), err
 
 
+@pytest.mark.parametrize("args,code,says", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_wrong_inputs_give_one_line_and_the_exit_code(args, code, says, folder):
+    _says_it_on_one_line(args, code, says, in_process(*args, cwd=folder[0]))
+
+
+@pytest.mark.parametrize("args,code,says", [CASES[-1], CASES[1]], ids=["usage", "failure"])
+def test_a_real_process_says_the_same(args, code, says, folder):
+    """``python -m unrolled``: a usage error (argparse's exit) and a failure, in a subprocess,
+    give the exit code and the one line of stderr that the in-process run gives."""
+    real = in_a_process(*args, cwd=folder[0], timeout=120)
+    _says_it_on_one_line(args, code, says, real)
+    assert real == in_process(*args, cwd=folder[0])
+
+
 @pytest.mark.parametrize("command", ["predict", "convert"])
 def test_the_weights_only_hint_names_an_option_that_exists(command, folder):
     root, expected = folder
     args = ["m.weights.npz", "x.npy"] if command == "predict" else ["m.weights.npz", "o.keras"]
-    code, _, err = run(command, *args, cwd=root)
+    code, _, err = in_process(command, *args, cwd=root)
     options = re.findall(r"--[a-z][a-z-]*", err)
     assert code == 2 and options == ["--model"]
-    _, usage, _ = run(command, "--help", cwd=root)
-    assert re.search(r"^\s+--model MODEL\b", usage, re.M), usage
-    code, _, err = run(command, *args, "--model", "m.unrolled.npz",
-                       *(["--out", "y.npy"] if command == "predict" else []), cwd=root)
+    code, usage, _ = in_process(command, "--help", cwd=root)
+    assert code == 0 and re.search(r"^\s+--model MODEL\b", usage, re.M), usage
+    code, _, err = in_process(command, *args, "--model", "m.unrolled.npz",
+                              *(["--out", "y.npy"] if command == "predict" else []), cwd=root)
     assert code == 0, err
     if command == "predict":                           # the weights file's model, run
         np.testing.assert_allclose(np.load(root / "y.npy"), expected, rtol=1e-6, atol=1e-7)
@@ -115,7 +125,7 @@ def test_the_weights_only_hint_names_an_option_that_exists(command, folder):
 def test_a_csv_of_the_right_width_is_read_one_sample_a_row(folder):
     root, expected = folder
     np.savetxt(root / "x.csv", np.load(root / "x.npy").reshape(4, -1), delimiter=",")
-    code, _, err = run("predict", "m.keras", "x.csv", "--out", "y.csv", cwd=root)
+    code, _, err = in_process("predict", "m.keras", "x.csv", "--out", "y.csv", cwd=root)
     assert code == 0, err
     np.testing.assert_allclose(np.loadtxt(root / "y.csv", delimiter=","), expected,
                                rtol=1e-6, atol=1e-7)
@@ -146,3 +156,28 @@ def test_an_unexpected_error_is_one_line_too(monkeypatch, capsys):
     monkeypatch.setattr(commands, "inspect", interrupted)
     assert cli.main(["inspect", "m.keras"]) == 130
     assert capsys.readouterr().err.strip() == "unrolled inspect: interrupted"
+
+
+def test_an_unexpected_error_in_a_real_process(folder):
+    """The same bug in ``python -m unrolled``: one line and exit code 1; with
+    UNROLLED_TRACEBACK=1 the exception goes through to Python, which prints its traceback
+    (and exits with 1)."""
+    code = ("import runpy, sys\n"
+            "from unrolled.interop import commands\n"
+            "def broken(path):\n"
+            "    raise ZeroDivisionError('division by zero')\n"
+            "commands.inspect = broken\n"
+            "sys.argv = ['unrolled', 'inspect', 'm.keras']\n"
+            "runpy.run_module('unrolled', run_name='__main__', alter_sys=True)\n")
+    for traceback in ("", "1"):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "UNROLLED_TRACEBACK": traceback}
+        proc = subprocess.run([sys.executable, "-c", code], cwd=folder[0], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        if traceback:
+            assert proc.stderr.startswith("Traceback") and \
+                proc.stderr.strip().splitlines()[-1] == "ZeroDivisionError: division by zero"
+        else:
+            assert proc.stderr.strip().splitlines() == [
+                "unrolled inspect: internal error: ZeroDivisionError: division by zero (set "
+                "UNROLLED_TRACEBACK=1 to see where)"], proc.stderr

@@ -195,7 +195,7 @@ def _plain_model():
 
 
 def test_report_shows_the_attention_heat_map(tmp_path):
-    from test_explain_report import console_problems, open_in_chromium
+    from chromium import console_problems, open_in_chromium
 
     model, x = _attention_model(T=40, heads=2)
     path = report(model, x, path=tmp_path / "attn.html", sample=2)

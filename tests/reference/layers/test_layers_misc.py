@@ -343,10 +343,17 @@ def test_stacked_cells_bad_input():
 
 
 def test_stacked_cells_train_on_long_sequences_as_keras(rng):
-    """(32, 200, 8) is longer than one input-projection chunk: training projected the chunks
-    into one buffer with ``out=``, which the stack did not take (a TypeError, issue 22)."""
+    """Inputs longer than one input-projection chunk (about 4 MB of projected steps,
+    ``projection_chunk``): training projected the chunks into one buffer with ``out=``,
+    which the stack did not take (a TypeError, issue 22). Here 2048 sequences of 5 steps
+    make three chunks of 2, 2 and 1 steps in training and in ``predict`` (one batch), and
+    several weight-gradient chunks in BPTT, as (32, 200, 8) did, in fewer Python steps."""
+    from unrolled.layers.recurrent.inputs import projection_chunk
+
+    N, T, F = 2048, 5, 8
+
     def build(m):
-        model = m.Sequential([m.Input((200, 8)), m.layers.RNN(m.layers.StackedRNNCells(
+        model = m.Sequential([m.Input((T, F)), m.layers.RNN(m.layers.StackedRNNCells(
             [m.layers.LSTMCell(64), m.layers.LSTMCell(64)])), m.layers.Dense(1)])
         model.compile(loss="mse", optimizer=m.optimizers.SGD(0.1))
         return model
@@ -355,15 +362,17 @@ def test_stacked_cells_train_on_long_sequences_as_keras(rng):
     ours.set_weights([rng.uniform(-0.15, 0.15, w.shape).astype("float32")
                       for w in ours.get_weights()])
     theirs.set_weights(ours.get_weights())
-    x = rng.standard_normal((32, 200, 8)).astype("float32")
-    y = rng.standard_normal((32, 1)).astype("float32")
+    x = rng.standard_normal((N, T, F)).astype("float32")
+    y = rng.standard_normal((N, 1)).astype("float32")
+    assert projection_chunk(ours.layers[0].cell, x.transpose(1, 0, 2)) == 2      # 3 chunks
+    assert ours.layers[0]._backward_chunk(T, N) < T
     for _ in range(2):
         np.testing.assert_allclose(ours.train_on_batch(x, y), theirs.train_on_batch(x, y),
                                    rtol=1e-5)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, atol=2e-6, rtol=1e-5)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
-                               atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ours.predict(x, batch_size=N, verbose=0),
+                               theirs.predict(x, batch_size=N, verbose=0), atol=1e-5, rtol=1e-5)
 
 
 def test_rnn_of_a_list_of_cells_is_stacked_as_in_keras(rng):

@@ -18,7 +18,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from test_explain_report import console_problems, open_in_chromium
+from chromium import console_problems, open_in_chromium
 from unrolled.explain import (gradient_flow, plot_attention, plot_cell_state, plot_forecast,
                               plot_gates, plot_gradient_flow, plot_hidden_states, plot_history,
                               report, trace)
