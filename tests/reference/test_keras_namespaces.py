@@ -308,8 +308,9 @@ def test_register_keras_serializable_and_the_registry_as_keras():
 
 
 def library_objects(keras):
-    return [keras.optimizers.Adam(learning_rate=0.01), keras.optimizers.SGD(momentum=0.9),
-            keras.optimizers.RMSprop(), keras.losses.MeanSquaredError(),
+    return [keras.optimizers.Adam(learning_rate=0.01, name="adam"),
+            keras.optimizers.SGD(momentum=0.9, name="sgd"),
+            keras.optimizers.RMSprop(name="rmsprop"), keras.losses.MeanSquaredError(),
             keras.losses.BinaryCrossentropy(from_logits=True), keras.regularizers.L2(0.01),
             keras.constraints.MaxNorm(2.0), keras.initializers.GlorotUniform(seed=1),
             keras.initializers.Orthogonal(gain=2.0), keras.activations.get("tanh"),
